@@ -1,9 +1,10 @@
 import { defineConfig } from "vitest/config";
 
-// One vitest run covers every package: `projects` keeps each package's own config
-// (environment, global setup) while `npm test` stays a single command.
+// One vitest run covers every package: `projects` keeps each package's own config while
+// `npm test` stays one command. The global setup starts one real (embedded) Postgres.
 export default defineConfig({
   test: {
+    globalSetup: ["./test/global-setup.ts"],
     projects: ["packages/*/vitest.config.ts", "apps/*/vitest.config.ts"],
   },
 });

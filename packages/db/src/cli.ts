@@ -39,3 +39,5 @@ try {
 } finally {
   await db.stop();
 }
+// The wasm engine keeps an event-loop handle alive after free(); we are done.
+process.exit(0);

@@ -84,11 +84,18 @@ async function withEngine<T>(
   log: (line: string) => void,
 ): Promise<T> {
   const factory = new PrismaPg({ connectionString: url });
+  // The engine never closes what it opens; a connection left open keeps holding Prisma's
+  // migration advisory lock and the next engine waits 10 s for it. Close them ourselves.
+  const opened: PgAdapter[] = [];
+  const track = (adapter: PgAdapter) => {
+    opened.push(adapter);
+    return forMigrations(adapter);
+  };
   const migrationAware = {
     provider: factory.provider,
     adapterName: factory.adapterName,
-    connect: async () => forMigrations(await factory.connect()),
-    connectToShadowDb: async () => forMigrations(await factory.connectToShadowDb()),
+    connect: async () => track(await factory.connect()),
+    connectToShadowDb: async () => track(await factory.connectToShadowDb()),
   };
   const schema = await readFile(schemaFile, "utf8");
   const SchemaEngineWasm = await loadSchemaEngine();
@@ -101,6 +108,7 @@ async function withEngine<T>(
     return await fn(engine, schema);
   } finally {
     engine.free();
+    await Promise.allSettled(opened.map((adapter) => adapter.dispose()));
   }
 }
 

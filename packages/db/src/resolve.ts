@@ -37,3 +37,5 @@ export async function resolveDatabase(
   });
   return { url: handle.url, embedded: true, reused: handle.reused, stop: handle.stop };
 }
+
+export { dropDatabase, ensureDatabase, startEmbeddedPostgres } from "./embedded.ts";

@@ -1,0 +1,27 @@
+import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
+import { env } from "~/env";
+import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
+import { db } from "~/server/db";
+import { appRouter } from "~/server/root";
+import { createContextInner } from "~/server/trpc";
+
+export const dynamic = "force-dynamic";
+
+let agents: AgentDirectory | undefined;
+
+function handler(req: Request) {
+  return fetchRequestHandler({
+    endpoint: "/api/trpc",
+    req,
+    router: appRouter,
+    createContext: () => {
+      agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
+      return createContextInner({ db: db(), agents, now: () => new Date() });
+    },
+    onError: ({ error, path }) => {
+      if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
+    },
+  });
+}
+
+export { handler as GET, handler as POST };

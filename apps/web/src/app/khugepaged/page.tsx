@@ -1,0 +1,13 @@
+import { KhugepagedView } from "./khugepaged-view";
+
+export const dynamic = "force-dynamic";
+
+export default async function KhugepagedPage({ searchParams }: { searchParams: Promise<{ node?: string }> }) {
+  const { node } = await searchParams;
+  return (
+    <>
+      <h1>khugepaged</h1>
+      <KhugepagedView initialNodeId={node ?? null} />
+    </>
+  );
+}

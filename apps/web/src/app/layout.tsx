@@ -1,0 +1,26 @@
+import type { Metadata } from "next";
+import type { ReactNode } from "react";
+import { Nav } from "~/components/nav";
+import { Providers } from "~/trpc/react";
+import "./globals.css";
+
+export const metadata: Metadata = {
+  title: "Mirrorplane",
+  description: "Control plane for device-mapper mirrored storage clusters",
+};
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        <Providers>
+          <header className="top">
+            <span className="brand">Mirrorplane</span>
+            <Nav />
+          </header>
+          <main>{children}</main>
+        </Providers>
+      </body>
+    </html>
+  );
+}

@@ -1,0 +1,7 @@
+/** Runs once when the server starts: a misconfigured server fails now, not on a request. */
+export async function register() {
+  if (process.env.NEXT_RUNTIME === "nodejs") {
+    const { env } = await import("./env");
+    env();
+  }
+}

@@ -1,0 +1,20 @@
+import { create } from "zustand";
+
+/** UI state only (STYLE.md §8): what the operator is looking at, never server data. */
+export interface ViewState {
+  selectedNodeId: string | null;
+  windowMs: number;
+  live: boolean;
+  selectNode(id: string | null): void;
+  setWindow(ms: number): void;
+  setLive(live: boolean): void;
+}
+
+export const useViewStore = create<ViewState>()((set) => ({
+  selectedNodeId: null,
+  windowMs: 15 * 60_000,
+  live: true,
+  selectNode: (selectedNodeId) => set({ selectedNodeId }),
+  setWindow: (windowMs) => set({ windowMs }),
+  setLive: (live) => set({ live }),
+}));

@@ -1,0 +1,66 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import type { KhugepagedSnapshot } from "../collectors/khugepaged.ts";
+
+/** What the API's handlers may use: plain functions of the agent's domain layer. */
+export interface AgentServices {
+  nodeInfo(): NodeInfo;
+  readKhugepaged(): Promise<KhugepagedSnapshot>;
+}
+
+export interface NodeInfo {
+  nodeId: string;
+  hostname: string;
+  agentVersion: string;
+  kernelRelease: string;
+  root: string;
+  startedAt: Date;
+  sampleIntervalMs: number;
+}
+
+export interface AgentContext {
+  /** The bearer token presented with the request, if any. */
+  presentedToken: string | null;
+  expectedToken: string;
+  services: AgentServices;
+}
+
+/** Testable inner context (STYLE.md §4): no HTTP request needed. */
+export function createContextInner(ctx: AgentContext): AgentContext {
+  return ctx;
+}
+
+export function bearerToken(header: string | string[] | undefined): string | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return match?.[1] ?? null;
+}
+
+/** Constant-time comparison over digests, so neither content nor length leaks. */
+export function tokensMatch(presented: string, expected: string): boolean {
+  const a = createHash("sha256").update(presented).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+// isDev false: error responses never carry stack traces to callers.
+const t = initTRPC.context<AgentContext>().create({ transformer: superjson, isDev: false });
+
+export const createTRPCRouter = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/**
+ * Every agent procedure needs the cluster token: a request without it, or with a wrong
+ * one, is refused with UNAUTHORIZED (HTTP 401) before any handler runs.
+ */
+export const agentProcedure = t.procedure.use(({ ctx, next }) => {
+  if (ctx.presentedToken === null) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "missing bearer token" });
+  }
+  if (!tokensMatch(ctx.presentedToken, ctx.expectedToken)) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "invalid bearer token" });
+  }
+  return next({ ctx: { services: ctx.services } });
+});

@@ -1,0 +1,9 @@
+export { type RunningAgent, startAgent } from "./agent.ts";
+export type { AgentRouter } from "./api/router.ts";
+export {
+  type KhugepagedSnapshot,
+  khugepagedSeries,
+  khugepagedTunables,
+  readKhugepaged,
+} from "./collectors/khugepaged.ts";
+export { resolveConfig, type TAgentConfig } from "./config/config.ts";

@@ -1,0 +1,189 @@
+// Region bitmaps (clean_bits, sync_bits) on a Uint32Array. Bit n lives in word n/32 at bit
+// n%32, which is also the little-endian byte layout of the on-disk bitmap (spec §5) — but
+// unlike libdm's dm_bitset_t there is no leading count word (pitfall P20).
+//
+// Invariants that keep every request O(1) or amortised O(1) (PERF.md PB3):
+// * padding bits at and above `size` are always 0, so `count` covers exactly [0, size)
+//   (pitfall P31) and scans never need a final mask;
+// * `count` (popcount) is maintained on every change, so GET_SYNC_COUNT never scans.
+
+export function popcount32(x: number): number {
+  let v = x - ((x >>> 1) & 0x5555_5555);
+  v = (v & 0x3333_3333) + ((v >>> 2) & 0x3333_3333);
+  v = (v + (v >>> 4)) & 0x0f0f_0f0f;
+  return Math.imul(v, 0x0101_0101) >>> 24;
+}
+
+function lowestSetBit(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+export class Bitmap {
+  readonly size: number;
+  readonly words: Uint32Array;
+  #count = 0;
+  /** Words read by the find-next scans; instrumentation for the PB3 benchmark only. */
+  wordsVisited = 0;
+
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad bitmap size ${size}`);
+    this.size = size;
+    this.words = new Uint32Array(Math.ceil(size / 32));
+  }
+
+  /** Number of set bits in [0, size). */
+  get count(): number {
+    return this.#count;
+  }
+
+  test(bit: number): boolean {
+    return ((this.words[bit >>> 5]! >>> (bit & 31)) & 1) === 1;
+  }
+
+  /** Set `bit`; returns whether it changed. */
+  set(bit: number): boolean {
+    const w = bit >>> 5;
+    const mask = 1 << (bit & 31);
+    const word = this.words[w]!;
+    if (word & mask) return false;
+    this.words[w] = word | mask;
+    this.#count++;
+    return true;
+  }
+
+  /** Clear `bit`; returns whether it changed. */
+  clear(bit: number): boolean {
+    const w = bit >>> 5;
+    const mask = 1 << (bit & 31);
+    const word = this.words[w]!;
+    if (!(word & mask)) return false;
+    this.words[w] = word & ~mask;
+    this.#count--;
+    return true;
+  }
+
+  assign(bit: number, value: boolean): boolean {
+    return value ? this.set(bit) : this.clear(bit);
+  }
+
+  /** Set or clear every bit in [from, to), word at a time. */
+  fillRange(from: number, to: number, value: boolean): void {
+    const end = Math.min(to, this.size);
+    if (from >= end) return;
+    const firstWord = from >>> 5;
+    const lastWord = (end - 1) >>> 5;
+    for (let w = firstWord; w <= lastWord; w++) {
+      const lo = w === firstWord ? from & 31 : 0;
+      const hi = w === lastWord ? ((end - 1) & 31) + 1 : 32;
+      const mask = hi - lo === 32 ? 0xffff_ffff : (((1 << (hi - lo)) - 1) << lo) >>> 0;
+      const old = this.words[w]!;
+      const next = value ? (old | mask) >>> 0 : (old & ~mask) >>> 0;
+      this.#count += popcount32(next) - popcount32(old);
+      this.words[w] = next;
+    }
+  }
+
+  fill(value: boolean): void {
+    this.fillRange(0, this.size, value);
+  }
+
+  /** First set bit at index ≥ from, or `size` if there is none. */
+  findNextSet(from: number): number {
+    return this.#findNext(from, 0);
+  }
+
+  /** First clear bit at index ≥ from, or `size` if there is none. */
+  findNextZero(from: number): number {
+    return this.#findNext(from, 0xffff_ffff);
+  }
+
+  #findNext(from: number, invert: number): number {
+    if (from >= this.size) return this.size;
+    const start = Math.max(0, from);
+    let w = start >>> 5;
+    const n = this.words.length;
+    this.wordsVisited++;
+    let word = ((this.words[w]! ^ invert) & (0xffff_ffff << (start & 31))) >>> 0;
+    while (word === 0) {
+      w++;
+      if (w >= n) return this.size;
+      this.wordsVisited++;
+      word = (this.words[w]! ^ invert) >>> 0;
+    }
+    // Padding bits are 0, so a zero-search may land past `size`: clamp.
+    return Math.min(w * 32 + lowestSetBit(word), this.size);
+  }
+
+  /** Make this bitmap a copy of `other` (same size). */
+  copyFrom(other: Bitmap): void {
+    if (other.size !== this.size) throw new RangeError("bitmap sizes differ");
+    this.words.set(other.words);
+    this.#count = other.#count;
+  }
+
+  clone(): Bitmap {
+    const copy = new Bitmap(this.size);
+    copy.copyFrom(this);
+    return copy;
+  }
+
+  /** Bytes of the bitmap, LSB-first within each byte (spec §5 layout): ceil(size/8) bytes. */
+  toBytes(): Uint8Array {
+    const bytes = new Uint8Array(Math.ceil(this.size / 8));
+    this.writeBytes(bytes, 0);
+    return bytes;
+  }
+
+  /** Write ceil(size/8) bytes into `target` at `offset`. */
+  writeBytes(target: Uint8Array, offset: number): void {
+    const byteCount = Math.ceil(this.size / 8);
+    const whole = byteCount >>> 2;
+    for (let w = 0; w < whole; w++) {
+      const word = this.words[w]!;
+      const o = offset + w * 4;
+      target[o] = word & 0xff;
+      target[o + 1] = (word >>> 8) & 0xff;
+      target[o + 2] = (word >>> 16) & 0xff;
+      target[o + 3] = word >>> 24;
+    }
+    for (let b = whole * 4; b < byteCount; b++) {
+      target[offset + b] = (this.words[b >>> 2]! >>> ((b & 3) * 8)) & 0xff;
+    }
+  }
+
+  /**
+   * Load ceil(size/8) bytes from `source` at `offset` (missing bytes read as 0). Bits at and
+   * above `size` in the source are dropped, which is the "clear padding bits" step of a
+   * resume (spec §2.5); the count is recomputed once here, never per request.
+   */
+  readBytes(source: Uint8Array, offset: number): void {
+    const byteCount = Math.ceil(this.size / 8);
+    this.words.fill(0);
+    for (let b = 0; b < byteCount; b++) {
+      const value = source[offset + b] ?? 0;
+      if (value) this.words[b >>> 2]! |= value << ((b & 3) * 8);
+    }
+    this.#clearPadding();
+    this.#recount();
+  }
+
+  static fromBytes(size: number, bytes: Uint8Array): Bitmap {
+    const bitmap = new Bitmap(size);
+    bitmap.readBytes(bytes, 0);
+    return bitmap;
+  }
+
+  #clearPadding(): void {
+    const tail = this.size & 31;
+    if (tail !== 0) {
+      const last = this.words.length - 1;
+      this.words[last] = (this.words[last]! & ((1 << tail) - 1)) >>> 0;
+    }
+  }
+
+  #recount(): void {
+    let count = 0;
+    for (let w = 0; w < this.words.length; w++) count += popcount32(this.words[w]!);
+    this.#count = count;
+  }
+}

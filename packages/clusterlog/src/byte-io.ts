@@ -1,0 +1,129 @@
+// Minimal fixed little-endian writer/reader for snapshots (pitfall P19: one byte order
+// between nodes, bitmaps included).
+
+export class ByteWriter {
+  #bytes = new Uint8Array(1024);
+  #view = new DataView(this.#bytes.buffer);
+  #length = 0;
+
+  #reserve(n: number): number {
+    const at = this.#length;
+    if (at + n > this.#bytes.length) {
+      let capacity = this.#bytes.length * 2;
+      while (capacity < at + n) capacity *= 2;
+      const next = new Uint8Array(capacity);
+      next.set(this.#bytes.subarray(0, at));
+      this.#bytes = next;
+      this.#view = new DataView(next.buffer);
+    }
+    this.#length = at + n;
+    return at;
+  }
+
+  u8(v: number): this {
+    this.#view.setUint8(this.#reserve(1), v);
+    return this;
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
+  }
+
+  u32(v: number): this {
+    this.#view.setUint32(this.#reserve(4), v, true);
+    return this;
+  }
+
+  s32(v: number): this {
+    this.#view.setInt32(this.#reserve(4), v, true);
+    return this;
+  }
+
+  /** A non-negative safe integer as a u64. */
+  u64(v: number | bigint): this {
+    this.#view.setBigUint64(this.#reserve(8), BigInt(v), true);
+    return this;
+  }
+
+  bytes(v: Uint8Array): this {
+    this.u32(v.length);
+    this.#bytes.set(v, this.#reserve(v.length));
+    return this;
+  }
+
+  /** Latin-1 string (UUIDs, CTR arguments): length-prefixed, one byte per character. */
+  string(v: string): this {
+    this.u32(v.length);
+    const at = this.#reserve(v.length);
+    for (let i = 0; i < v.length; i++) this.#bytes[at + i] = v.charCodeAt(i) & 0xff;
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return this.#bytes.slice(0, this.#length);
+  }
+}
+
+export class ByteReaderError extends Error {}
+
+export class ByteReader {
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+  #offset = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get done(): boolean {
+    return this.#offset === this.#bytes.length;
+  }
+
+  #take(n: number): number {
+    if (this.#offset + n > this.#bytes.length) throw new ByteReaderError("truncated snapshot");
+    const at = this.#offset;
+    this.#offset += n;
+    return at;
+  }
+
+  u8(): number {
+    return this.#view.getUint8(this.#take(1));
+  }
+
+  bool(): boolean {
+    return this.u8() !== 0;
+  }
+
+  u32(): number {
+    return this.#view.getUint32(this.#take(4), true);
+  }
+
+  s32(): number {
+    return this.#view.getInt32(this.#take(4), true);
+  }
+
+  u64(): number {
+    const v = this.#view.getBigUint64(this.#take(8), true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ByteReaderError("u64 out of range");
+    return Number(v);
+  }
+
+  u64Big(): bigint {
+    return this.#view.getBigUint64(this.#take(8), true);
+  }
+
+  bytes(): Uint8Array {
+    const n = this.u32();
+    const at = this.#take(n);
+    return this.#bytes.slice(at, at + n);
+  }
+
+  string(): string {
+    const n = this.u32();
+    const at = this.#take(n);
+    let s = "";
+    for (let i = 0; i < n; i++) s += String.fromCharCode(this.#bytes[at + i]!);
+    return s;
+  }
+}

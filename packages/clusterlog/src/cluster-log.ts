@@ -1,0 +1,243 @@
+import { type ClusterLogOptions, ClusterState, type PendingIo } from "./cluster-state.ts";
+import type { DmUlogRequest, RequestHeader } from "./codec.ts";
+import { EAGAIN, EINVAL, EIO } from "./errno.ts";
+import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
+import type { ApplyResult, NodeId, Operation } from "./operations.ts";
+import { DEFERRED, type RequestContext, type RequestHandler } from "./request-context.ts";
+import {
+  checkRequestPayloadSize,
+  DM_ULOG_CLEAR_REGION,
+  isRequestType,
+  maskRequestType,
+  type RequestType,
+} from "./request-types.ts";
+import {
+  ctr,
+  dtr,
+  masterResumeDone,
+  masterResumeRead,
+  postsuspend,
+  presuspend,
+  resume,
+  syncServerHealth,
+} from "./requests-lifecycle.ts";
+import { clearRegion, flush, inSync, isClean, markRegion } from "./requests-regions.ts";
+import {
+  getResyncWork,
+  getSyncCount,
+  isRemoteRecovering,
+  setRegionSync,
+} from "./requests-resync.ts";
+import { getRegionSize, statusInfo, statusTable } from "./requests-status.ts";
+import type { Result } from "./result.ts";
+import { decodeSnapshot, encodeSnapshot, type SnapshotError } from "./snapshot.ts";
+
+/** One handler per request type, like the kernel's dm-log.c (spec §2). */
+const HANDLERS: Record<RequestType, RequestHandler> = {
+  1: ctr,
+  2: dtr,
+  3: presuspend,
+  4: postsuspend,
+  5: resume,
+  6: getRegionSize,
+  7: isClean,
+  8: inSync,
+  9: flush,
+  10: markRegion,
+  11: clearRegion,
+  12: getResyncWork,
+  13: setRegionSync,
+  14: getSyncCount,
+  15: statusInfo,
+  16: statusTable,
+  17: isRemoteRecovering,
+};
+
+/**
+ * The replicated cluster log: every log of every node, driven only by `apply`. Replicas
+ * that apply the same operations produce identical replies, I/O requests and snapshots;
+ * each agent forwards the replies addressed to its own node and performs the I/O
+ * addressed to it.
+ */
+export class ClusterLog {
+  #state: ClusterState;
+  #adopted = false;
+
+  constructor(options: ClusterLogOptions = {}) {
+    this.#state = new ClusterState(options);
+  }
+
+  /** Operations applied so far (the snapshot's position in the stream). */
+  get position(): number {
+    return this.#state.position;
+  }
+
+  /** Read-only view for agents, dashboards and tests. */
+  get state(): Readonly<ClusterState> {
+    return this.#state;
+  }
+
+  apply(op: Operation): ApplyResult {
+    const state = this.#state;
+    state.replies = [];
+    state.io = [];
+    state.position++;
+    switch (op.kind) {
+      case "request":
+        this.#request(op.node, op.request);
+        break;
+      case "io-done":
+        this.#ioDone(op.ioId, op.error, op.data ?? null);
+        break;
+      case "node-join":
+        state.nodes.add(op.node);
+        break;
+      case "node-leave":
+      case "node-failed":
+        this.#nodeDown(op.node);
+        break;
+    }
+    return { replies: state.replies, io: state.io };
+  }
+
+  #request(node: NodeId, request: DmUlogRequest): void {
+    const state = this.#state;
+    state.nodes.add(node);
+    const header: RequestHeader = request;
+    const type = maskRequestType(request.requestType); // [REC] spec §1.2
+    if (type === 0) {
+      // "Bad transmission": a bare NACK with EAGAIN makes the kernel resend (spec §1.1).
+      state.replies.push({ node, header, form: "ack", error: -EAGAIN, payload: new Uint8Array(0) });
+      return;
+    }
+    if (!isRequestType(type)) {
+      // [REC] pitfall P22: cmirrord never answers, and the kernel retries forever.
+      state.reply(node, header, -EINVAL);
+      return;
+    }
+    const sizeError = checkRequestPayloadSize(type, request.data.length);
+    const req: RequestContext = { node, header, data: request.data };
+    const outcome = sizeError !== 0 ? { error: sizeError } : HANDLERS[type](state, req);
+    if (type === DM_ULOG_CLEAR_REGION) {
+      // cmirrord ACKs CLEAR before distributing it; its outcome never reaches the kernel
+      // (spec §2.11, scenario 12).
+      state.replies.push({ node, header, form: "ack", error: 0, payload: new Uint8Array(0) });
+      return;
+    }
+    if (outcome !== DEFERRED) state.reply(node, header, outcome.error, outcome.payload);
+  }
+
+  #ioDone(ioId: number, error: number, data: Uint8Array | null): void {
+    const state = this.#state;
+    const io = state.pendingIo.get(ioId);
+    if (!io) return; // stale or duplicate completion (P2)
+    state.pendingIo.delete(ioId);
+    const group = state.groups.get(io.uuid);
+    if (io.kind === "read") {
+      if (group?.loading) masterResumeRead(state, group, error === 0 ? data : null, io.waiters);
+      return;
+    }
+    if (group && group.lastWriteIo === ioId) group.lastWriteIo = NO_IO;
+    if (error !== 0) {
+      // spec §2.9: a failed write sets log_dev_failed (never cleared until a new CTR).
+      const writer = group ? state.memberInstance(group, io.node) : null;
+      if (writer) writer.logDevFailed = true;
+      if (group) syncServerHealth(state, group);
+    }
+    if (io.purpose === "resume" && group?.loading) {
+      masterResumeDone(state, group, error, io.waiters);
+      return;
+    }
+    for (const w of io.waiters) state.reply(w.node, w.header, error === 0 ? 0 : -EIO);
+  }
+
+  /**
+   * An agent left or was declared failed: its logs leave every group at this point of the
+   * total order ([REC] spec §4.5, pitfalls P24, P25), its kernel's instances are forgotten
+   * (it re-constructs after -ESRCH, §1.5), its pending replies are dropped and I/O it owed
+   * moves to the new server.
+   */
+  #nodeDown(node: NodeId): void {
+    const state = this.#state;
+    state.nodes.delete(node);
+    const requeue: { group: LogGroup; resumes: LogGroup["waitingResumes"] }[] = [];
+    for (const uuid of state.sortedGroupIds()) {
+      const group = state.groups.get(uuid)!;
+      if (group.members.some((m) => m.node === node)) {
+        releaseMember(group, node, false);
+        for (const m of group.members) {
+          const inst = state.memberInstance(group, m.node);
+          if (inst) inst.inSync = false; // §4.5 [REC]: reset in_sync on the survivors
+        }
+        if (group.members.length > 0) syncServerHealth(state, group);
+      }
+      const waiting = group.waitingResumes.filter((w) => w.node !== node);
+      group.waitingResumes.length = 0;
+      if (group.members.length === 0) {
+        state.groups.delete(uuid);
+        if (waiting.length > 0) requeue.push({ group, resumes: waiting });
+      } else {
+        group.waitingResumes.push(...waiting);
+      }
+    }
+    for (const key of [...state.instances.keys()].sort()) {
+      if (state.instances.get(key)!.node === node) state.instances.delete(key);
+    }
+    for (const io of [...state.pendingIo.values()]) this.#reassignIo(io, node);
+    // Joiners that were waiting on a master resume whose master died resume afresh.
+    for (const { resumes } of requeue) {
+      for (const w of resumes)
+        this.#request(w.node, { ...w.header, error: 0, data: new Uint8Array(0) });
+    }
+  }
+
+  #reassignIo(io: PendingIo, failed: NodeId): void {
+    const state = this.#state;
+    const kept = io.waiters.filter((w) => w.node !== failed);
+    io.waiters.length = 0;
+    io.waiters.push(...kept);
+    if (io.node !== failed) return;
+    const group = state.groups.get(io.uuid);
+    const server = group ? state.serverInstance(group) : null;
+    if (!group || !server || io.kind === "read") {
+      state.pendingIo.delete(io.ioId);
+      if (group && group.lastWriteIo === io.ioId) group.lastWriteIo = NO_IO;
+      for (const w of io.waiters) state.reply(w.node, w.header, -EIO);
+      return;
+    }
+    io.node = server.node;
+    state.emitIo(io, group);
+  }
+
+  /** Serialise everything replicas agree on (spec §4.3 checkpoint, plus P26/P27). */
+  snapshot(): Uint8Array {
+    return encodeSnapshot(this.#state);
+  }
+
+  /**
+   * Take over a snapshot: only a fresh replica may, and only once — a second checkpoint
+   * would erase operations applied after the first (lvm2 f0be9ac90, pitfall P16).
+   */
+  adoptSnapshot(bytes: Uint8Array): Result<void, SnapshotError | "already-initialised"> {
+    if (this.#adopted || this.#state.position !== 0) {
+      return {
+        ok: false,
+        error: { code: "already-initialised", message: "replica already has state" },
+      };
+    }
+    const decoded = decodeSnapshot(bytes, this.#state.options);
+    if (!decoded.ok) return decoded;
+    this.#state = decoded.value;
+    this.#adopted = true;
+    return { ok: true, value: undefined };
+  }
+
+  static fromSnapshot(
+    bytes: Uint8Array,
+    options: ClusterLogOptions = {},
+  ): Result<ClusterLog, SnapshotError | "already-initialised"> {
+    const log = new ClusterLog(options);
+    const adopted = log.adoptSnapshot(bytes);
+    return adopted.ok ? { ok: true, value: log } : adopted;
+  }
+}

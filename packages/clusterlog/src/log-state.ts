@@ -1,0 +1,213 @@
+import { Bitmap } from "./bitmap.ts";
+import type { RequestHeader } from "./codec.ts";
+import type { LogConfig } from "./ctr-args.ts";
+import type { NodeId } from "./operations.ts";
+
+// Per-log state (cmirrord `struct log_c`, spec §3.1), split in two:
+// * a LogInstance per (node, uuid, luid): what one node's kernel constructed — config,
+//   pending/official, and the node-local flags (in_sync, recovery_halted);
+// * a LogGroup per uuid while at least one node has it resumed: the replicated state every
+//   member agrees on. Unlike cmirrord's checkpoint it includes the mark list, the resync
+//   cursor and the priority list (spec §4.3, [REC] pitfalls P26, P27).
+
+/** recovering_region NONE (2^64−1 in cmirrord). */
+export const NO_REGION = -1;
+/** recoverer "nobody" (0xFFFFFFFF in cmirrord). */
+export const NO_NODE = 0xffff_ffff;
+export const NO_IO = -1;
+
+export interface LogInstance {
+  readonly node: NodeId;
+  readonly uuid: string;
+  readonly luid: bigint;
+  readonly config: LogConfig;
+  /** Resumed and a member of the group ("official"); false = pending. */
+  official: boolean;
+  /** Set by PRESUSPEND, cleared by a (non-extra) RESUME (spec §2.3). */
+  recoveryHalted: boolean;
+  /** Sticky "reached full sync since this node's last resume" (spec §2.8, P13). */
+  inSync: boolean;
+  /** This node wrote the log and failed; kept across suspend until a new CTR (spec §3.1). */
+  logDevFailed: boolean;
+  /** GET_SYNC_COUNT while pending: rc for nosync at CTR, the last group count after a suspend. */
+  pendingSyncCount: number;
+}
+
+/** A kernel request whose reply waits for I/O (or for a master resume to finish). */
+export interface PendingReply {
+  readonly node: NodeId;
+  readonly header: RequestHeader;
+}
+
+export interface LogGroup {
+  readonly uuid: string;
+  readonly regionCount: number;
+  /** Members as (node, luid), sorted by node; the first is the server (spec §4.1). */
+  members: { node: NodeId; luid: bigint }[];
+  /** A master resume is waiting for its disk read/write; requests get -EAGAIN. */
+  loading: boolean;
+  readonly cleanBits: Bitmap;
+  readonly syncBits: Bitmap;
+  /** region → nodes that have it marked (sorted). The mark list of spec §3.6. */
+  readonly markers: Map<number, NodeId[]>;
+  /** node → regions it has marked; the reverse index, so a departure is O(its marks). */
+  readonly markedBy: Map<NodeId, Set<number>>;
+  recoveringRegion: number;
+  recoverer: NodeId;
+  /** Cursor of the sequential resync search (spec §2.12). */
+  syncSearch: number;
+  /** Priority list filled by IS_REMOTE_RECOVERING, popped LIFO (spec §2.12 step 3). */
+  readonly recoveryRequests: number[];
+  readonly queuedRecovery: Set<number>;
+  touched: boolean;
+  /** The current server's log-device health (STATUS_INFO `A`/`D`). */
+  logDevFailed: boolean;
+  /** Newest log write not yet completed; a FLUSH with nothing new waits for it. */
+  lastWriteIo: number;
+  /** Joiners' RESUMEs that arrived while a master resume was loading. */
+  readonly waitingResumes: PendingReply[];
+}
+
+export function newLogGroup(uuid: string, regionCount: number): LogGroup {
+  return {
+    uuid,
+    regionCount,
+    members: [],
+    loading: false,
+    cleanBits: new Bitmap(regionCount),
+    syncBits: new Bitmap(regionCount),
+    markers: new Map(),
+    markedBy: new Map(),
+    recoveringRegion: NO_REGION,
+    recoverer: NO_NODE,
+    syncSearch: 0,
+    recoveryRequests: [],
+    queuedRecovery: new Set(),
+    touched: false,
+    logDevFailed: false,
+    lastWriteIo: NO_IO,
+    waitingResumes: [],
+  };
+}
+
+export function serverOf(group: LogGroup): NodeId | null {
+  return group.members[0]?.node ?? null;
+}
+
+export function isMember(group: LogGroup, node: NodeId): boolean {
+  return group.members.some((m) => m.node === node);
+}
+
+export function addMember(group: LogGroup, node: NodeId, luid: bigint): void {
+  group.members.push({ node, luid });
+  group.members.sort((a, b) => a.node - b.node);
+}
+
+export function removeMember(group: LogGroup, node: NodeId): void {
+  group.members = group.members.filter((m) => m.node !== node);
+}
+
+/**
+ * MARK one region for `node` (spec §2.10): idempotent per (node, region) (P1); the first
+ * marker dirties the region's clean bit.
+ */
+export function markRegion(group: LogGroup, node: NodeId, region: number): void {
+  let nodes = group.markers.get(region);
+  if (nodes?.includes(node)) return;
+  if (!nodes) {
+    nodes = [];
+    group.markers.set(region, nodes);
+    // touched = "a bit changed since the last FLUSH" (spec §3.1): a mark of an already
+    // dirty region needs no log write (scenario 16).
+    if (group.cleanBits.clear(region)) group.touched = true;
+  }
+  nodes.push(node);
+  nodes.sort((a, b) => a - b);
+  let regions = group.markedBy.get(node);
+  if (!regions) {
+    regions = new Set();
+    group.markedBy.set(node, regions);
+  }
+  regions.add(region);
+}
+
+/** Drop `node`'s mark on `region` if it has one. Returns whether anyone still has it marked. */
+function dropMark(group: LogGroup, node: NodeId, region: number): boolean {
+  const nodes = group.markers.get(region);
+  if (!nodes) return false;
+  const at = nodes.indexOf(node);
+  if (at >= 0) {
+    nodes.splice(at, 1);
+    const regions = group.markedBy.get(node);
+    regions?.delete(region);
+    if (regions?.size === 0) group.markedBy.delete(node);
+  }
+  if (nodes.length > 0) return true;
+  group.markers.delete(region);
+  return false;
+}
+
+/**
+ * CLEAR one region for `node` (spec §2.11): the region becomes clean only when no other
+ * node still has it marked (P10) and it is in sync (P9: recovery clears after
+ * SET_REGION_SYNC). A clear without a mark is normal and silent (P11).
+ */
+export function clearRegion(group: LogGroup, node: NodeId, region: number): void {
+  const stillMarked = dropMark(group, node, region);
+  if (!stillMarked && group.syncBits.test(region)) {
+    if (group.cleanBits.set(region)) group.touched = true;
+  }
+}
+
+/** Queue `region` for priority recovery unless it is already queued or being recovered. */
+export function requestRecovery(group: LogGroup, region: number): void {
+  if (region === group.recoveringRegion || group.queuedRecovery.has(region)) return;
+  group.recoveryRequests.push(region);
+  group.queuedRecovery.add(region);
+}
+
+/**
+ * A member leaves `group` — by POSTSUSPEND/DTR (`clean`) or because its agent left or was
+ * declared failed. cmirrord does nothing here (spec §4.5, pitfalls P24, P25); we apply the
+ * [REC] of spec §4.5 at this point of the total order so every replica agrees:
+ *
+ * * a failed node's marks are dropped and those regions made out of sync (it may have
+ *   half-written them), in_sync is reset on the survivors, and the resync cursor is moved
+ *   back so the regions are resynced online rather than at the next activation;
+ * * a node that suspended cleanly has no write in flight (the kernel waits for I/O before
+ *   POSTSUSPEND), so its marks are simply released as if cleared — otherwise they would
+ *   keep those regions dirty for good, because the next table's region hash never knew
+ *   them (deviation from the letter of §4.5, see README);
+ * * if it held the recovery slot, the slot is released and the region queued first.
+ *
+ * Returns the regions made out of sync, ascending.
+ */
+export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): number[] {
+  removeMember(group, node);
+  const marked = [...(group.markedBy.get(node) ?? [])].sort((a, b) => a - b);
+  const outOfSync: number[] = [];
+  for (const region of marked) {
+    if (clean) {
+      clearRegion(group, node, region);
+    } else {
+      dropMark(group, node, region);
+      if (group.syncBits.clear(region)) outOfSync.push(region);
+    }
+  }
+  group.markedBy.delete(node);
+  if (group.recoverer === node && group.recoveringRegion !== NO_REGION) {
+    const region = group.recoveringRegion;
+    group.recoveringRegion = NO_REGION;
+    group.recoverer = NO_NODE;
+    if (!group.syncBits.test(region)) {
+      requestRecovery(group, region);
+      group.syncSearch = Math.min(group.syncSearch, region);
+    }
+  }
+  if (outOfSync.length > 0) {
+    // Resync must start again at or below the first suspect region (keeps the kernel's
+    // hint, sync_search − 1, below it too — pitfall P29).
+    group.syncSearch = Math.min(group.syncSearch, outOfSync[0]!);
+  }
+  return outOfSync;
+}

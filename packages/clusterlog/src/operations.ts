@@ -1,0 +1,67 @@
+import type { DmUlogRequest, RequestHeader } from "./codec.ts";
+
+// The ordered operations that drive the replicated cluster log, and what applying one
+// produces. Every replica applies the same operations in the same (total) order — the
+// ordering layer (JetStream, or in-process on one host) guarantees that, including
+// membership changes at a consistent point (spec §4.1, §10). Nothing in here reads a
+// clock or does I/O: disk reads and writes are *requested* as `IoRequest`s, executed by
+// the named node's agent, and their outcome comes back as an `io-done` operation.
+
+/** Corosync-style node id; the lowest member of a log's group is its server (spec §4.1). */
+export type NodeId = number;
+
+export type Operation =
+  /** A kernel request, originated by `node`'s kernel, as delivered in total order. */
+  | { readonly kind: "request"; readonly node: NodeId; readonly request: DmUlogRequest }
+  /** Completion of `IoRequest` `ioId`: error 0 or a negative errno; `data` for reads. */
+  | {
+      readonly kind: "io-done";
+      readonly ioId: number;
+      readonly error: number;
+      readonly data?: Uint8Array;
+    }
+  /** An agent joins the cluster (its replica starts from a snapshot, spec §4.3). */
+  | { readonly kind: "node-join"; readonly node: NodeId }
+  /** An agent leaves the cluster; treated like a failure for the logs it still holds. */
+  | { readonly kind: "node-leave"; readonly node: NodeId }
+  /** An agent is declared failed (e.g. its heartbeat expired). */
+  | { readonly kind: "node-failed"; readonly node: NodeId };
+
+/**
+ * An answer for `node`'s kernel. `form: "ack"` is a bare connector ACK/NACK (cn_msg.len 0,
+ * ack = -error), used for CLEAR_REGION and type-0 requests (spec §1.1); otherwise a full
+ * dm_ulog_request reply whose payload is empty whenever error ≠ 0.
+ */
+export interface Reply {
+  readonly node: NodeId;
+  readonly header: RequestHeader;
+  readonly form: "full" | "ack";
+  readonly error: number;
+  readonly payload: Uint8Array;
+}
+
+export type IoRequest =
+  | {
+      readonly kind: "read";
+      readonly ioId: number;
+      /** The agent that must do it. */
+      readonly node: NodeId;
+      readonly uuid: string;
+      /** The log-device argument as that node's table named it. */
+      readonly logDevice: string;
+      readonly length: number;
+    }
+  | {
+      readonly kind: "write";
+      readonly ioId: number;
+      readonly node: NodeId;
+      readonly uuid: string;
+      readonly logDevice: string;
+      /** Whole log image, written at offset 0 and made durable before completing (P33). */
+      readonly image: Uint8Array;
+    };
+
+export interface ApplyResult {
+  readonly replies: Reply[];
+  readonly io: IoRequest[];
+}

@@ -1,0 +1,205 @@
+import type { ClusterState } from "./cluster-state.ts";
+import { instanceKey } from "./cluster-state.ts";
+import { encodeAscii } from "./codec.ts";
+import { parseCtr } from "./ctr-args.ts";
+import { initialCleanBits } from "./disk-format.ts";
+import { EEXIST, EINVAL } from "./errno.ts";
+import {
+  addMember,
+  isMember,
+  type LogGroup,
+  type LogInstance,
+  NO_NODE,
+  NO_REGION,
+  newLogGroup,
+  type PendingReply,
+  releaseMember,
+} from "./log-state.ts";
+import {
+  DEFERRED,
+  failure,
+  type Outcome,
+  type RequestContext,
+  resolveMember,
+  SUCCESS,
+} from "./request-context.ts";
+
+// CTR, DTR, PRESUSPEND, POSTSUSPEND, RESUME (spec §2.1–§2.5, lifecycle §3.2).
+
+/** DM_ULOG_CTR (spec §2.1). Local: nothing reaches the cluster until RESUME. */
+export function ctr(state: ClusterState, req: RequestContext): Outcome {
+  const quirks = state.options.cmirrordQuirks;
+  const parsed = parseCtr(req.data, { cmirrordQuirks: quirks });
+  if (!parsed.ok) return failure(parsed.errno);
+  const { config, reCtrForm } = parsed.value;
+  const key = instanceKey(req.node, req.header.uuid, req.header.luid);
+  const existing = state.instances.get(key);
+  if (existing) {
+    // cmirrord: "Log already exists" → -EINVAL (P5). [REC] pitfall P4(a): the kernel's
+    // re-CTR after -ESRCH repeats the same arguments — accepting it as success breaks the
+    // endless -ENOSPC/-EINVAL loop.
+    if (quirks || existing.config.args !== config.args) return failure(-EINVAL);
+  } else {
+    state.instances.set(key, {
+      node: req.node,
+      uuid: req.header.uuid,
+      luid: req.header.luid,
+      config,
+      official: false,
+      recoveryHalted: false,
+      inSync: false,
+      logDevFailed: false,
+      pendingSyncCount: config.sync === "nosync" ? config.regionCount : 0,
+    });
+  }
+  // Version ≥ 2 kernels register the log device named in the reply. [REC] pitfall P4(b):
+  // the re-CTR (payload ending in NUL) has no reply buffer, so a name there is -ENOSPC.
+  const sendDevice = req.header.version > 1 && config.logDevice !== null && (quirks || !reCtrForm);
+  return sendDevice ? { error: 0, payload: encodeAscii(config.logDevice!, true) } : SUCCESS;
+}
+
+/** DM_ULOG_DTR (spec §2.2). Official ("DTR before SUS") leaves the group first. */
+export function dtr(state: ClusterState, req: RequestContext): Outcome {
+  const inst = state.findInstance(req.node, req.header.uuid, req.header.luid);
+  if (!inst) return failure(-EINVAL);
+  if (inst.official) leaveGroup(state, inst);
+  state.instances.delete(instanceKey(inst.node, inst.uuid, inst.luid));
+  return SUCCESS;
+}
+
+/** DM_ULOG_PRESUSPEND (spec §2.3): official log only; halts recovery hints. */
+export function presuspend(state: ClusterState, req: RequestContext): Outcome {
+  const inst = state.findInstance(req.node, req.header.uuid, req.header.luid);
+  if (!inst?.official) return failure(-EINVAL);
+  inst.recoveryHalted = true;
+  return SUCCESS;
+}
+
+/**
+ * DM_ULOG_POSTSUSPEND (spec §2.4): the node leaves the log's group and its instance goes
+ * back to pending with its counts retained. The ordered stream makes the leave
+ * "confirmed" at this very point, so the reply is immediate.
+ */
+export function postsuspend(state: ClusterState, req: RequestContext): Outcome {
+  const member = resolveMember(state, req);
+  if ("error" in member) return failure(member.error);
+  leaveGroup(state, member.instance);
+  return SUCCESS;
+}
+
+/** A clean departure from the group (POSTSUSPEND, DTR before suspend). */
+export function leaveGroup(state: ClusterState, inst: LogInstance): void {
+  const group = state.groups.get(inst.uuid);
+  inst.official = false;
+  if (!group) return;
+  inst.pendingSyncCount = group.syncBits.count;
+  if (state.serverInstance(group) === inst && group.logDevFailed) inst.logDevFailed = true;
+  releaseMember(group, inst.node, true);
+  if (group.members.length > 0) syncServerHealth(state, group);
+  state.dissolveIfEmpty(group);
+}
+
+/** STATUS_INFO reports the *server's* device health (spec §2.15, P15). */
+export function syncServerHealth(state: ClusterState, group: LogGroup): void {
+  group.logDevFailed = state.serverInstance(group)?.logDevFailed ?? false;
+}
+
+/**
+ * DM_ULOG_RESUME (spec §2.5). The first member does a "master resume" (reads the disk);
+ * a joiner takes the group's replicated state — which every replica already holds, so
+ * there is no checkpoint to wait for (spec §4.3).
+ */
+export function resume(state: ClusterState, req: RequestContext): Outcome {
+  const inst = state.findInstance(req.node, req.header.uuid, req.header.luid);
+  if (!inst) return failure(-EINVAL);
+  // in_sync is reset at the very start of every RESUME, even the extra one (§2.5).
+  inst.inSync = false;
+  // resume_override == 1000: an extra resume without suspend is a no-op — and, like
+  // cmirrord, leaves a preceding PRESUSPEND's halt in place (scenario 19 quirk).
+  if (inst.official) return SUCCESS;
+  const group = state.groups.get(inst.uuid);
+  if (group && isMember(group, inst.node)) return failure(-EEXIST); // another luid holds it
+  if (group) {
+    if (group.loading) {
+      group.waitingResumes.push({ node: req.node, header: req.header });
+      return DEFERRED;
+    }
+    return joinGroup(state, group, inst);
+  }
+  return masterResume(state, inst, { node: req.node, header: req.header });
+}
+
+function joinGroup(state: ClusterState, group: LogGroup, inst: LogInstance): Outcome {
+  // cmirrord's pull_state refuses a checkpoint of another size (spec §4.3).
+  if (inst.config.regionCount !== group.regionCount) return failure(-EINVAL);
+  addMember(group, inst.node, inst.luid);
+  inst.official = true;
+  inst.recoveryHalted = false;
+  syncServerHealth(state, group);
+  return SUCCESS;
+}
+
+function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingReply): Outcome {
+  const group = newLogGroup(inst.uuid, inst.config.regionCount);
+  state.groups.set(inst.uuid, group);
+  addMember(group, inst.node, inst.luid);
+  inst.official = true;
+  inst.recoveryHalted = false;
+  group.logDevFailed = inst.logDevFailed;
+  if (inst.config.logType === "clustered-core") {
+    loadBits(group, initialCleanBits(inst.config, null));
+    return SUCCESS;
+  }
+  group.loading = true;
+  // [REC] P32: with sync/nosync the disk bits are ignored, so there is nothing to read;
+  // a device that already failed is treated as empty (spec §2.5).
+  if (inst.config.sync !== "default" || inst.logDevFailed) {
+    loadBits(group, initialCleanBits(inst.config, null));
+    state.issueWrite(group, "resume", [waiter]);
+  } else {
+    state.issueRead(group, inst.node, [waiter]);
+  }
+  return DEFERRED;
+}
+
+/** clean_bits → sync_bits, fresh resync cursor and recovery slot (spec §2.5 tail). */
+function loadBits(group: LogGroup, cleanBits: LogGroup["cleanBits"]): void {
+  group.cleanBits.copyFrom(cleanBits);
+  group.syncBits.copyFrom(cleanBits);
+  group.syncSearch = 0;
+  group.recoveringRegion = NO_REGION;
+  group.recoverer = NO_NODE;
+  group.touched = false;
+}
+
+/** The master resume's disk read completed (error → treated as an empty log, §2.5). */
+export function masterResumeRead(
+  state: ClusterState,
+  group: LogGroup,
+  image: Uint8Array | null,
+  waiters: PendingReply[],
+): void {
+  const inst = state.serverInstance(group);
+  if (!inst) return;
+  loadBits(group, initialCleanBits(inst.config, image));
+  // Write back at once: header nr_regions := rc and the adjusted bits (spec §5). A read
+  // error alone is overwritten by the write's result.
+  state.issueWrite(group, "resume", waiters);
+}
+
+/** The master resume's write completed: answer it, then let queued joiners in. */
+export function masterResumeDone(
+  state: ClusterState,
+  group: LogGroup,
+  error: number,
+  waiters: PendingReply[],
+): void {
+  group.loading = false;
+  for (const w of waiters) state.reply(w.node, w.header, error);
+  const joiners = group.waitingResumes.splice(0);
+  for (const j of joiners) {
+    const inst = state.findInstance(j.node, j.header.uuid, j.header.luid);
+    const outcome = inst ? joinGroup(state, group, inst) : failure(-EINVAL);
+    if (outcome !== DEFERRED) state.reply(j.node, j.header, outcome.error, outcome.payload);
+  }
+}

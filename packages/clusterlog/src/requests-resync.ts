@@ -1,0 +1,113 @@
+import type { ClusterState } from "./cluster-state.ts";
+import { decodeSetRegionSync, decodeU64, encodePair64, encodeU64 } from "./codec.ts";
+import { EINVAL } from "./errno.ts";
+import { NO_NODE, NO_REGION, requestRecovery } from "./log-state.ts";
+import {
+  failure,
+  type Outcome,
+  type RequestContext,
+  regionInRange,
+  resolveMember,
+  SUCCESS,
+} from "./request-context.ts";
+
+// GET_RESYNC_WORK, SET_REGION_SYNC, GET_SYNC_COUNT, IS_REMOTE_RECOVERING (spec §2.12–§2.14,
+// §2.17). All O(1) or amortised O(1) in the region count (PERF.md PB3).
+
+/**
+ * DM_ULOG_GET_RESYNC_WORK (spec §2.12). One region is recovered cluster-wide at a time;
+ * the recoverer asking again gets the same region (P1, scenario 24). The sequential search
+ * resumes from `syncSearch`, so a whole resync visits each bitmap word about once.
+ */
+export function getResyncWork(state: ClusterState, req: RequestContext): Outcome {
+  const member = resolveMember(state, req);
+  if ("error" in member) return failure(member.error);
+  const { group } = member;
+  const none = { error: 0, payload: encodePair64(0, 0) };
+  if (group.syncSearch >= group.regionCount) return none;
+  if (group.recoveringRegion !== NO_REGION) {
+    return group.recoverer === req.node
+      ? { error: 0, payload: encodePair64(1, group.recoveringRegion) }
+      : none;
+  }
+  const assign = (region: number): Outcome => {
+    group.recoveringRegion = region;
+    group.recoverer = req.node;
+    return { error: 0, payload: encodePair64(1, region) };
+  };
+  // Priority list first (LIFO), skipping regions that got in sync meanwhile.
+  while (group.recoveryRequests.length > 0) {
+    const region = group.recoveryRequests.pop()!;
+    group.queuedRecovery.delete(region);
+    if (!group.syncBits.test(region)) return assign(region);
+  }
+  const region = group.syncBits.findNextZero(group.syncSearch);
+  if (region >= group.regionCount) {
+    // lvm2 34cbedcea (P14): rc + 1 makes the hint (sync_search − 1) reach rc.
+    group.syncSearch = group.regionCount + 1;
+    return none;
+  }
+  group.syncSearch = region + 1;
+  return assign(region);
+}
+
+/** DM_ULOG_SET_REGION_SYNC (spec §2.13). Idempotent: a resend counts once (P1, scenario 24). */
+export function setRegionSync(state: ClusterState, req: RequestContext): Outcome {
+  const member = resolveMember(state, req);
+  if ("error" in member) return failure(member.error);
+  const { group } = member;
+  const { region, inSync } = decodeSetRegionSync(req.data);
+  if (!regionInRange(group, region)) return failure(-EINVAL); // [REC] §2.13
+  // [REC] pitfall P28: free the recovery slot only when this is its region; cmirrord frees
+  // it for any region (e.g. another node's write-failure report) and can then hand the
+  // region being recovered to a second node.
+  if (region === group.recoveringRegion) {
+    group.recoveringRegion = NO_REGION;
+    group.recoverer = NO_NODE;
+  }
+  group.syncBits.assign(region, inSync);
+  if (group.syncBits.count === group.regionCount) {
+    // Sticky in_sync on every member's log (each cmirrord replica sets its own, §2.13).
+    for (const m of group.members) {
+      const inst = state.memberInstance(group, m.node);
+      if (inst) inst.inSync = true;
+    }
+  }
+  return SUCCESS;
+}
+
+/**
+ * DM_ULOG_GET_SYNC_COUNT (spec §2.14): local, official or pending. The count is kept
+ * exact and covers only [0, rc), so cmirrord's "repair" and its padding-bit inflation
+ * (P31) cannot happen.
+ */
+export function getSyncCount(state: ClusterState, req: RequestContext): Outcome {
+  const inst = state.findInstance(req.node, req.header.uuid, req.header.luid);
+  if (!inst) return failure(-EINVAL);
+  const group = inst.official ? state.groups.get(inst.uuid) : undefined;
+  return { error: 0, payload: encodeU64(group ? group.syncBits.count : inst.pendingSyncCount) };
+}
+
+/**
+ * DM_ULOG_IS_REMOTE_RECOVERING (spec §2.17): any out-of-sync region counts as recovering,
+ * and a write blocked on it puts it on the priority list. The hint is cmirrord's
+ * sync_search − 1 (scenario 7).
+ *
+ * [REC] pitfall P29: cmirrord answers {0, rc} while the server is presuspended, which
+ * stops the asking node's kernel from requesting resync work until its own next resume.
+ * We answer from the real state instead; `cmirrordQuirks` restores the old answer.
+ */
+export function isRemoteRecovering(state: ClusterState, req: RequestContext): Outcome {
+  const member = resolveMember(state, req);
+  if ("error" in member) return failure(member.error);
+  const { group } = member;
+  const region = decodeU64(req.data);
+  if (!regionInRange(group, region)) return failure(-EINVAL);
+  if (state.options.cmirrordQuirks && state.serverInstance(group)?.recoveryHalted) {
+    return { error: 0, payload: encodePair64(0, group.regionCount) };
+  }
+  const recovering = !group.syncBits.test(region);
+  const hint = group.syncSearch > 0 ? group.syncSearch - 1 : 0;
+  if (recovering) requestRecovery(group, region);
+  return { error: 0, payload: encodePair64(recovering ? 1 : 0, hint) };
+}

@@ -1,0 +1,220 @@
+import { ByteReader, ByteReaderError, ByteWriter } from "./byte-io.ts";
+import {
+  type ClusterLogOptions,
+  ClusterState,
+  instanceKey,
+  type PendingIo,
+} from "./cluster-state.ts";
+import { encodeAscii, type RequestHeader } from "./codec.ts";
+import { parseCtr } from "./ctr-args.ts";
+import { type LogGroup, NO_IO, NO_REGION, newLogGroup, type PendingReply } from "./log-state.ts";
+import { fail, ok, type Result } from "./result.ts";
+
+// Snapshot = everything replicas must agree on, in one canonical little-endian encoding
+// (pitfall P19): a joiner starts from it and replays the stream after `position`.
+// Unlike cmirrord's checkpoint (sync_bits, clean_bits, recovering_region, recoverer) it
+// carries the mark list, the resync cursor and the priority list ([REC] pitfalls P26,
+// P27), the pending I/O and deferred replies, and the stream position (P17 [REC]:
+// a joiner can tell a snapshot of an older session from the one it asked for).
+// Maps are written in sorted key order, so equal states give equal bytes.
+
+const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
+const SNAPSHOT_VERSION = 1;
+const NONE_U64 = (1n << 64n) - 1n;
+
+export type SnapshotError = "bad-snapshot";
+
+function writeHeader(w: ByteWriter, h: RequestHeader): void {
+  w.u64(h.luid).string(h.uuid).u32(h.version).u32(h.seq).u32(h.requestType);
+}
+
+function readHeader(r: ByteReader): RequestHeader {
+  return {
+    luid: r.u64Big(),
+    uuid: r.string(),
+    version: r.u32(),
+    seq: r.u32(),
+    requestType: r.u32(),
+  };
+}
+
+function writeWaiters(w: ByteWriter, waiters: readonly PendingReply[]): void {
+  w.u32(waiters.length);
+  for (const p of waiters) {
+    w.u32(p.node);
+    writeHeader(w, p.header);
+  }
+}
+
+function readWaiters(r: ByteReader): PendingReply[] {
+  const n = r.u32();
+  const out: PendingReply[] = [];
+  for (let i = 0; i < n; i++) out.push({ node: r.u32(), header: readHeader(r) });
+  return out;
+}
+
+export function encodeSnapshot(state: ClusterState): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(SNAPSHOT_MAGIC).u32(SNAPSHOT_VERSION).bool(state.options.cmirrordQuirks);
+  w.u64(state.position).u64(state.nextIoId);
+
+  const nodes = [...state.nodes].sort((a, b) => a - b);
+  w.u32(nodes.length);
+  for (const n of nodes) w.u32(n);
+
+  const keys = [...state.instances.keys()].sort();
+  w.u32(keys.length);
+  for (const key of keys) {
+    const inst = state.instances.get(key)!;
+    w.u32(inst.node).string(inst.uuid).u64(inst.luid).string(inst.config.args);
+    w.bool(inst.official).bool(inst.recoveryHalted).bool(inst.inSync).bool(inst.logDevFailed);
+    w.u64(inst.pendingSyncCount);
+  }
+
+  const uuids = state.sortedGroupIds();
+  w.u32(uuids.length);
+  for (const uuid of uuids) writeGroup(w, state.groups.get(uuid)!);
+
+  const ios = [...state.pendingIo.values()].sort((a, b) => a.ioId - b.ioId);
+  w.u32(ios.length);
+  for (const io of ios) {
+    w.u64(io.ioId)
+      .u8(io.kind === "read" ? 0 : 1)
+      .string(io.uuid)
+      .u32(io.node);
+    w.u8(io.purpose === "resume" ? 0 : 1);
+    writeWaiters(w, io.waiters);
+  }
+  return w.finish();
+}
+
+function writeGroup(w: ByteWriter, g: LogGroup): void {
+  w.string(g.uuid).u64(g.regionCount).bool(g.loading);
+  w.u32(g.members.length);
+  for (const m of g.members) w.u32(m.node).u64(m.luid);
+  w.bytes(g.cleanBits.toBytes()).bytes(g.syncBits.toBytes());
+  const regions = [...g.markers.keys()].sort((a, b) => a - b);
+  w.u32(regions.length);
+  for (const region of regions) {
+    const nodes = g.markers.get(region)!;
+    w.u64(region).u32(nodes.length);
+    for (const n of nodes) w.u32(n);
+  }
+  w.u64(g.recoveringRegion === NO_REGION ? NONE_U64 : BigInt(g.recoveringRegion));
+  w.u32(g.recoverer).u64(g.syncSearch);
+  w.u32(g.recoveryRequests.length);
+  for (const region of g.recoveryRequests) w.u64(region);
+  w.bool(g.touched).bool(g.logDevFailed);
+  w.u64(g.lastWriteIo === NO_IO ? NONE_U64 : BigInt(g.lastWriteIo));
+  writeWaiters(w, g.waitingResumes);
+}
+
+function readGroup(r: ByteReader): LogGroup {
+  const g = newLogGroup(r.string(), r.u64());
+  g.loading = r.bool();
+  const members = r.u32();
+  for (let i = 0; i < members; i++) g.members.push({ node: r.u32(), luid: r.u64Big() });
+  g.cleanBits.readBytes(r.bytes(), 0);
+  g.syncBits.readBytes(r.bytes(), 0);
+  const regions = r.u32();
+  for (let i = 0; i < regions; i++) {
+    const region = r.u64();
+    const count = r.u32();
+    const nodes: number[] = [];
+    for (let j = 0; j < count; j++) {
+      const node = r.u32();
+      nodes.push(node);
+      let marked = g.markedBy.get(node);
+      if (!marked) {
+        marked = new Set();
+        g.markedBy.set(node, marked);
+      }
+      marked.add(region);
+    }
+    g.markers.set(region, nodes);
+  }
+  const recovering = r.u64Big();
+  g.recoveringRegion = recovering === NONE_U64 ? NO_REGION : Number(recovering);
+  g.recoverer = r.u32();
+  g.syncSearch = r.u64();
+  const queued = r.u32();
+  for (let i = 0; i < queued; i++) {
+    const region = r.u64();
+    g.recoveryRequests.push(region);
+    g.queuedRecovery.add(region);
+  }
+  g.touched = r.bool();
+  g.logDevFailed = r.bool();
+  const lastWrite = r.u64Big();
+  g.lastWriteIo = lastWrite === NONE_U64 ? NO_IO : Number(lastWrite);
+  g.waitingResumes.push(...readWaiters(r));
+  return g;
+}
+
+export function decodeSnapshot(
+  bytes: Uint8Array,
+  options: ClusterLogOptions,
+): Result<ClusterState, SnapshotError> {
+  try {
+    const r = new ByteReader(bytes);
+    if (r.u32() !== SNAPSHOT_MAGIC || r.u32() !== SNAPSHOT_VERSION) {
+      return fail("bad-snapshot", "not a cluster-log snapshot of this version");
+    }
+    const quirks = r.bool();
+    if (quirks !== (options.cmirrordQuirks ?? false)) {
+      return fail("bad-snapshot", "snapshot was taken with different cmirrordQuirks");
+    }
+    const state = new ClusterState(options);
+    state.position = r.u64();
+    state.nextIoId = r.u64();
+    const nodes = r.u32();
+    for (let i = 0; i < nodes; i++) state.nodes.add(r.u32());
+
+    const instances = r.u32();
+    for (let i = 0; i < instances; i++) {
+      const node = r.u32();
+      const uuid = r.string();
+      const luid = r.u64Big();
+      const args = r.string();
+      const parsed = parseCtr(encodeAscii(args), options);
+      if (!parsed.ok) return fail("bad-snapshot", `instance ${uuid}: ${parsed.message}`);
+      state.instances.set(instanceKey(node, uuid, luid), {
+        node,
+        uuid,
+        luid,
+        config: parsed.value.config,
+        official: r.bool(),
+        recoveryHalted: r.bool(),
+        inSync: r.bool(),
+        logDevFailed: r.bool(),
+        pendingSyncCount: r.u64(),
+      });
+    }
+
+    const groups = r.u32();
+    for (let i = 0; i < groups; i++) {
+      const g = readGroup(r);
+      state.groups.set(g.uuid, g);
+    }
+
+    const ios = r.u32();
+    for (let i = 0; i < ios; i++) {
+      const io: PendingIo = {
+        ioId: r.u64(),
+        kind: r.u8() === 0 ? "read" : "write",
+        uuid: r.string(),
+        node: r.u32(),
+        purpose: r.u8() === 0 ? "resume" : "flush",
+        waiters: readWaiters(r),
+      };
+      state.pendingIo.set(io.ioId, io);
+    }
+    if (!r.done) return fail("bad-snapshot", "trailing bytes after snapshot");
+    return ok(state);
+  } catch (e) {
+    if (e instanceof ByteReaderError || e instanceof RangeError) {
+      return fail("bad-snapshot", e.message);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,159 @@
+// `npm start`: the whole product on one host with embedded defaults.
+//   1. Postgres: DATABASE_URL if set, else the embedded server in .mirrorplane/postgres
+//      (started, or reused if one from an earlier run is still up);
+//   2. migrations;
+//   3. one local agent reading this host's kernel files;
+//   4. the dashboard (built on first start; turbo caches the build afterwards).
+// Ctrl-C stops everything in reverse order; data stays for the next start.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { applyMigrations } from "@mirrorplane/db/migrate";
+import { resolveDatabase } from "@mirrorplane/db/embedded";
+
+const root = resolve(import.meta.dirname, "..");
+const env = process.env;
+const dataDir = resolve(root, env.MIRRORPLANE_DATA_DIR ?? ".mirrorplane");
+const webPort = Number(env.PORT ?? env.MIRRORPLANE_WEB_PORT ?? 3000);
+const agentPort = Number(env.MIRRORPLANE_AGENT_PORT ?? 7460);
+const pgPort = Number(env.MIRRORPLANE_PG_PORT ?? 54329);
+const sampleIntervalMs = Number(env.MIRRORPLANE_SAMPLE_INTERVAL_MS ?? 5_000);
+const hostRoot = env.MIRRORPLANE_ROOT ?? "/";
+
+const say = (line: string) => console.log(`[mirrorplane] ${line}`);
+const children: Array<{ name: string; proc: ChildProcess }> = [];
+let stopping = false;
+
+async function main() {
+  const started = Date.now();
+  await mkdir(dataDir, { recursive: true });
+
+  const database = await resolveDatabase({
+    databaseUrl: env.DATABASE_URL,
+    embeddedDir: join(dataDir, "postgres"),
+    embeddedPort: pgPort,
+    log: (line) => {
+      if (/ready to accept|initialising|reusing/.test(line)) say(`postgres: ${line.trim()}`);
+    },
+  });
+  say(
+    database.embedded
+      ? `embedded Postgres ${database.reused ? "reused" : "started"} on 127.0.0.1:${pgPort} (data in ${join(dataDir, "postgres")})`
+      : "using DATABASE_URL",
+  );
+  const applied = await applyMigrations(database.url);
+  say(applied.length ? `applied migrations: ${applied.join(", ")}` : "database schema is up to date");
+
+  const tokenFile = join(dataDir, "agent-token");
+  if (!env.MIRRORPLANE_AGENT_TOKEN && !existsSync(tokenFile)) {
+    await writeFile(tokenFile, `${randomBytes(24).toString("base64url")}\n`, { mode: 0o600 });
+  }
+  const token = env.MIRRORPLANE_AGENT_TOKEN ?? (await readFile(tokenFile, "utf8")).trim();
+
+  const agent = spawn(
+    process.execPath,
+    [
+      join(root, "packages/agent/bin/mirrorplane-agent.js"),
+      "run",
+      "--data-dir",
+      join(dataDir, "agent"),
+      "--root",
+      hostRoot,
+      "--port",
+      String(agentPort),
+      "--sample-interval-ms",
+      String(sampleIntervalMs),
+    ],
+    {
+      cwd: root,
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...env, DATABASE_URL: database.url, MIRRORPLANE_AGENT_TOKEN: token },
+    },
+  );
+  watch("agent", agent);
+
+  if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
+    say("building the dashboard (cached after the first start)…");
+    const build = spawnSync("npx", ["turbo", "run", "build", "--filter=@mirrorplane/web", "--output-logs=errors-only"], {
+      cwd: root,
+      stdio: "inherit",
+    });
+    if (build.status !== 0) throw new Error("dashboard build failed");
+  }
+  const web = spawn(
+    process.execPath,
+    [join(root, "node_modules/next/dist/bin/next"), "start", "--port", String(webPort), "--hostname", env.MIRRORPLANE_WEB_HOST ?? "127.0.0.1"],
+    {
+      cwd: join(root, "apps/web"),
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...env, DATABASE_URL: database.url, MIRRORPLANE_AGENT_TOKEN: token, NODE_ENV: "production" },
+    },
+  );
+  watch("web", web);
+
+  const url = `http://127.0.0.1:${webPort}`;
+  await waitForHttp(`${url}/nodes`);
+  say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  say(`dashboard: ${url}`);
+  say("press Ctrl-C to stop");
+
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      say("second signal: exiting now");
+      process.exit(130);
+    }
+    stopping = true;
+    say(`${signal}: stopping…`);
+    await Promise.all(children.map(({ proc }) => stopChild(proc)));
+    await database.stop();
+    say("stopped");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+function watch(name: string, proc: ChildProcess) {
+  children.push({ name, proc });
+  proc.on("exit", (code, signal) => {
+    if (stopping) return;
+    say(`${name} exited unexpectedly (${signal ?? code}); stopping`);
+    process.kill(process.pid, "SIGTERM");
+  });
+}
+
+function stopChild(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const force = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    proc.once("exit", () => {
+      clearTimeout(force);
+      done();
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+async function waitForHttp(url: string, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (stopping) return;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`);
+}
+
+main().catch(async (error) => {
+  console.error(`[mirrorplane] failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  stopping = true;
+  await Promise.all(children.map(({ proc }) => stopChild(proc)));
+  process.exit(1);
+});
