@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { applyMigrations } from "@mirrorplane/db/migrate";
 import { resolveDatabase } from "@mirrorplane/db/embedded";
+import { applyMigrations } from "@mirrorplane/db/migrate";
 
 const root = resolve(import.meta.dirname, "..");
 const env = process.env;
@@ -44,7 +44,9 @@ async function main() {
       : "using DATABASE_URL",
   );
   const applied = await applyMigrations(database.url);
-  say(applied.length ? `applied migrations: ${applied.join(", ")}` : "database schema is up to date");
+  say(
+    applied.length ? `applied migrations: ${applied.join(", ")}` : "database schema is up to date",
+  );
 
   const tokenFile = join(dataDir, "agent-token");
   if (!env.MIRRORPLANE_AGENT_TOKEN && !existsSync(tokenFile)) {
@@ -76,19 +78,35 @@ async function main() {
 
   if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
     say("building the dashboard (cached after the first start)…");
-    const build = spawnSync("npx", ["turbo", "run", "build", "--filter=@mirrorplane/web", "--output-logs=errors-only"], {
-      cwd: root,
-      stdio: "inherit",
-    });
+    const build = spawnSync(
+      "npx",
+      ["turbo", "run", "build", "--filter=@mirrorplane/web", "--output-logs=errors-only"],
+      {
+        cwd: root,
+        stdio: "inherit",
+      },
+    );
     if (build.status !== 0) throw new Error("dashboard build failed");
   }
   const web = spawn(
     process.execPath,
-    [join(root, "node_modules/next/dist/bin/next"), "start", "--port", String(webPort), "--hostname", env.MIRRORPLANE_WEB_HOST ?? "127.0.0.1"],
+    [
+      join(root, "node_modules/next/dist/bin/next"),
+      "start",
+      "--port",
+      String(webPort),
+      "--hostname",
+      env.MIRRORPLANE_WEB_HOST ?? "127.0.0.1",
+    ],
     {
       cwd: join(root, "apps/web"),
       stdio: ["ignore", "inherit", "inherit"],
-      env: { ...env, DATABASE_URL: database.url, MIRRORPLANE_AGENT_TOKEN: token, NODE_ENV: "production" },
+      env: {
+        ...env,
+        DATABASE_URL: database.url,
+        MIRRORPLANE_AGENT_TOKEN: token,
+        NODE_ENV: "production",
+      },
     },
   );
   watch("web", web);
@@ -152,7 +170,9 @@ async function waitForHttp(url: string, timeoutMs = 120_000) {
 }
 
 main().catch(async (error) => {
-  console.error(`[mirrorplane] failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(
+    `[mirrorplane] failed to start: ${error instanceof Error ? error.message : String(error)}`,
+  );
   stopping = true;
   await Promise.all(children.map(({ proc }) => stopChild(proc)));
   process.exit(1);

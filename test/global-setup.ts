@@ -1,12 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { startTestPostgres } from "../packages/db/src/testing.ts";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    pgAdminUrl: string;
-  }
-}
-
 /** One real Postgres for the whole test run; suites clone databases from its template. */
 export default async function setup(project: TestProject) {
   const pg = await startTestPostgres();

@@ -5,7 +5,9 @@ import { z } from "zod";
 const ZEnv = z.object({
   DATABASE_URL: z.string().min(1, "DATABASE_URL is required (npm start sets it)"),
   /** Cluster token the control plane presents to every agent's API. */
-  MIRRORPLANE_AGENT_TOKEN: z.string().min(16, "MIRRORPLANE_AGENT_TOKEN must be at least 16 characters"),
+  MIRRORPLANE_AGENT_TOKEN: z
+    .string()
+    .min(16, "MIRRORPLANE_AGENT_TOKEN must be at least 16 characters"),
 });
 
 export type TEnv = z.infer<typeof ZEnv>;

@@ -1,5 +1,6 @@
 export { type RunningAgent, startAgent } from "./agent.ts";
 export type { AgentRouter } from "./api/router.ts";
+export { type AgentApiServer, startApiServer } from "./api/server.ts";
 export {
   type KhugepagedSnapshot,
   khugepagedSeries,

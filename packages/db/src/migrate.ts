@@ -22,6 +22,20 @@ export interface MigrateOptions {
 }
 
 type SchemaEngineClass = typeof SchemaEngine;
+
+/** Node's global WebAssembly (our lib settings do not declare it; Node always has it). */
+function wasmApi() {
+  return (
+    globalThis as unknown as {
+      WebAssembly: {
+        instantiate(
+          bytes: Uint8Array,
+          imports: object,
+        ): Promise<{ instance: { exports: Record<string, unknown> } }>;
+      };
+    }
+  ).WebAssembly;
+}
 let engineClass: Promise<SchemaEngineClass> | undefined;
 
 /**
@@ -34,7 +48,7 @@ function loadSchemaEngine(): Promise<SchemaEngineClass> {
     const entry = require.resolve("@prisma/schema-engine-wasm");
     const glue = await import(join(entry, "..", "schema_engine_bg.js"));
     const bytes = await readFile(join(entry, "..", "schema_engine_bg.wasm"));
-    const { instance } = await WebAssembly.instantiate(bytes, { "./schema_engine_bg.js": glue });
+    const { instance } = await wasmApi().instantiate(bytes, { "./schema_engine_bg.js": glue });
     glue.__wbg_set_wasm(instance.exports);
     (instance.exports.__wbindgen_start as () => void)();
     return glue.SchemaEngine as SchemaEngineClass;

@@ -4,6 +4,13 @@ import { join } from "node:path";
 import { dropDatabase, ensureDatabase, startEmbeddedPostgres } from "./embedded.ts";
 import { applyMigrations } from "./migrate.ts";
 
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** URL of the test run's Postgres `postgres` database (test/global-setup.ts). */
+    pgAdminUrl: string;
+  }
+}
+
 /**
  * Test harness: one real Postgres per test run (embedded, in a temp dir, or the server in
  * TEST_DATABASE_URL), a migrated template database, and a fresh database per suite cloned

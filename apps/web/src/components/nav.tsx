@@ -13,7 +13,11 @@ export function Nav() {
   return (
     <nav>
       {links.map((l) => (
-        <Link key={l.href} href={l.href} aria-current={pathname.startsWith(l.href) ? "page" : undefined}>
+        <Link
+          key={l.href}
+          href={l.href}
+          aria-current={pathname.startsWith(l.href) ? "page" : undefined}
+        >
           {l.label}
         </Link>
       ))}

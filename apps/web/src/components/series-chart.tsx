@@ -1,21 +1,44 @@
 "use client";
 
-import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import {
+  CartesianGrid,
+  Line,
+  LineChart,
+  ResponsiveContainer,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from "recharts";
 
 export interface ChartPoint {
   t: number;
   v: number;
 }
 
-const timeFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const timeFormat = new Intl.DateTimeFormat("en-GB", {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
 
 /** One down-sampled series (the server sends about one point per pixel). */
-export function SeriesChart({ title, points, color = "#4fa3ff" }: { title: string; points: ChartPoint[]; color?: string }) {
+export function SeriesChart({
+  title,
+  points,
+  color = "#4fa3ff",
+}: {
+  title: string;
+  points: ChartPoint[];
+  color?: string;
+}) {
   const last = points.at(-1)?.v;
   return (
     <div className="panel" data-testid="chart" data-series={title}>
       <h2>
-        {title} <span className="muted">{last === undefined ? "no data yet" : `= ${last.toLocaleString("en-US")}`}</span>
+        {title}{" "}
+        <span className="muted">
+          {last === undefined ? "no data yet" : `= ${last.toLocaleString("en-US")}`}
+        </span>
       </h2>
       <div style={{ width: "100%", height: 180 }}>
         <ResponsiveContainer>
@@ -31,12 +54,25 @@ export function SeriesChart({ title, points, color = "#4fa3ff" }: { title: strin
               fontSize={11}
               minTickGap={40}
             />
-            <YAxis stroke="#8b9bb0" fontSize={11} width={64} allowDecimals={false} domain={["auto", "auto"]} />
+            <YAxis
+              stroke="#8b9bb0"
+              fontSize={11}
+              width={64}
+              allowDecimals={false}
+              domain={["auto", "auto"]}
+            />
             <Tooltip
               labelFormatter={(t) => timeFormat.format(Number(t))}
               contentStyle={{ background: "#171e26", border: "1px solid #263241" }}
             />
-            <Line type="stepAfter" dataKey="v" name={title} stroke={color} dot={false} isAnimationActive={false} />
+            <Line
+              type="stepAfter"
+              dataKey="v"
+              name={title}
+              stroke={color}
+              dot={false}
+              isAnimationActive={false}
+            />
           </LineChart>
         </ResponsiveContainer>
       </div>

@@ -22,7 +22,8 @@ export function createAgentDirectory(token: string, timeoutMs = 3_000): AgentDir
               url: `${apiUrl.replace(/\/$/, "")}/trpc`,
               transformer: superjson,
               headers: { authorization: `Bearer ${token}` },
-              fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
+              fetch: (input, init) =>
+                fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
             }),
           ],
         });

@@ -61,7 +61,11 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
     refetchInterval,
   });
   const series = useQuery({
-    ...trpc.khugepaged.series.queryOptions({ nodeId: nodeId ?? "", series: chartedSeries, windowMs }),
+    ...trpc.khugepaged.series.queryOptions({
+      nodeId: nodeId ?? "",
+      series: chartedSeries,
+      windowMs,
+    }),
     enabled: nodeId !== null,
     refetchInterval,
   });
@@ -74,7 +78,11 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
       <div className="controls">
         <label>
           Node{" "}
-          <select value={nodeId ?? ""} onChange={(e) => selectNode(e.target.value)} data-testid="node-select">
+          <select
+            value={nodeId ?? ""}
+            onChange={(e) => selectNode(e.target.value)}
+            data-testid="node-select"
+          >
             {nodes.data?.map((n) => (
               <option key={n.id} value={n.id}>
                 {n.id} ({n.hostname})
@@ -84,7 +92,12 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
         </label>
         <span>
           {windows.map((w) => (
-            <button key={w.ms} type="button" aria-pressed={windowMs === w.ms} onClick={() => setWindow(w.ms)}>
+            <button
+              key={w.ms}
+              type="button"
+              aria-pressed={windowMs === w.ms}
+              onClick={() => setWindow(w.ms)}
+            >
               {w.label}
             </button>
           ))}
@@ -94,7 +107,9 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
         </button>
       </div>
 
-      {current.isError && <p className="error">Cannot read current values: {current.error.message}</p>}
+      {current.isError && (
+        <p className="error">Cannot read current values: {current.error.message}</p>
+      )}
       {current.data && (
         <div className="grid">
           <div className="panel">
@@ -183,7 +198,18 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
             key={name}
             title={name}
             points={series.data?.series[name] ?? []}
-            color={["#4fa3ff", "#3fb950", "#d29922", "#f85149", "#a371f7", "#39c5cf", "#ff7b72", "#e3b341"][i]}
+            color={
+              [
+                "#4fa3ff",
+                "#3fb950",
+                "#d29922",
+                "#f85149",
+                "#a371f7",
+                "#39c5cf",
+                "#ff7b72",
+                "#e3b341",
+              ][i]
+            }
           />
         ))}
       </div>

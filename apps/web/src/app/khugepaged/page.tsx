@@ -2,7 +2,11 @@ import { KhugepagedView } from "./khugepaged-view";
 
 export const dynamic = "force-dynamic";
 
-export default async function KhugepagedPage({ searchParams }: { searchParams: Promise<{ node?: string }> }) {
+export default async function KhugepagedPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ node?: string }>;
+}) {
   const { node } = await searchParams;
   return (
     <>

@@ -12,7 +12,11 @@ export function NodesTable() {
   if (nodes.isPending) return <p className="muted">Loading nodes…</p>;
   if (nodes.isError) return <p className="error">Cannot load nodes: {nodes.error.message}</p>;
   if (nodes.data.length === 0)
-    return <p className="muted">No agent has reported yet. Start one with `npm start` or `npx mirrorplane-agent`.</p>;
+    return (
+      <p className="muted">
+        No agent has reported yet. Start one with `npm start` or `npx mirrorplane-agent`.
+      </p>
+    );
   const now = new Date();
   return (
     <div className="panel">

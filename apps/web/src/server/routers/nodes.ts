@@ -30,6 +30,9 @@ export const nodesRouter = createTRPCRouter({
       },
     });
     const now = ctx.now();
-    return nodes.map((n) => ({ ...n, freshness: freshness(n.lastSeenAt, n.sampleIntervalMs, now) }));
+    return nodes.map((n) => ({
+      ...n,
+      freshness: freshness(n.lastSeenAt, n.sampleIntervalMs, now),
+    }));
   }),
 });

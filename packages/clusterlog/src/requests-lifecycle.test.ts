@@ -1,0 +1,176 @@
+import { describe, expect, it } from "vitest";
+import { decodeAscii, encodeAscii } from "./codec.ts";
+import { DM_ULOG_CTR, DM_ULOG_DTR, DM_ULOG_IN_SYNC, DM_ULOG_PRESUSPEND } from "./request-types.ts";
+import { A, B, Harness, L1, L2 } from "./test-support.ts";
+
+const CORE = "4096 clustered-core 1024";
+const DISK = "2097152 clustered-disk 7:0 1024";
+
+describe("CTR (spec §2.1)", () => {
+  it("scenario 2: core CTR without NUL, GET_REGION_SIZE, GET_SYNC_COUNT before resume", () => {
+    const h = new Harness();
+    const ctr = h.ctr(A, CORE);
+    expect([ctr.error, ctr.payload.length]).toEqual([0, 0]);
+    const size = h.send(A, 6);
+    expect([size.error, size.payload.length, h.value(size)]).toEqual([0, 8, 1024]);
+    expect(h.syncCount(A)).toBe(0);
+  });
+
+  it("scenario 3: clustered-disk CTR returns the device (version ≥ 2) and not for v1", () => {
+    const h = new Harness();
+    const v3 = h.ctr(A, DISK);
+    expect(v3.error).toBe(0);
+    expect(decodeAscii(v3.payload)).toBe("7:0\0");
+    const v1 = h.ctr(A, DISK, { luid: L2, version: 1 });
+    expect([v1.error, v1.payload.length]).toEqual([0, 0]);
+    expect(h.log.state.instances.size).toBe(2);
+    expect([...h.log.state.instances.values()][0]?.config.regionCount).toBe(2048);
+  });
+
+  it("scenario 4: error replies carry no payload; [REC] P4 identical re-CTR is accepted", () => {
+    const h = new Harness();
+    const empty = h.send(A, DM_ULOG_CTR, new Uint8Array(0));
+    expect([empty.error, empty.payload.length]).toEqual([-22, 0]);
+    expect(h.ctr(A, "4096 foo-log 1024").error).toBe(-22);
+    expect(h.ctr(A, "2097152 clustered-disk 7:0 1024 a b c d").error).toBe(-22);
+    expect(h.ctr(A, CORE).error).toBe(0);
+    expect(h.ctr(A, CORE).error).toBe(0); // [REC] P4(a)
+    expect(h.ctr(A, "4096 clustered-core 2048").error).toBe(-22); // different args: P5
+    expect(h.ctr(A, CORE, { luid: L2 }).error).toBe(0); // table swap
+  });
+
+  it("scenario 4 / P5: with cmirrordQuirks a duplicate CTR is -EINVAL and core size 0 is -ENOENT", () => {
+    const h = new Harness({ cmirrordQuirks: true });
+    expect(h.ctr(A, CORE).error).toBe(0);
+    expect(h.ctr(A, CORE).error).toBe(-22);
+    expect(h.ctr(A, "4096 clustered-core 0", { luid: L2 }).error).toBe(-2);
+  });
+
+  it("P4(b): the re-CTR form (counted NUL) gets no device name, avoiding -ENOSPC", () => {
+    const h = new Harness();
+    const first = h.ctr(A, DISK);
+    expect(first.payload.length).toBe(4);
+    const again = h.ctr(A, DISK, { nul: true });
+    expect([again.error, again.payload.length]).toEqual([0, 0]);
+  });
+
+  it("scenario 25: after a server restart the re-CTR and RESUME succeed, then requests work", () => {
+    const h = new Harness(); // the restarted server: empty state
+    const ctr = h.send(A, DM_ULOG_CTR, encodeAscii(DISK, true));
+    expect([ctr.error, ctr.payload.length]).toEqual([0, 0]);
+    expect(h.resume(A).error).toBe(0);
+    expect(h.mark(A, [1]).error).toBe(0);
+    expect(h.flush(A).error).toBe(0);
+  });
+});
+
+describe("DTR, PRESUSPEND, POSTSUSPEND, RESUME (spec §2.2–§2.5)", () => {
+  it("scenario 5: unknown log → -ENOENT on the clustered path, -EINVAL locally", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    const other = { uuid: "LVM-other" };
+    expect(h.send(A, 7, new Uint8Array(8), other).error).toBe(-2);
+    expect(h.send(A, DM_ULOG_IN_SYNC, new Uint8Array(8), other).error).toBe(-22);
+    expect(h.send(A, DM_ULOG_PRESUSPEND, undefined, other).error).toBe(-22);
+    expect(h.send(A, DM_ULOG_DTR, undefined, other).error).toBe(-22);
+  });
+
+  it("clustered requests on a pending (never resumed) log → -ENOENT; local ones answer", () => {
+    const h = new Harness();
+    h.ctr(A, CORE);
+    expect(h.mark(A, [1]).error).toBe(-2);
+    expect(h.isClean(A, 1)).toBe(-2);
+    expect(h.inSync(A, 1)).toBe(-22);
+    expect(h.presuspend(A).error).toBe(-22);
+    expect(h.postsuspend(A).error).toBe(-2);
+    expect(h.statusTable(A)).toBe("clustered-core 1024  ");
+    expect(h.statusInfo(A)).toBe(-2); // P35: routed through the cluster
+  });
+
+  it("RESUME of an unknown log is -EINVAL; an extra RESUME is a no-op", () => {
+    const h = new Harness();
+    expect(h.resume(A).error).toBe(-22);
+    h.up(A, CORE);
+    h.setRegionSync(A, 0, true);
+    expect(h.resume(A).error).toBe(0);
+    expect(h.syncCount(A)).toBe(1);
+  });
+
+  it("a second luid of the same node cannot join while the first is official (-EEXIST)", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    h.ctr(A, CORE, { luid: L2 });
+    expect(h.resume(A, L2).error).toBe(-17);
+  });
+
+  it("scenario 19: presuspend halts hints (cmirrord quirk), suspend+resume restores them", () => {
+    const h = new Harness({ cmirrordQuirks: true });
+    h.up(A, CORE);
+    expect(h.presuspend(A).error).toBe(0);
+    expect(h.remoteRecovering(A, 2)).toEqual([0, 4]);
+    expect(h.resume(A).error).toBe(0); // RESUME without POSTSUSPEND: still halted
+    expect(h.remoteRecovering(A, 2)).toEqual([0, 4]);
+    expect(h.postsuspend(A).error).toBe(0);
+    expect(h.resume(A).error).toBe(0);
+    expect(h.remoteRecovering(A, 2)[0]).toBe(1);
+  });
+
+  it("scenario 19 / [REC] P29: without quirks a presuspended server answers from real state", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    h.presuspend(A);
+    const [recovering, hint] = h.remoteRecovering(A, 2);
+    expect(recovering).toBe(1);
+    expect(hint).toBeLessThanOrEqual(2); // never rc: the kernel keeps asking for work
+  });
+
+  it("scenario 20: table swap on a disk log keeps the last flushed clean bits", () => {
+    const h = new Harness();
+    h.up(A, DISK, L1);
+    // Recover regions 0..9 and clean them; mark 5 again and flush (5 dirty on disk).
+    for (let r = 0; r < 10; r++) h.setRegionSync(A, r, true);
+    h.clear(A, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    h.mark(A, [5]);
+    h.flush(A);
+    expect(h.ctr(A, DISK, { luid: L2 }).error).toBe(0);
+    expect(h.presuspend(A, L1).error).toBe(0);
+    expect(h.postsuspend(A, L1).error).toBe(0);
+    expect(h.resume(A, L2).error).toBe(0);
+    expect(h.syncCount(A, L2)).toBe(9);
+    expect(h.inSync(A, 5, L2)).toBe(0);
+    expect(h.inSync(A, 6, L2)).toBe(1);
+    expect(h.dtr(A, L1).error).toBe(0);
+    expect(h.dtr(A, L1).error).toBe(-22);
+  });
+
+  it("scenario 20 (core): a single-node core log loses its state across the swap", () => {
+    const h = new Harness();
+    h.up(A, CORE, L1);
+    h.setRegionSync(A, 0, true);
+    h.ctr(A, CORE, { luid: L2 });
+    h.postsuspend(A, L1);
+    h.resume(A, L2);
+    expect(h.syncCount(A, L2)).toBe(0);
+  });
+
+  it("POSTSUSPEND returns the log to pending with its sync count retained", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    h.setRegionSync(A, 1, true);
+    h.postsuspend(A);
+    expect(h.syncCount(A)).toBe(1);
+    expect(h.inSync(A, 1)).toBe(-22);
+    expect(h.log.state.groups.size).toBe(0);
+  });
+
+  it("DTR before suspend leaves the group; the other member stays server", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    h.up(B, CORE);
+    h.mark(A, [3]);
+    expect(h.dtr(A).error).toBe(0);
+    const group = h.log.state.groups.get("LVM-test")!;
+    expect(group.members.map((m) => m.node)).toEqual([B]);
+    expect(group.markers.has(3)).toBe(false);
+  });
+});
