@@ -22,6 +22,7 @@ const pgPort = Number(env.MIRRORPLANE_PG_PORT ?? 54329);
 const sampleIntervalMs = Number(env.MIRRORPLANE_SAMPLE_INTERVAL_MS ?? 5_000);
 const hostRoot = env.MIRRORPLANE_ROOT ?? "/";
 
+const buildFilters = ["--filter=@mirrorplane/web", "--filter=@mirrorplane/agent"];
 const say = (line: string) => console.log(`[mirrorplane] ${line}`);
 const children: Array<{ name: string; proc: ChildProcess }> = [];
 let stopping = false;
@@ -54,10 +55,24 @@ async function main() {
   }
   const token = env.MIRRORPLANE_AGENT_TOKEN ?? (await readFile(tokenFile, "utf8")).trim();
 
+  if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
+    say("building the agent and the dashboard (cached after the first start)…");
+    const build = spawnSync(
+      "npx",
+      ["turbo", "run", "build", ...buildFilters, "--output-logs=errors-only"],
+      {
+        cwd: root,
+        stdio: "inherit",
+      },
+    );
+    if (build.status !== 0) throw new Error("build failed");
+  }
+
+  // The bundled agent: plain Node, no TypeScript loader at run time (PERF.md PB8).
   const agent = spawn(
     process.execPath,
     [
-      join(root, "packages/agent/bin/mirrorplane-agent.js"),
+      join(root, "packages/agent/dist/cli.mjs"),
       "run",
       "--data-dir",
       join(dataDir, "agent"),
@@ -76,18 +91,6 @@ async function main() {
   );
   watch("agent", agent);
 
-  if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
-    say("building the dashboard (cached after the first start)…");
-    const build = spawnSync(
-      "npx",
-      ["turbo", "run", "build", "--filter=@mirrorplane/web", "--output-logs=errors-only"],
-      {
-        cwd: root,
-        stdio: "inherit",
-      },
-    );
-    if (build.status !== 0) throw new Error("dashboard build failed");
-  }
   const web = spawn(
     process.execPath,
     [

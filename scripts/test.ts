@@ -69,6 +69,7 @@ const built = run("build", "npx", [
   "run",
   "build",
   "--filter=@mirrorplane/web",
+  "--filter=@mirrorplane/agent",
   "--output-logs=errors-only",
 ]);
 check("build", built);

@@ -1,5 +1,5 @@
 import { hostname, release } from "node:os";
-import { createDb, type Db } from "@mirrorplane/db";
+import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "./api/server.ts";
 import type { AgentServices, NodeInfo } from "./api/trpc.ts";
@@ -52,10 +52,10 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
   const apiUrl = defaultApiUrl({ ...config, port: api.port });
   log.info({ nodeId, apiUrl, root: config.root }, "agent API listening");
 
-  let db: Db | undefined;
+  let db: IngestPool | undefined;
   let store: SampleStore | undefined;
   if (config.databaseUrl) {
-    db = createDb(config.databaseUrl, { poolSize: 2 });
+    db = createIngestPool(config.databaseUrl);
     store = new SampleStore(
       db,
       {
@@ -101,7 +101,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       await store?.flush();
       if (store?.pendingBatches)
         log.warn({ pending: store.pendingBatches }, "samples not written at shutdown");
-      await db?.$disconnect();
+      await db?.end();
       log.info("agent stopped");
     },
   };

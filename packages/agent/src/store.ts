@@ -1,15 +1,12 @@
-import type { Db } from "@mirrorplane/db";
+import {
+  type IngestPool,
+  type NodeRow,
+  upsertNode,
+  writeHeartbeatAndSamples,
+} from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 
-export interface NodeRegistration {
-  id: string;
-  hostname: string;
-  apiUrl: string;
-  agentVersion: string;
-  kernelRelease: string;
-  sampleIntervalMs: number;
-  startedAt: Date;
-}
+export type NodeRegistration = Omit<NodeRow, "lastSeenAt">;
 
 export interface SampleBatch {
   at: Date;
@@ -28,21 +25,14 @@ export class SampleStore {
   private failing = false;
 
   constructor(
-    private readonly db: Db,
+    private readonly pool: IngestPool,
     private readonly node: NodeRegistration,
     private readonly log: Logger,
     private readonly maxPendingBatches = 720,
   ) {}
 
   async register(): Promise<void> {
-    const { id, ...rest } = this.node;
-    const now = new Date();
-    await this.db.node.upsert({
-      where: { id },
-      create: { id, ...rest, lastSeenAt: now },
-      update: { ...rest, lastSeenAt: now },
-      select: { id: true },
-    });
+    await upsertNode(this.pool, { ...this.node, lastSeenAt: new Date() });
   }
 
   /** Queues a batch and tries to write everything pending. Never throws. */
@@ -58,22 +48,12 @@ export class SampleStore {
   async flush(): Promise<void> {
     if (this.pending.length === 0) return;
     const batches = this.pending.slice();
-    const rows = batches.flatMap((b) =>
-      b.points.map(([series, value]) => ({ nodeId: this.node.id, series, at: b.at, value })),
+    const samples = batches.flatMap((b) =>
+      b.points.map(([series, value]) => ({ series, at: b.at, value })),
     );
     try {
-      const { id, ...rest } = this.node;
       const lastSeenAt = batches[batches.length - 1]!.at;
-      await this.db.$transaction([
-        this.db.node.upsert({
-          where: { id },
-          create: { id, ...rest, lastSeenAt },
-          update: { lastSeenAt, apiUrl: rest.apiUrl, sampleIntervalMs: rest.sampleIntervalMs },
-          select: { id: true },
-        }),
-        // (node, series, at) is the primary key: a replayed batch is stored once.
-        this.db.sample.createMany({ data: rows, skipDuplicates: true }),
-      ]);
+      await writeHeartbeatAndSamples(this.pool, { ...this.node, lastSeenAt }, samples);
       this.pending.splice(0, batches.length);
       if (this.failing) {
         this.log.info(

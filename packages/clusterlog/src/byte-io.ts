@@ -21,7 +21,8 @@ export class ByteWriter {
   }
 
   u8(v: number): this {
-    this.#view.setUint8(this.#reserve(1), v);
+    const at = this.#reserve(1); // grow first: #view may be replaced
+    this.#view.setUint8(at, v);
     return this;
   }
 
@@ -30,24 +31,28 @@ export class ByteWriter {
   }
 
   u32(v: number): this {
-    this.#view.setUint32(this.#reserve(4), v, true);
+    const at = this.#reserve(4);
+    this.#view.setUint32(at, v, true);
     return this;
   }
 
   s32(v: number): this {
-    this.#view.setInt32(this.#reserve(4), v, true);
+    const at = this.#reserve(4);
+    this.#view.setInt32(at, v, true);
     return this;
   }
 
   /** A non-negative safe integer as a u64. */
   u64(v: number | bigint): this {
-    this.#view.setBigUint64(this.#reserve(8), BigInt(v), true);
+    const at = this.#reserve(8);
+    this.#view.setBigUint64(at, BigInt(v), true);
     return this;
   }
 
   bytes(v: Uint8Array): this {
     this.u32(v.length);
-    this.#bytes.set(v, this.#reserve(v.length));
+    const at = this.#reserve(v.length);
+    this.#bytes.set(v, at);
     return this;
   }
 

@@ -2,11 +2,15 @@ import { type ClusterLogOptions, ClusterState, type PendingIo } from "./cluster-
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
 import { EAGAIN, EINVAL, EIO } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
-import type { ApplyResult, NodeId, Operation } from "./operations.ts";
+import type { ApplyResult, NodeId, Operation, Reply } from "./operations.ts";
 import { DEFERRED, type RequestContext, type RequestHandler } from "./request-context.ts";
 import {
   checkRequestPayloadSize,
   DM_ULOG_CLEAR_REGION,
+  DM_ULOG_GET_REGION_SIZE,
+  DM_ULOG_GET_SYNC_COUNT,
+  DM_ULOG_IN_SYNC,
+  DM_ULOG_STATUS_TABLE,
   isRequestType,
   maskRequestType,
   type RequestType,
@@ -52,6 +56,14 @@ const HANDLERS: Record<RequestType, RequestHandler> = {
   16: statusTable,
   17: isRemoteRecovering,
 };
+
+/** Local, read-only requests (spec §4.2); their handlers never change state. */
+const LOCAL_READ_ONLY = new Set<number>([
+  DM_ULOG_GET_REGION_SIZE,
+  DM_ULOG_IN_SYNC,
+  DM_ULOG_GET_SYNC_COUNT,
+  DM_ULOG_STATUS_TABLE,
+]);
 
 /**
  * The replicated cluster log: every log of every node, driven only by `apply`. Replicas
@@ -100,6 +112,31 @@ export class ClusterLog {
     return { replies: state.replies, io: state.io };
   }
 
+  /**
+   * Answer a read-only request cmirrord serves from the local replica (spec §4.2:
+   * GET_REGION_SIZE, IN_SYNC, GET_SYNC_COUNT, STATUS_TABLE) without ordering it. Returns
+   * null for every other request, which must go through `apply`. Changes nothing, so the
+   * replica stays identical to its peers.
+   */
+  answerLocally(node: NodeId, request: DmUlogRequest): Reply | null {
+    const type = maskRequestType(request.requestType);
+    if (!LOCAL_READ_ONLY.has(type) || !isRequestType(type)) return null;
+    const header: RequestHeader = request;
+    const sizeError = checkRequestPayloadSize(type, request.data.length);
+    const outcome =
+      sizeError !== 0
+        ? { error: sizeError }
+        : HANDLERS[type](this.#state, { node, header, data: request.data });
+    if (outcome === DEFERRED) return null;
+    return {
+      node,
+      header,
+      form: "full",
+      error: outcome.error,
+      payload: outcome.error === 0 && outcome.payload ? outcome.payload : new Uint8Array(0),
+    };
+  }
+
   #request(node: NodeId, request: DmUlogRequest): void {
     const state = this.#state;
     state.nodes.add(node);
@@ -133,8 +170,12 @@ export class ClusterLog {
     if (!io) return; // stale or duplicate completion (P2)
     state.pendingIo.delete(ioId);
     const group = state.groups.get(io.uuid);
+    const answerAll = (err: number) => {
+      for (const w of io.waiters) state.reply(w.node, w.header, err);
+    };
     if (io.kind === "read") {
       if (group?.loading) masterResumeRead(state, group, error === 0 ? data : null, io.waiters);
+      else answerAll(-EAGAIN); // the group vanished meanwhile: let the kernel resend
       return;
     }
     if (group && group.lastWriteIo === ioId) group.lastWriteIo = NO_IO;
@@ -148,7 +189,7 @@ export class ClusterLog {
       masterResumeDone(state, group, error, io.waiters);
       return;
     }
-    for (const w of io.waiters) state.reply(w.node, w.header, error === 0 ? 0 : -EIO);
+    answerAll(error === 0 ? 0 : -EIO);
   }
 
   /**
@@ -160,7 +201,7 @@ export class ClusterLog {
   #nodeDown(node: NodeId): void {
     const state = this.#state;
     state.nodes.delete(node);
-    const requeue: { group: LogGroup; resumes: LogGroup["waitingResumes"] }[] = [];
+    const requeue: LogGroup["waitingResumes"][] = [];
     for (const uuid of state.sortedGroupIds()) {
       const group = state.groups.get(uuid)!;
       if (group.members.some((m) => m.node === node)) {
@@ -175,7 +216,7 @@ export class ClusterLog {
       group.waitingResumes.length = 0;
       if (group.members.length === 0) {
         state.groups.delete(uuid);
-        if (waiting.length > 0) requeue.push({ group, resumes: waiting });
+        if (waiting.length > 0) requeue.push(waiting);
       } else {
         group.waitingResumes.push(...waiting);
       }
@@ -185,7 +226,7 @@ export class ClusterLog {
     }
     for (const io of [...state.pendingIo.values()]) this.#reassignIo(io, node);
     // Joiners that were waiting on a master resume whose master died resume afresh.
-    for (const { resumes } of requeue) {
+    for (const resumes of requeue) {
       for (const w of resumes)
         this.#request(w.node, { ...w.header, error: 0, data: new Uint8Array(0) });
     }

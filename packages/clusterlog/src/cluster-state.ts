@@ -1,5 +1,6 @@
 import type { RequestHeader } from "./codec.ts";
 import { encodeLogImage, logImageSize } from "./disk-format.ts";
+import { EAGAIN } from "./errno.ts";
 import type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
 import { NO_IO, serverOf } from "./log-state.ts";
 import type { IoRequest, NodeId, Reply } from "./operations.ts";
@@ -151,6 +152,9 @@ export class ClusterState {
   dissolveIfEmpty(group: LogGroup): void {
     if (group.members.length > 0) return;
     this.groups.delete(group.uuid);
-    if (group.lastWriteIo !== NO_IO) group.lastWriteIo = NO_IO;
+    group.lastWriteIo = NO_IO;
+    // Joiners waiting on a master resume that went away: -EAGAIN makes their kernels
+    // resend RESUME (spec §1.4), which then finds no group and does a master resume.
+    for (const w of group.waitingResumes.splice(0)) this.reply(w.node, w.header, -EAGAIN);
   }
 }

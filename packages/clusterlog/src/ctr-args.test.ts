@@ -25,7 +25,10 @@ describe("CTR argument parsing (spec §2.1)", () => {
 
   it("scenario 3 (parse): a 1 GiB disk log with 512 KiB regions has 2048 regions", () => {
     const r = parse("2097152 clustered-disk 7:0 1024");
-    expect(r).toMatchObject({ ok: true, value: { config: { logDevice: "7:0", regionCount: 2048 } } });
+    expect(r).toMatchObject({
+      ok: true,
+      value: { config: { logDevice: "7:0", regionCount: 2048 } },
+    });
   });
 
   it("recognises the re-CTR form by its counted NUL and ignores it (P4, P6)", () => {

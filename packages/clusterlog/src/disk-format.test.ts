@@ -63,9 +63,9 @@ describe("on-disk log (spec §5)", () => {
     const img = image(2048, 0xff);
     expect(initialCleanBits(config("2097152 clustered-disk 7:0 1024 sync"), img).count).toBe(0);
     const half = image(2048, 0x00);
-    expect(
-      initialCleanBits(config("2097152 clustered-disk 7:0 1024 nosync"), half).count,
-    ).toBe(2048);
+    expect(initialCleanBits(config("2097152 clustered-disk 7:0 1024 nosync"), half).count).toBe(
+      2048,
+    );
   });
 
   it("drops garbage bits above nr_regions and on a bad magic treats the log as new", () => {

@@ -174,3 +174,81 @@ describe("DTR, PRESUSPEND, POSTSUSPEND, RESUME (spec §2.2–§2.5)", () => {
     expect(group.markers.has(3)).toBe(false);
   });
 });
+
+describe("master resume and the disk (spec §2.5, §5)", () => {
+  function writeHeader(h: Harness, nrRegions: number, fill: number) {
+    const data = h.device().data;
+    const view = new DataView(data.buffer);
+    view.setUint32(0, 0x4d69_5272, true);
+    view.setUint32(4, 2, true);
+    view.setBigUint64(8, BigInt(nrRegions), true);
+    data.fill(fill, 1024, 1024 + 256);
+  }
+
+  it("scenario 15: a fresh zeroed device gets a header and an all-dirty bitmap", () => {
+    const h = new Harness();
+    h.up(A, DISK);
+    expect([...h.device().data.subarray(0, 16)]).toEqual([
+      0x72, 0x52, 0x69, 0x4d, 0x02, 0, 0, 0, 0x00, 0x08, 0, 0, 0, 0, 0, 0,
+    ]);
+    expect(
+      h
+        .device()
+        .data.subarray(1024, 1280)
+        .every((b) => b === 0),
+    ).toBe(true);
+    expect(h.syncCount(A)).toBe(0);
+  });
+
+  it("scenario 15: valid disk bits are kept; a clear bit 17 is resynced first", () => {
+    const h = new Harness();
+    writeHeader(h, 2048, 0xff);
+    h.device().data[1024 + 2] = 0xfd;
+    h.up(A, DISK);
+    expect(h.syncCount(A)).toBe(2047);
+    expect(h.inSync(A, 17)).toBe(0);
+    expect(h.resyncWork(A)).toEqual([1, 17]);
+  });
+
+  it("scenario 15: a grown device resyncs the new part, or not with nosync", () => {
+    const grown = new Harness();
+    writeHeader(grown, 1024, 0xff);
+    grown.up(A, DISK);
+    expect(grown.syncCount(A)).toBe(1024);
+    expect(new DataView(grown.device().data.buffer).getUint32(8, true)).toBe(2048);
+    const nosync = new Harness();
+    writeHeader(nosync, 1024, 0xff);
+    nosync.up(A, `${DISK} nosync`);
+    expect(nosync.syncCount(A)).toBe(2048);
+  });
+
+  it("a RESUME whose master went away while loading gets -EAGAIN, so the kernel resends", () => {
+    const h = new Harness();
+    h.ctr(A, DISK);
+    h.ctr(B, DISK);
+    const log = h.log;
+    const op = (node: number, type: number, s: number) => ({
+      kind: "request" as const,
+      node,
+      request: {
+        luid: L1,
+        uuid: "LVM-test",
+        version: 3,
+        error: 0,
+        seq: s,
+        requestType: type,
+        data: new Uint8Array(0),
+      },
+    });
+    const read = log.apply(op(A, 5, 700)).io[0]!;
+    expect(log.apply(op(B, 5, 701)).replies).toEqual([]);
+    const dtr = log.apply(op(A, DM_ULOG_DTR, 702));
+    expect(dtr.replies.map((r) => [r.node, r.header.seq, r.error])).toEqual([
+      [B, 701, -11],
+      [A, 702, 0],
+    ]);
+    const done = log.apply({ kind: "io-done", ioId: read.ioId, error: 0 });
+    expect(done.replies.map((r) => [r.node, r.header.seq, r.error])).toEqual([[A, 700, -11]]);
+    expect(h.resume(B).error).toBe(0); // the resend: B is now the first member
+  });
+});

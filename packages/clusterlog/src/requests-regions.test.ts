@@ -157,11 +157,19 @@ describe("FLUSH (spec §2.9)", () => {
     h.flush(A);
     // Apply without performing I/O, to see replies that wait for it.
     const log = h.log;
-    const req = (node: number, seq: number, type: number, data = new Uint8Array(0)) =>
+    const req = (node: number, seq: number, type: number, data: Uint8Array = new Uint8Array(0)) =>
       log.apply({
         kind: "request",
         node,
-        request: { luid: 0x1111n, uuid: "LVM-test", version: 3, error: 0, seq, requestType: type, data },
+        request: {
+          luid: 0x1111n,
+          uuid: "LVM-test",
+          version: 3,
+          error: 0,
+          seq,
+          requestType: type,
+          data,
+        },
       });
     req(A, 900, DM_ULOG_MARK_REGION, encodeU64List([9]));
     const f1 = req(A, 901, DM_ULOG_FLUSH);

@@ -90,7 +90,9 @@ export function flush(state: ClusterState, req: RequestContext): Outcome {
     return DEFERRED;
   }
   group.touched = false;
-  if (instance.config.logType === "clustered-core") return SUCCESS;
+  // The server's table decides whether there is a disk to write (it is the writer, §4.2).
+  const server = state.serverInstance(group) ?? instance;
+  if (server.config.logType === "clustered-core") return SUCCESS;
   state.issueWrite(group, "flush", [waiter]);
   return DEFERRED;
 }

@@ -1,0 +1,173 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ClusterLog } from "./cluster-log.ts";
+import { encodeAscii, encodeSetRegionSync, encodeU64, encodeU64List } from "./codec.ts";
+import { performLogIo } from "./disk-format.ts";
+import { makeRequest } from "./local-driver.ts";
+import { MemoryBlockDevice } from "./memory-block-device.ts";
+import type { ApplyResult, Operation } from "./operations.ts";
+import * as T from "./request-types.ts";
+import { A, B, Harness } from "./test-support.ts";
+
+const CTRS = [
+  "40960 clustered-core 1024",
+  "40960 clustered-core 1024 nosync",
+  "65536 clustered-disk 7:0 1024",
+  "65536 clustered-disk 7:0 1024 sync block_on_error",
+];
+const UUIDS = ["LVM-one", "LVM-two"];
+
+type Cmd =
+  | {
+      k: "req";
+      node: number;
+      type: number;
+      uuid: number;
+      luid: number;
+      ctr: number;
+      nul: boolean;
+      regions: number[];
+      flag: boolean;
+    }
+  | { k: "node"; kind: "node-join" | "node-leave" | "node-failed"; node: number }
+  | { k: "disk"; fail: boolean };
+
+const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+  {
+    weight: 20,
+    arbitrary: fc.record({
+      k: fc.constant("req" as const),
+      node: fc.integer({ min: 1, max: 3 }),
+      // Lifecycle requests twice as likely, so logs actually get resumed.
+      type: fc.oneof(fc.integer({ min: 0, max: 18 }), fc.constantFrom(1, 5, 1, 5, 10, 9, 12, 13)),
+      uuid: fc.nat(1),
+      luid: fc.nat(1),
+      ctr: fc.nat(CTRS.length - 1),
+      nul: fc.boolean(),
+      regions: fc.array(fc.nat(70), { maxLength: 4 }),
+      flag: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("node" as const),
+      kind: fc.constantFrom("node-join" as const, "node-leave" as const, "node-failed" as const),
+      node: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("disk" as const), fail: fc.boolean() }) },
+);
+
+function toOperation(c: Cmd & { k: "req" }, seq: number): Operation {
+  let data: Uint8Array = new Uint8Array(0);
+  const region = c.regions[0] ?? 0;
+  if (c.type === T.DM_ULOG_CTR) data = encodeAscii(CTRS[c.ctr]!, c.nul);
+  else if ([7, 8, 17].includes(c.type)) data = encodeU64(region);
+  else if ([10, 11].includes(c.type) || (c.type === 9 && c.flag)) data = encodeU64List(c.regions);
+  else if (c.type === T.DM_ULOG_SET_REGION_SYNC) data = encodeSetRegionSync(region, c.flag);
+  return {
+    kind: "request",
+    node: c.node,
+    request: makeRequest({
+      node: c.node,
+      type: c.type,
+      uuid: UUIDS[c.uuid]!,
+      luid: BigInt(c.luid + 1),
+      seq,
+      data,
+    }),
+  };
+}
+
+describe("snapshots and replication (spec §4.3, [REC] P16, P17, P26, P27)", () => {
+  it("two replicas, one joining mid-way from a snapshot, stay byte-identical", () => {
+    fc.assert(
+      fc.property(
+        fc.array(cmd, { minLength: 80, maxLength: 200 }),
+        fc.nat(200),
+        (cmds, splitAt) => {
+          const device = new MemoryBlockDevice();
+          const first = new ClusterLog();
+          let second: ClusterLog | null = null;
+          let seq = 1;
+          let step = 0;
+          const run = (op: Operation) => {
+            const queue = [op];
+            while (queue.length > 0) {
+              const next = queue.shift()!;
+              const r1: ApplyResult = first.apply(next);
+              // P30: every error the kernel sees is a negative errno.
+              for (const reply of r1.replies) expect(reply.error).toBeLessThanOrEqual(0);
+              if (second) {
+                expect(second.apply(next)).toEqual(r1);
+                expect(second.snapshot()).toEqual(first.snapshot());
+              }
+              for (const io of r1.io) queue.push(performLogIo(io, device));
+            }
+          };
+          for (const c of cmds) {
+            if (step++ === Math.min(splitAt, cmds.length - 1)) {
+              const joined = ClusterLog.fromSnapshot(first.snapshot());
+              if (!joined.ok) throw new Error(joined.error.message);
+              second = joined.value;
+              expect(second.position).toBe(first.position);
+            }
+            if (c.k === "disk") device.failWrites = c.fail;
+            else if (c.k === "node") run({ kind: c.kind, node: c.node });
+            else run(toOperation(c, seq++));
+          }
+          expect(second).not.toBeNull();
+          expect(second!.snapshot()).toEqual(first.snapshot());
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("a snapshot carries the mark list, resync cursor and priority list (P26, P27)", () => {
+    const h = new Harness();
+    h.up(A, "40960 clustered-core 1024");
+    h.up(B, "40960 clustered-core 1024");
+    h.mark(A, [12]);
+    h.remoteRecovering(B, 33);
+    h.resyncWork(A); // takes 33 from the priority list
+    h.remoteRecovering(B, 20);
+    h.setRegionSync(A, 33, true);
+    expect(h.resyncWork(B)).toEqual([1, 20]);
+    h.setRegionSync(B, 20, true);
+    h.resyncWork(B); // sequential: 0
+    const restored = ClusterLog.fromSnapshot(h.log.snapshot());
+    if (!restored.ok) throw new Error(restored.error.message);
+    const g = restored.value.state.groups.get("LVM-test")!;
+    expect(g.markers.get(12)).toEqual([A]);
+    expect([g.recoveringRegion, g.recoverer, g.syncSearch]).toEqual([0, B, 1]);
+    expect(restored.value.snapshot()).toEqual(h.log.snapshot());
+  });
+
+  it("P17 [REC]: a snapshot records its stream position, so a joiner can tell its age", () => {
+    const h = new Harness();
+    h.up(A, "4096 clustered-core 1024");
+    const early = h.log.snapshot();
+    h.mark(A, [1]);
+    const late = ClusterLog.fromSnapshot(h.log.snapshot());
+    const old = ClusterLog.fromSnapshot(early);
+    if (!late.ok || !old.ok) throw new Error("snapshot");
+    expect(late.value.position).toBe(h.log.position);
+    expect(old.value.position).toBeLessThan(late.value.position);
+  });
+
+  it("rejects corrupt or truncated snapshots with a typed error, never a throw", () => {
+    const h = new Harness();
+    h.up(A, "2097152 clustered-disk 7:0 1024");
+    h.mark(A, [1]);
+    const snap = h.log.snapshot();
+    fc.assert(
+      fc.property(fc.nat(snap.length - 1), (cut) => {
+        const r = ClusterLog.fromSnapshot(snap.subarray(0, cut));
+        expect(r).toMatchObject({ ok: false, error: { code: "bad-snapshot" } });
+      }),
+    );
+    expect(ClusterLog.fromSnapshot(snap, { cmirrordQuirks: true }).ok).toBe(false);
+  });
+});
