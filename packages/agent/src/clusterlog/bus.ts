@@ -1,0 +1,76 @@
+import type { NodeId, Operation } from "@mirrorplane/clusterlog";
+
+/**
+ * The ClusterBus: the total order every replica of the cluster log applies
+ * (ARCHITECTURE.md "The cluster log", CLUSTERLOG-SPEC.md §4). Two implementations sit
+ * behind this one interface:
+ *
+ * - in-process (`in-process-bus.ts`): one host, and the deterministic simulation tests;
+ * - NATS JetStream (`jetstream-bus.ts`): one stream per cluster, stream sequence = order,
+ *   message ids make a re-publication idempotent, membership operations written into
+ *   the same stream, failure declared when a member's heartbeat in a KV bucket expires.
+ *
+ * The bus carries `Operation`s of `@mirrorplane/clusterlog` unchanged; the state machine
+ * (`ClusterLog.apply`) is the only thing that interprets them. Every member applies every
+ * delivered operation, in `seq` order, to its own replica; a member answers only the
+ * replies addressed to its own node and performs only the I/O addressed to it, publishing
+ * the outcome as an `io-done` operation.
+ */
+export interface OrderedOperation {
+  /** Position in the total order: strictly increasing, no gaps, starting at 1. */
+  readonly seq: number;
+  /** The member that published it. */
+  readonly origin: NodeId;
+  /** The publisher's idempotency key; an id seen before is never delivered twice. */
+  readonly msgId: string;
+  readonly op: Operation;
+}
+
+export interface BusSnapshot {
+  /** The last `seq` the snapshot includes; delivery resumes at `seq + 1`. */
+  readonly seq: number;
+  /** `ClusterLog.snapshot()` bytes. */
+  readonly bytes: Uint8Array;
+}
+
+export interface BusHandlers {
+  /**
+   * Called for every operation in order, exactly once per `seq`, never concurrently.
+   * Must not throw; must apply synchronously (replies and I/O are derived from it).
+   */
+  deliver(entry: OrderedOperation): void;
+  /**
+   * Called when the connection to the ordering engine is lost and regained, or the
+   * member was fenced out: operations this member published but has not seen delivered
+   * must be re-published with the same msgId (P23) — the bus de-duplicates them.
+   */
+  reconnected?(): void;
+}
+
+export interface ClusterBus {
+  readonly nodeId: NodeId;
+
+  /**
+   * Joins the cluster: returns the latest snapshot to start from (null when this is the
+   * first member, or none was saved), then delivers every operation after it, in order,
+   * through `handlers.deliver` — including this member's own `node-join`, which the bus
+   * publishes as part of joining. Resolves once the join operation has been delivered.
+   */
+  start(handlers: BusHandlers): Promise<BusSnapshot | null>;
+
+  /**
+   * Publishes an operation into the total order. Resolves with its `seq` once ordered
+   * (it will be, or has been, delivered to every member). Publishing again with the same
+   * `msgId` resolves with the original `seq` and delivers nothing new.
+   */
+  publish(op: Operation, msgId: string): Promise<number>;
+
+  /** Saves a snapshot for joiners; only the latest one is kept. */
+  saveSnapshot(snapshot: BusSnapshot): Promise<void>;
+
+  /** Members currently believed alive (heartbeat fresh), lowest first. */
+  liveMembers(): NodeId[];
+
+  /** Leaves gracefully (publishes `node-leave`) and releases every resource. */
+  close(): Promise<void>;
+}
