@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect, test } from "@playwright/test";
+import { type Browser, expect, type Page, test } from "@playwright/test";
 import { e2e } from "../playwright.config";
 
 const thp = "/sys/kernel/mm/transparent_hugepage";
@@ -9,42 +9,118 @@ const token = () => readFileSync(join(e2e.dataDir, "agent-token"), "utf8").trim(
 const agentUrl = `http://127.0.0.1:${e2e.agentPort}/trpc/khugepaged.current`;
 const digits = (text: string | null) => (text ?? "").replace(/,/g, "").trim();
 
-test("the nodes page lists the local agent as fresh", async ({ page }) => {
+const admin = { username: "admin-e2e", password: "e2e-admin-password" };
+const viewer = { username: "viewer-e2e", password: "e2e-viewer-password" };
+
+/** Signs in, doing the first-run step when this data directory has no user yet. */
+async function signIn(
+  browser: Browser,
+  who: { username: string; password: string },
+): Promise<Page> {
+  const page = await browser.newPage();
   await page.goto("/nodes");
-  const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);
-  await expect(row).toBeVisible();
-  await expect(row.getByTestId("freshness")).toHaveText("fresh");
-});
-
-test("the khugepaged page shows this host's sysfs values", async ({ page }) => {
-  await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
-  await expect(page.getByTestId("current-source")).toHaveText("read live from sysfs");
-  for (const name of [
-    "pages_to_scan",
-    "scan_sleep_millisecs",
-    "alloc_sleep_millisecs",
-    "defrag",
-    "max_ptes_none",
-    "max_ptes_swap",
-    "max_ptes_shared",
-  ]) {
-    const expected = readFileSync(`${thp}/khugepaged/${name}`, "utf8").trim();
-    await expect(page.getByTestId(`tunable-${name}`)).toHaveText(
-      Number(expected).toLocaleString("en-US"),
-    );
-    expect(digits(await page.getByTestId(`tunable-${name}`).textContent())).toBe(expected);
+  await expect(page).toHaveURL(/\/login/);
+  await page.getByLabel("Username").fill(who.username);
+  await page.getByLabel("Password", { exact: true }).fill(who.password);
+  if (await page.getByRole("heading", { name: "Create the first admin" }).isVisible()) {
+    await page.getByLabel("Repeat password").fill(who.password);
   }
-  const enabled = /\[([^\]]+)\]/.exec(readFileSync(`${thp}/enabled`, "utf8"))?.[1];
-  await expect(page.getByTestId("thp-enabled")).toHaveText(enabled ?? "—");
+  await page.getByRole("button", { name: /sign in/i }).click();
+  await expect(page.getByTestId("current-user")).toHaveText(who.username);
+  return page;
+}
+
+test.describe
+  .serial("as an admin", () => {
+    let page: Page;
+    test.beforeAll(async ({ browser }) => {
+      page = await signIn(browser, admin);
+    });
+    test.afterAll(() => page.close());
+
+    test("the nodes page lists the local agent as fresh", async () => {
+      await page.goto("/nodes");
+      const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);
+      await expect(row).toBeVisible();
+      await expect(row.getByTestId("freshness")).toHaveText("fresh");
+    });
+
+    test("the khugepaged page shows this host's sysfs values", async () => {
+      await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
+      await expect(page.getByTestId("current-source")).toHaveText("read live from sysfs");
+      for (const name of [
+        "pages_to_scan",
+        "scan_sleep_millisecs",
+        "alloc_sleep_millisecs",
+        "defrag",
+        "max_ptes_none",
+        "max_ptes_swap",
+        "max_ptes_shared",
+      ]) {
+        const expected = readFileSync(`${thp}/khugepaged/${name}`, "utf8").trim();
+        await expect(page.getByTestId(`tunable-${name}`)).toHaveText(
+          Number(expected).toLocaleString("en-US"),
+        );
+        expect(digits(await page.getByTestId(`tunable-${name}`).textContent())).toBe(expected);
+      }
+      const enabled = /\[([^\]]+)\]/.exec(readFileSync(`${thp}/enabled`, "utf8"))?.[1];
+      await expect(page.getByTestId("thp-enabled")).toHaveText(enabled ?? "—");
+    });
+
+    test("the khugepaged page charts the sampled counters", async () => {
+      await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
+      const chart = page.locator('[data-testid="chart"][data-series="vmstat.thp_fault_alloc"]');
+      await expect(chart).toBeVisible();
+      await expect(chart.locator("path.recharts-curve")).toHaveCount(1, { timeout: 20_000 });
+      await expect(chart.locator("h2")).toContainText("=");
+      await page.screenshot({ path: "test-results/khugepaged.png", fullPage: true });
+    });
+
+    test("an admin adds a viewer, and the change is audited", async () => {
+      await page.goto("/admin/users");
+      const existing = page.locator(`[data-testid="user-row"][data-username="${viewer.username}"]`);
+      // The table has loaded once the signed-in admin's own row is there.
+      await expect(
+        page.locator(`[data-testid="user-row"][data-username="${admin.username}"]`),
+      ).toBeVisible();
+      if ((await existing.count()) === 0) {
+        const form = page.locator("form");
+        await form.locator('input[name="username"]').fill(viewer.username);
+        await form.locator('input[name="password"]').fill(viewer.password);
+        await form.locator('select[name="role"]').selectOption("viewer");
+        await page.getByRole("button", { name: "Create user" }).click();
+        await expect(page.getByRole("status")).toHaveText(`created ${viewer.username} (viewer)`);
+      }
+      await expect(existing).toBeVisible();
+      await page.goto("/audit");
+      await expect(
+        page.locator('[data-testid="audit-row"][data-action="users.create"]').first(),
+      ).toBeVisible();
+    });
+  });
+
+test("a viewer sees no user management, and the server refuses it when called directly", async ({
+  browser,
+}) => {
+  const page = await signIn(browser, viewer);
+  await expect(page.getByRole("link", { name: "Users" })).toHaveCount(0);
+  await page.goto("/admin/users");
+  await expect(page.getByText("Only admins manage users")).toBeVisible();
+  const res = await page.request.post("/api/trpc/users.create", {
+    data: { json: { username: "sneaky", password: "0123456789abc", role: "admin" } },
+    headers: { "content-type": "application/json", origin: `http://127.0.0.1:${e2e.webPort}` },
+  });
+  expect(res.status()).toBe(403);
+  await page.close();
 });
 
-test("the khugepaged page charts the sampled counters", async ({ page }) => {
-  await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
-  const chart = page.locator('[data-testid="chart"][data-series="vmstat.thp_fault_alloc"]');
-  await expect(chart).toBeVisible();
-  // Samples arrive every second; the line appears once two or more are stored.
-  await expect(chart.locator("path.recharts-curve")).toHaveCount(1, { timeout: 20_000 });
-  await expect(chart.locator("h2")).toContainText("=");
+test("signed-out visitors are sent to the sign-in page and the API refuses them", async ({
+  page,
+}) => {
+  await page.goto("/khugepaged");
+  await expect(page).toHaveURL(/\/login\?next=%2Fkhugepaged/);
+  const res = await page.request.get("/api/trpc/nodes.list");
+  expect(res.status()).toBe(401);
 });
 
 test("the agent API refuses calls without the token, or with a wrong one", async () => {

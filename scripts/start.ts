@@ -49,11 +49,20 @@ async function main() {
     applied.length ? `applied migrations: ${applied.join(", ")}` : "database schema is up to date",
   );
 
-  const tokenFile = join(dataDir, "agent-token");
-  if (!env.MIRRORPLANE_AGENT_TOKEN && !existsSync(tokenFile)) {
-    await writeFile(tokenFile, `${randomBytes(24).toString("base64url")}\n`, { mode: 0o600 });
-  }
-  const token = env.MIRRORPLANE_AGENT_TOKEN ?? (await readFile(tokenFile, "utf8")).trim();
+  const token = env.MIRRORPLANE_AGENT_TOKEN ?? (await secretFile(join(dataDir, "agent-token"), 24));
+  const authSecret = env.BETTER_AUTH_SECRET ?? (await secretFile(join(dataDir, "auth-secret"), 32));
+  const webHost = env.MIRRORPLANE_WEB_HOST ?? "127.0.0.1";
+  const publicUrl =
+    env.MIRRORPLANE_PUBLIC_URL ??
+    `http://${webHost === "0.0.0.0" ? "127.0.0.1" : webHost}:${webPort}`;
+  // Both loopback spellings reach the same server; sign-in from either must pass the origin check.
+  const trusted = [
+    `http://127.0.0.1:${webPort}`,
+    `http://localhost:${webPort}`,
+    env.MIRRORPLANE_TRUSTED_ORIGINS ?? "",
+  ]
+    .filter(Boolean)
+    .join(",");
 
   if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
     say("building the agent and the dashboard (cached after the first start)…");
@@ -99,7 +108,7 @@ async function main() {
       "--port",
       String(webPort),
       "--hostname",
-      env.MIRRORPLANE_WEB_HOST ?? "127.0.0.1",
+      webHost,
     ],
     {
       cwd: join(root, "apps/web"),
@@ -108,6 +117,9 @@ async function main() {
         ...env,
         DATABASE_URL: database.url,
         MIRRORPLANE_AGENT_TOKEN: token,
+        BETTER_AUTH_SECRET: authSecret,
+        MIRRORPLANE_PUBLIC_URL: publicUrl,
+        MIRRORPLANE_TRUSTED_ORIGINS: trusted,
         NODE_ENV: "production",
       },
     },
@@ -118,6 +130,9 @@ async function main() {
   await waitForHttp(`${url}/nodes`);
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   say(`dashboard: ${url}`);
+  say(
+    "first visit: create the admin account on the sign-in page (or: npm run user:create -- --username <name> --role admin)",
+  );
   say("press Ctrl-C to stop");
 
   const shutdown = async (signal: string) => {
@@ -134,6 +149,13 @@ async function main() {
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+/** A random secret kept (mode 0600) in the data dir, created on first use. */
+async function secretFile(path: string, bytes: number): Promise<string> {
+  if (!existsSync(path))
+    await writeFile(path, `${randomBytes(bytes).toString("base64url")}\n`, { mode: 0o600 });
+  return (await readFile(path, "utf8")).trim();
 }
 
 function watch(name: string, proc: ChildProcess) {

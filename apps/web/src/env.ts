@@ -4,10 +4,24 @@ import { z } from "zod";
 /** The web app's environment, validated once at start-up (STYLE.md §6). */
 const ZEnv = z.object({
   DATABASE_URL: z.string().min(1, "DATABASE_URL is required (npm start sets it)"),
-  /** Cluster token the control plane presents to every agent's API. */
+  /** Cluster token the control plane presents to every agent's API; never sent to browsers. */
   MIRRORPLANE_AGENT_TOKEN: z
     .string()
     .min(16, "MIRRORPLANE_AGENT_TOKEN must be at least 16 characters"),
+  /** Signs session cookies (better-auth). npm start generates one into the data dir. */
+  BETTER_AUTH_SECRET: z.string().min(32, "BETTER_AUTH_SECRET must be at least 32 characters"),
+  /** The URL operators use to reach the dashboard (origin checks, cookies). */
+  MIRRORPLANE_PUBLIC_URL: z.url().default("http://127.0.0.1:3000"),
+  /** Extra origins allowed to post to the API, comma-separated. */
+  MIRRORPLANE_TRUSTED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    ),
 });
 
 export type TEnv = z.infer<typeof ZEnv>;

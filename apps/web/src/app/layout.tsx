@@ -1,6 +1,7 @@
 import type { Metadata } from "next";
 import type { ReactNode } from "react";
 import { Nav } from "~/components/nav";
+import { UserMenu } from "~/components/user-menu";
 import { Providers } from "~/trpc/react";
 import "./globals.css";
 
@@ -17,6 +18,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           <header className="top">
             <span className="brand">Mirrorplane</span>
             <Nav />
+            <UserMenu />
           </header>
           <main>{children}</main>
         </Providers>

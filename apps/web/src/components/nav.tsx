@@ -1,26 +1,35 @@
 "use client";
 
+import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
+import { useTRPC } from "~/trpc/react";
 
 const links = [
-  { href: "/nodes", label: "Nodes" },
-  { href: "/khugepaged", label: "khugepaged" },
+  { href: "/nodes", label: "Nodes", admin: false },
+  { href: "/khugepaged", label: "khugepaged", admin: false },
+  { href: "/audit", label: "Audit", admin: false },
+  { href: "/admin/users", label: "Users", admin: true },
 ];
 
 export function Nav() {
   const pathname = usePathname();
+  const trpc = useTRPC();
+  const me = useQuery(trpc.session.me.queryOptions());
+  if (pathname.startsWith("/login")) return null;
   return (
     <nav>
-      {links.map((l) => (
-        <Link
-          key={l.href}
-          href={l.href}
-          aria-current={pathname.startsWith(l.href) ? "page" : undefined}
-        >
-          {l.label}
-        </Link>
-      ))}
+      {links
+        .filter((l) => !l.admin || me.data?.role === "admin")
+        .map((l) => (
+          <Link
+            key={l.href}
+            href={l.href}
+            aria-current={pathname.startsWith(l.href) ? "page" : undefined}
+          >
+            {l.label}
+          </Link>
+        ))}
     </nav>
   );
 }

@@ -1,10 +1,15 @@
 import { khugepagedRouter } from "./routers/khugepaged";
 import { nodesRouter } from "./routers/nodes";
+import { auditRouter, sessionRouter, setupRouter, usersRouter } from "./routers/users";
 import { createCallerFactory, createTRPCRouter } from "./trpc";
 
 export const appRouter = createTRPCRouter({
   nodes: nodesRouter,
   khugepaged: khugepagedRouter,
+  session: sessionRouter,
+  setup: setupRouter,
+  users: usersRouter,
+  audit: auditRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -66,7 +66,12 @@ describe("control-plane routers (real Postgres, real agent API)", () => {
       ],
     });
     caller = createCaller(
-      createContextInner({ db, agents: createAgentDirectory(token, 2_000), now: () => now }),
+      createContextInner({
+        db,
+        agents: createAgentDirectory(token, 2_000),
+        now: () => now,
+        user: { id: "u-viewer", username: "vera", role: "viewer" },
+      }),
     );
   });
   afterAll(async () => {

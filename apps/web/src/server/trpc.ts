@@ -1,14 +1,24 @@
 import type { Db } from "@mirrorplane/db";
-import { initTRPC } from "@trpc/server";
+import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { AgentDirectory } from "./agents";
+
+export type TRoleName = "viewer" | "operator" | "admin";
+
+export interface ContextUser {
+  id: string;
+  username: string;
+  role: TRoleName;
+}
 
 /** Everything a procedure may use; testable without an HTTP request (STYLE.md §4). */
 export interface ContextInner {
   db: Db;
   agents: AgentDirectory;
   now: () => Date;
+  /** The signed-in user, or null. */
+  user: ContextUser | null;
 }
 
 export function createContextInner(ctx: ContextInner): ContextInner {
@@ -29,5 +39,51 @@ const t = initTRPC.context<ContextInner>().create({
 
 export const createTRPCRouter = t.router;
 export const createCallerFactory = t.createCallerFactory;
-/** Read-only views. Roles (viewer/operator/admin) and audited mutations come with auth. */
+
+/** Only what a signed-out browser needs (session state, the first-run step). */
 export const publicProcedure = t.procedure;
+
+const rank: Record<TRoleName, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/** Auth is middleware that narrows the context: handlers never check for a user. */
+function requireRole(minimum: TRoleName) {
+  return t.middleware(({ ctx, next }) => {
+    if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "sign in first" });
+    if (rank[ctx.user.role] < rank[minimum]) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `needs the ${minimum} role; you are ${ctx.user.role}`,
+      });
+    }
+    return next({ ctx: { ...ctx, user: ctx.user } });
+  });
+}
+
+export const protectedProcedure = t.procedure.use(requireRole("viewer"));
+export const operatorProcedure = t.procedure.use(requireRole("operator"));
+export const adminProcedure = t.procedure.use(requireRole("admin"));
+
+/** Writes the audit row every mutation owes (ARCHITECTURE.md: who, what, parameters, result). */
+export async function audit(
+  ctx: { db: Db; user: ContextUser | null },
+  entry: {
+    action: string;
+    target: string;
+    params?: unknown;
+    outcome: "ok" | "refused" | "failed";
+    detail?: string;
+  },
+): Promise<void> {
+  await ctx.db.auditAction.create({
+    data: {
+      userId: ctx.user?.id ?? null,
+      actor: ctx.user?.username ?? "anonymous",
+      action: entry.action,
+      target: entry.target,
+      params: (entry.params ?? {}) as object,
+      outcome: entry.outcome,
+      detail: entry.detail ?? null,
+    },
+    select: { id: true },
+  });
+}

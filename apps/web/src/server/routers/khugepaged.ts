@@ -2,7 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { downsampledSeries } from "../downsample";
 import { freshness } from "../freshness";
-import { createTRPCRouter, publicProcedure } from "../trpc";
+import { createTRPCRouter, protectedProcedure } from "../trpc";
 
 const ZSeriesInput = z.object({
   nodeId: z.string().min(1),
@@ -20,7 +20,7 @@ const ZSeriesInput = z.object({
 
 export const khugepagedRouter = createTRPCRouter({
   /** Current tunables and counters, read live by the node's agent from sysfs. */
-  current: publicProcedure
+  current: protectedProcedure
     .input(z.object({ nodeId: z.string().min(1) }))
     .query(async ({ ctx, input }) => {
       const node = await ctx.db.node.findUnique({
@@ -62,7 +62,7 @@ export const khugepagedRouter = createTRPCRouter({
     }),
 
   /** Series this node has reported, for the chart pickers. */
-  seriesNames: publicProcedure
+  seriesNames: protectedProcedure
     .input(z.object({ nodeId: z.string().min(1) }))
     .query(async ({ ctx, input }) => {
       const rows = await ctx.db.$queryRaw<Array<{ series: string }>>`
@@ -72,7 +72,7 @@ export const khugepagedRouter = createTRPCRouter({
       return rows.map((r) => r.series);
     }),
 
-  series: publicProcedure.input(ZSeriesInput).query(async ({ ctx, input }) => {
+  series: protectedProcedure.input(ZSeriesInput).query(async ({ ctx, input }) => {
     const to = input.to ?? ctx.now();
     const from = new Date(to.getTime() - input.windowMs);
     return {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { freshness } from "../freshness";
-import { createTRPCRouter, publicProcedure } from "../trpc";
+import { createTRPCRouter, protectedProcedure } from "../trpc";
 
 export const ZNodeRow = z.object({
   id: z.string(),
@@ -15,7 +15,7 @@ export const ZNodeRow = z.object({
 });
 
 export const nodesRouter = createTRPCRouter({
-  list: publicProcedure.output(z.array(ZNodeRow)).query(async ({ ctx }) => {
+  list: protectedProcedure.output(z.array(ZNodeRow)).query(async ({ ctx }) => {
     const nodes = await ctx.db.node.findMany({
       orderBy: { id: "asc" },
       select: {

@@ -1,6 +1,7 @@
 import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
 import { env } from "~/env";
 import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
+import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
 import { appRouter } from "~/server/root";
 import { createContextInner } from "~/server/trpc";
@@ -14,9 +15,10 @@ function handler(req: Request) {
     endpoint: "/api/trpc",
     req,
     router: appRouter,
-    createContext: () => {
+    createContext: async () => {
       agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
-      return createContextInner({ db: db(), agents, now: () => new Date() });
+      const user = await sessionUser(req.headers);
+      return createContextInner({ db: db(), agents, now: () => new Date(), user });
     },
     onError: ({ error, path }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);

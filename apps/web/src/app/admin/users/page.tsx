@@ -1,0 +1,12 @@
+import { UsersAdmin } from "./users-admin";
+
+export const dynamic = "force-dynamic";
+
+export default function UsersPage() {
+  return (
+    <>
+      <h1>Users</h1>
+      <UsersAdmin />
+    </>
+  );
+}

@@ -1,0 +1,14 @@
+import { LoginForm } from "./login-form";
+
+export const dynamic = "force-dynamic";
+
+export default async function LoginPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ next?: string }>;
+}) {
+  const { next } = await searchParams;
+  // Only same-site paths: never redirect to another origin after sign-in.
+  const target = next?.startsWith("/") && !next.startsWith("//") ? next : "/nodes";
+  return <LoginForm next={target} />;
+}
