@@ -38,7 +38,14 @@ test.describe
     });
     test.afterAll(() => page.close());
 
-    test("the nodes page lists the local agent as fresh", async () => {
+    test("the overview rolls up health worst-first", async () => {
+    await page.goto("/overview");
+    await expect(page.getByTestId("cluster-health")).toBeVisible();
+    await expect(page.getByTestId("cluster-health")).toHaveAttribute("data-health", /ok|attention|unknown/);
+    await page.screenshot({ path: "test-results/overview.png", fullPage: true });
+  });
+
+  test("the nodes page lists the local agent as fresh", async () => {
       await page.goto("/nodes");
       const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);
       await expect(row).toBeVisible();

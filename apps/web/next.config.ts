@@ -6,6 +6,8 @@ const config: NextConfig = {
   // Node-only drivers stay out of the server bundle and load from node_modules.
   serverExternalPackages: ["pg", "@prisma/adapter-pg", "@prisma/client"],
   poweredByHeader: false,
+  // Server-sent events must not be buffered by gzip; put compression in the reverse proxy.
+  compress: false,
   typescript: { ignoreBuildErrors: true }, // `npm run typecheck` is the type gate
 };
 

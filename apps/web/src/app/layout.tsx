@@ -1,5 +1,6 @@
 import type { Metadata } from "next";
 import type { ReactNode } from "react";
+import { LiveBridge, LiveIndicator } from "~/components/live-bridge";
 import { Nav } from "~/components/nav";
 import { UserMenu } from "~/components/user-menu";
 import { Providers } from "~/trpc/react";
@@ -18,8 +19,10 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           <header className="top">
             <span className="brand">Mirrorplane</span>
             <Nav />
+            <LiveIndicator />
             <UserMenu />
           </header>
+          <LiveBridge />
           <main>{children}</main>
         </Providers>
       </body>

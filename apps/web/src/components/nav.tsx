@@ -6,6 +6,7 @@ import { usePathname } from "next/navigation";
 import { useTRPC } from "~/trpc/react";
 
 const links = [
+  { href: "/overview", label: "Overview", admin: false },
   { href: "/nodes", label: "Nodes", admin: false },
   { href: "/khugepaged", label: "khugepaged", admin: false },
   { href: "/audit", label: "Audit", admin: false },

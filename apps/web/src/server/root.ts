@@ -1,5 +1,7 @@
 import { khugepagedRouter } from "./routers/khugepaged";
+import { liveRouter } from "./routers/live";
 import { nodesRouter } from "./routers/nodes";
+import { overviewRouter } from "./routers/overview";
 import { auditRouter, sessionRouter, setupRouter, usersRouter } from "./routers/users";
 import { createCallerFactory, createTRPCRouter } from "./trpc";
 
@@ -10,6 +12,8 @@ export const appRouter = createTRPCRouter({
   setup: setupRouter,
   users: usersRouter,
   audit: auditRouter,
+  live: liveRouter,
+  overview: overviewRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -9,6 +9,6 @@ export default async function LoginPage({
 }) {
   const { next } = await searchParams;
   // Only same-site paths: never redirect to another origin after sign-in.
-  const target = next?.startsWith("/") && !next.startsWith("//") ? next : "/nodes";
+  const target = next?.startsWith("/") && !next.startsWith("//") ? next : "/overview";
   return <LoginForm next={target} />;
 }

@@ -3,12 +3,15 @@ import { env } from "~/env";
 import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
 import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
+import { LiveHub } from "~/server/live/live-hub";
 import { appRouter } from "~/server/root";
+import { setLiveHub } from "~/server/routers/live";
 import { createContextInner } from "~/server/trpc";
 
 export const dynamic = "force-dynamic";
 
 let agents: AgentDirectory | undefined;
+let hubStarted = false;
 
 function handler(req: Request) {
   return fetchRequestHandler({
@@ -17,6 +20,10 @@ function handler(req: Request) {
     router: appRouter,
     createContext: async () => {
       agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
+      if (!hubStarted) {
+        setLiveHub(new LiveHub(db()));
+        hubStarted = true;
+      }
       const user = await sessionUser(req.headers);
       return createContextInner({ db: db(), agents, now: () => new Date(), user });
     },

@@ -1,0 +1,55 @@
+import { tracked } from "@trpc/server";
+import { z } from "zod";
+import type { LiveHub } from "../live/live-hub";
+import type { LiveMessage } from "../live/live-state";
+import { createTRPCRouter, protectedProcedure } from "../trpc";
+
+let hub: LiveHub | undefined;
+/** The process-wide hub (created by the route handler, which owns the database client). */
+export function setLiveHub(h: LiveHub) {
+  hub = h;
+}
+
+export const liveRouter = createTRPCRouter({
+  /**
+   * One stream per tab over SSE. Each message is tracked by its version, so a reconnect
+   * (EventSource's Last-Event-ID) resumes with the changes it missed, or a snapshot.
+   */
+  stream: protectedProcedure
+    .input(z.object({ lastEventId: z.string().nullish() }).optional())
+    .subscription(async function* ({ input, signal }) {
+      if (!hub) throw new Error("live stream unavailable");
+      const h = hub;
+      const queue: LiveMessage[] = [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = h.subscribe((m) => {
+        queue.push(m);
+        wake?.();
+      });
+      try {
+        if (h.log.version === 0) await h.poll();
+        const since = input?.lastEventId ? Number(input.lastEventId) : null;
+        let sent = -1;
+        for (const m of h.log.catchUp(Number.isFinite(since) ? since : null)) {
+          sent = m.version;
+          yield tracked(String(m.version), m);
+        }
+        while (!signal?.aborted) {
+          while (queue.length > 0) {
+            const m = queue.shift()!;
+            // Broadcasts that raced with the catch-up above are already covered by it.
+            if (m.version <= sent) continue;
+            sent = m.version;
+            yield tracked(String(m.version), m);
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            signal?.addEventListener("abort", () => resolve(), { once: true });
+          });
+          wake = undefined;
+        }
+      } finally {
+        unsubscribe();
+      }
+    }),
+});
