@@ -45,6 +45,16 @@ test.describe
     await page.screenshot({ path: "test-results/overview.png", fullPage: true });
   });
 
+  test("the events page loads with filters and export links", async () => {
+    await page.goto("/events");
+    await expect(page.getByTestId("events-count")).toHaveText(/^\d+\+? events$/);
+    await expect(page.getByRole("link", { name: "Export JSON" })).toHaveAttribute("href", /format=json/);
+    const exported = await page.request.get("/api/events/export?format=json");
+    expect(exported.status()).toBe(200);
+    const body = (await exported.json()) as { count: number; events: unknown[] };
+    expect(body.events).toHaveLength(body.count);
+  });
+
   test("the nodes page lists the local agent as fresh", async () => {
       await page.goto("/nodes");
       const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);

@@ -1,3 +1,4 @@
+import { eventsRouter } from "./routers/events";
 import { khugepagedRouter } from "./routers/khugepaged";
 import { liveRouter } from "./routers/live";
 import { nodesRouter } from "./routers/nodes";
@@ -14,6 +15,7 @@ export const appRouter = createTRPCRouter({
   audit: auditRouter,
   live: liveRouter,
   overview: overviewRouter,
+  events: eventsRouter,
 });
 
 export type AppRouter = typeof appRouter;

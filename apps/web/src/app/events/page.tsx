@@ -1,0 +1,12 @@
+import { EventsView } from "./events-view";
+
+export const dynamic = "force-dynamic";
+
+export default function EventsPage() {
+  return (
+    <>
+      <h1>Events</h1>
+      <EventsView />
+    </>
+  );
+}

@@ -1,0 +1,184 @@
+import type { Db, Prisma } from "@mirrorplane/db";
+import { TRPCError } from "@trpc/server";
+import { z } from "zod";
+import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
+
+const severities = ["debug", "info", "notice", "warning", "error", "critical"] as const;
+
+export const ZEventFilter = z.object({
+  from: z.date().optional(),
+  to: z.date().optional(),
+  nodeId: z.string().max(200).optional(),
+  kind: z.string().max(100).optional(),
+  severity: z.array(z.enum(severities)).max(6).optional(),
+  device: z.string().max(200).optional(),
+  mirror: z.string().max(200).optional(),
+  /** Free text in the message. */
+  text: z.string().max(200).optional(),
+  acknowledged: z.boolean().optional(),
+});
+export type TEventFilter = z.infer<typeof ZEventFilter>;
+
+/** Keyset cursor: the (occurredAt, id) of the last row seen, as `<ms>:<id>`. */
+const ZCursor = z.string().regex(/^\d+:\d+$/, "malformed cursor");
+
+export function eventWhere(f: TEventFilter): Prisma.EventWhereInput {
+  return {
+    ...(f.from || f.to
+      ? { occurredAt: { ...(f.from ? { gte: f.from } : {}), ...(f.to ? { lte: f.to } : {}) } }
+      : {}),
+    ...(f.nodeId ? { nodeId: f.nodeId } : {}),
+    ...(f.kind ? { kind: f.kind } : {}),
+    ...(f.severity?.length ? { severity: { in: f.severity } } : {}),
+    ...(f.device ? { device: f.device } : {}),
+    ...(f.mirror ? { mirror: f.mirror } : {}),
+    ...(f.text ? { message: { contains: f.text, mode: "insensitive" as const } } : {}),
+    ...(f.acknowledged === undefined
+      ? {}
+      : { acknowledgedAt: f.acknowledged ? { not: null } : null }),
+  };
+}
+
+export const eventSelect = {
+  id: true,
+  occurredAt: true,
+  receivedAt: true,
+  nodeId: true,
+  kind: true,
+  severity: true,
+  source: true,
+  device: true,
+  mirror: true,
+  leg: true,
+  message: true,
+  rangeStart: true,
+  rangeEnd: true,
+  rangeUnit: true,
+  count: true,
+  regionStart: true,
+  regionEnd: true,
+  simulated: true,
+  rawLine: true,
+  acknowledgedAt: true,
+  acknowledgedBy: true,
+} satisfies Prisma.EventSelect;
+
+type Row = Prisma.EventGetPayload<{ select: typeof eventSelect }>;
+
+/** Browser-safe row: bigints and decimals as strings. */
+export function serializeEvent(r: Row) {
+  return {
+    ...r,
+    id: r.id.toString(),
+    count: r.count.toString(),
+    rangeStart: r.rangeStart?.toString() ?? null,
+    rangeEnd: r.rangeEnd?.toString() ?? null,
+    regionStart: r.regionStart?.toString() ?? null,
+    regionEnd: r.regionEnd?.toString() ?? null,
+  };
+}
+export type TEventRow = ReturnType<typeof serializeEvent>;
+
+export async function listEvents(db: Db, filter: TEventFilter, limit: number, cursor?: string) {
+  const where = eventWhere(filter);
+  if (cursor) {
+    const [ms, id] = cursor.split(":");
+    const at = new Date(Number(ms));
+    where.AND = [{ OR: [{ occurredAt: { lt: at } }, { occurredAt: at, id: { lt: BigInt(id!) } }] }];
+  }
+  const rows = await db.event.findMany({
+    where,
+    orderBy: [{ occurredAt: "desc" }, { id: "desc" }],
+    take: limit + 1,
+    select: eventSelect,
+  });
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(serializeEvent),
+    nextCursor: rows.length > limit && last ? `${last.occurredAt.getTime()}:${last.id}` : null,
+  };
+}
+
+export const eventsRouter = createTRPCRouter({
+  /** Newest first; keyset-paginated so page 1,000 costs what page 1 costs (PB7). */
+  list: protectedProcedure
+    .input(
+      ZEventFilter.extend({
+        limit: z.number().int().min(1).max(500).default(100),
+        cursor: ZCursor.optional(),
+      }),
+    )
+    .query(({ ctx, input }) => {
+      const { limit, cursor, ...filter } = input;
+      return listEvents(ctx.db, filter, limit, cursor);
+    }),
+
+  /** Values for the filter pickers. */
+  facets: protectedProcedure.query(async ({ ctx }) => {
+    const [kinds, devices, mirrors, nodes] = await Promise.all([
+      ctx.db.event.findMany({
+        distinct: ["kind"],
+        select: { kind: true },
+        orderBy: { kind: "asc" },
+        take: 100,
+      }),
+      ctx.db.event.findMany({
+        distinct: ["device"],
+        where: { device: { not: null } },
+        select: { device: true },
+        orderBy: { device: "asc" },
+        take: 200,
+      }),
+      ctx.db.event.findMany({
+        distinct: ["mirror"],
+        where: { mirror: { not: null } },
+        select: { mirror: true },
+        orderBy: { mirror: "asc" },
+        take: 200,
+      }),
+      ctx.db.node.findMany({ select: { id: true }, orderBy: { id: "asc" } }),
+    ]);
+    return {
+      kinds: kinds.map((k) => k.kind),
+      devices: devices.map((d) => d.device!),
+      mirrors: mirrors.map((m) => m.mirror!),
+      nodes: nodes.map((n) => n.id),
+    };
+  }),
+
+  /** Acknowledge (or un-acknowledge) events; kept on the server and audited. */
+  acknowledge: operatorProcedure
+    .input(
+      z.object({
+        ids: z.array(z.string().regex(/^\d+$/)).min(1).max(500),
+        acknowledged: z.boolean().default(true),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const ids = input.ids.map((id) => BigInt(id));
+      const { count } = await ctx.db.event.updateMany({
+        where: { id: { in: ids } },
+        data: input.acknowledged
+          ? { acknowledgedAt: ctx.now(), acknowledgedBy: ctx.user.username }
+          : { acknowledgedAt: null, acknowledgedBy: null },
+      });
+      if (count === 0) {
+        await audit(ctx, {
+          action: "events.acknowledge",
+          target: `events:${input.ids.join(",")}`,
+          params: input,
+          outcome: "refused",
+          detail: "no such events",
+        });
+        throw new TRPCError({ code: "NOT_FOUND", message: "no such events" });
+      }
+      await audit(ctx, {
+        action: input.acknowledged ? "events.acknowledge" : "events.unacknowledge",
+        target: `events:${input.ids.slice(0, 20).join(",")}${input.ids.length > 20 ? ",…" : ""}`,
+        params: { count },
+        outcome: "ok",
+      });
+      return { count };
+    }),
+});
