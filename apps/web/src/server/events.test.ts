@@ -20,8 +20,18 @@ describe("events API (real Postgres)", () => {
   beforeAll(async () => {
     database = await createTestDatabase(inject("pgAdminUrl"), "events");
     db = createDb(database.url, { poolSize: 2 });
-    for (const [id, username] of [["v", "vera"], ["o", "otto"]]) {
-      await db.user.create({ data: { id: id!, name: username!, username, email: `${username}@users.mirrorplane.invalid` } });
+    for (const [id, username] of [
+      ["v", "vera"],
+      ["o", "otto"],
+    ]) {
+      await db.user.create({
+        data: {
+          id: id!,
+          name: username!,
+          username,
+          email: `${username}@users.mirrorplane.invalid`,
+        },
+      });
     }
     viewer = as({ id: "v", username: "vera", role: "viewer" });
     operator = as({ id: "o", username: "otto", role: "operator" });

@@ -7,6 +7,7 @@ import { SeriesChart } from "~/components/series-chart";
 import { formatNumber } from "~/lib/format";
 import { useViewStore } from "~/stores/view";
 import { useTRPC } from "~/trpc/react";
+import { TunableEditor } from "./tunable-editor";
 
 const chartedSeries = [
   "khugepaged.pages_collapsed",
@@ -49,6 +50,8 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
     })),
   );
   const nodes = useQuery(trpc.nodes.list.queryOptions());
+  const me = useQuery(trpc.session.me.queryOptions());
+  const canEdit = me.data?.role === "operator" || me.data?.role === "admin";
   const nodeId = selectedNodeId ?? initialNodeId ?? nodes.data?.[0]?.id ?? null;
   useEffect(() => {
     if (!selectedNodeId && nodeId) selectNode(nodeId);
@@ -130,6 +133,16 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
                     </td>
                     <td className="num" data-testid={`tunable-${name}`}>
                       {formatNumber(value)}
+                    </td>
+                    <td>
+                      {nodeId && current.data?.source === "agent" && (
+                        <TunableEditor
+                          nodeId={nodeId}
+                          name={`khugepaged/${name}`}
+                          current={String(value ?? "")}
+                          canEdit={canEdit}
+                        />
+                      )}
                     </td>
                   </tr>
                 ))}

@@ -2,7 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { downsampledSeries } from "../downsample";
 import { freshness } from "../freshness";
-import { createTRPCRouter, protectedProcedure } from "../trpc";
+import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
 
 const ZSeriesInput = z.object({
   nodeId: z.string().min(1),
@@ -18,7 +18,59 @@ const ZSeriesInput = z.object({
   maxPoints: z.number().int().min(10).max(2_000).default(600),
 });
 
+const ZSetTunable = z.object({
+  nodeId: z.string().min(1),
+  /** Path under /sys/kernel/mm/transparent_hugepage, e.g. `khugepaged/pages_to_scan`. */
+  name: z.string().regex(/^[a-z0-9_/-]{1,100}$/, "not a tunable name"),
+  value: z.string().min(1).max(64),
+  reason: z.string().max(500).optional(),
+});
+
 export const khugepagedRouter = createTRPCRouter({
+  /**
+   * Changes a tunable on a node. The agent validates exactly as the kernel does and
+   * refuses with the kernel's reason; both outcomes are audited here, and the agent
+   * records the change (old → new, who) as an event.
+   */
+  setTunable: operatorProcedure.input(ZSetTunable).mutation(async ({ ctx, input }) => {
+    const target = `node:${input.nodeId}:${input.name}`;
+    const node = await ctx.db.node.findUnique({
+      where: { id: input.nodeId },
+      select: { apiUrl: true },
+    });
+    if (!node) throw new TRPCError({ code: "NOT_FOUND", message: `no node ${input.nodeId}` });
+    try {
+      const change = await ctx.agents.client(node.apiUrl).khugepaged.setTunable.mutate({
+        name: input.name,
+        value: input.value,
+        actor: { id: ctx.user.id, name: ctx.user.username },
+        ...(input.reason ? { reason: input.reason } : {}),
+      });
+      await audit(ctx, {
+        action: "khugepaged.setTunable",
+        target,
+        params: { value: input.value, old: change.old },
+        outcome: "ok",
+      });
+      return change;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const code = (error as { data?: { code?: string } }).data?.code;
+      const refused = code === "BAD_REQUEST" || code === "NOT_IMPLEMENTED";
+      await audit(ctx, {
+        action: "khugepaged.setTunable",
+        target,
+        params: { value: input.value },
+        outcome: refused ? "refused" : "failed",
+        detail: message,
+      });
+      throw new TRPCError({
+        code: refused ? "BAD_REQUEST" : "BAD_GATEWAY",
+        message: refused ? message : `agent unreachable: ${message}`,
+      });
+    }
+  }),
+
   /** Current tunables and counters, read live by the node's agent from sysfs. */
   current: protectedProcedure
     .input(z.object({ nodeId: z.string().min(1) }))
