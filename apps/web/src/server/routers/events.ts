@@ -79,6 +79,26 @@ export function serializeEvent(r: Row) {
 }
 export type TEventRow = ReturnType<typeof serializeEvent>;
 
+/**
+ * Distinct values of an indexed column by skip scan (one index probe per value), not
+ * SELECT DISTINCT over every row: with a million events that is ~1 ms instead of a scan.
+ * (Prisma's `distinct` de-duplicates in the client after reading all rows.)
+ */
+async function distinctValues(
+  db: Db,
+  column: "kind" | "device" | "mirror",
+  limit: number,
+): Promise<string[]> {
+  const rows = await db.$queryRawUnsafe<Array<{ v: string }>>(`
+    WITH RECURSIVE t(v) AS (
+      SELECT min(${column}) FROM events
+      UNION ALL
+      SELECT (SELECT min(${column}) FROM events WHERE ${column} > t.v) FROM t WHERE t.v IS NOT NULL
+    )
+    SELECT v FROM t WHERE v IS NOT NULL LIMIT ${Math.trunc(limit)}`);
+  return rows.map((r) => r.v);
+}
+
 export async function listEvents(db: Db, filter: TEventFilter, limit: number, cursor?: string) {
   const where = eventWhere(filter);
   if (cursor) {

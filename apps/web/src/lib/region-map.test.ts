@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { RegionState, regionColors, regionCounts, renderRegionMap } from "./region-map";
+
+const rgba = (img: { pixels: Uint8ClampedArray }, p: number) =>
+  Array.from(img.pixels.slice(p * 4, p * 4 + 4));
+
+describe("region map rendering", () => {
+  it("draws one pixel per region when they fit", () => {
+    const states = new Uint8Array([0, 1, 2, 3]);
+    const img = renderRegionMap(states, 2, 2);
+    expect(img.regionsPerPixel).toBe(1);
+    for (let i = 0; i < 4; i++)
+      expect(rgba(img, i)).toEqual([...regionColors[states[i] as 0 | 1 | 2 | 3], 255]);
+  });
+
+  it("never hides an out-of-sync region among in-sync neighbours when aggregating", () => {
+    const states = new Uint8Array(2_000_000); // all in sync
+    states[1_234_567] = RegionState.outOfSync;
+    const img = renderRegionMap(states, 1000, 200);
+    expect(img.regionsPerPixel).toBe(10);
+    const p = Math.floor(1_234_567 / 10);
+    expect(rgba(img, p)).toEqual([...regionColors[RegionState.outOfSync], 255]);
+    expect(rgba(img, p + 1)).toEqual([...regionColors[RegionState.inSync], 255]);
+    expect(regionCounts(states)).toEqual([1_999_999, 1, 0, 0]);
+  });
+
+  it("shows the worst state of a pixel's regions: recovering > marked > out of sync", () => {
+    const img = renderRegionMap(new Uint8Array([1, 2, 0, 0, 1, 3, 0, 0]), 2, 1);
+    expect(img.regionsPerPixel).toBe(4);
+    expect(rgba(img, 0)).toEqual([...regionColors[RegionState.marked], 255]);
+    expect(rgba(img, 1)).toEqual([...regionColors[RegionState.recovering], 255]);
+  });
+
+  it("leaves pixels past the last region as background", () => {
+    const img = renderRegionMap(new Uint8Array([1]), 3, 1);
+    expect(rgba(img, 2)).toEqual([0x14, 0x17, 0x1e, 255]);
+  });
+});
