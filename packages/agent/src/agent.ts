@@ -1,22 +1,38 @@
 import { hostname, release } from "node:os";
-import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
+import { join } from "node:path";
+import { createIngestPool, type IngestPool, pruneSamples } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "./api/server.ts";
 import type { AgentServices, NodeInfo } from "./api/trpc.ts";
+import { readDeviceStates } from "./collectors/devices.ts";
+import { type HostState, hostEvents } from "./collectors/host-events.ts";
 import { khugepagedSeries, readKhugepaged } from "./collectors/khugepaged.ts";
+import { memorySeries, readMemory } from "./collectors/memory.ts";
+import { TunableWriter } from "./collectors/tunables.ts";
 import { defaultApiUrl, type TAgentConfig } from "./config/config.ts";
+import { MirrorMap } from "./events/mirror-map.ts";
+import { EventPipeline } from "./events/pipeline.ts";
 import { loadNodeId } from "./identity.ts";
+import { KmsgFollower, readBootId } from "./kmsg/follower.ts";
+import { type AgentMetrics, createAgentMetrics } from "./metrics.ts";
 import { SampleStore } from "./store.ts";
 import { agentVersion } from "./version.ts";
 
 export interface RunningAgent {
   nodeId: string;
   apiUrl: string;
+  /** The agent's Prometheus registry (served at `/metrics`): other parts add metrics here. */
+  metrics: AgentMetrics;
+  /** The event pipeline: `emit()` never blocks (the cluster-log path may use it). */
+  events: EventPipeline;
   /** Drains: stops sampling, writes what is pending, closes the API and the database. */
   stop(): Promise<void>;
 }
 
-/** Starts the agent daemon: identity, API, and the khugepaged collector writing samples. */
+/**
+ * Starts the agent daemon: identity, API (+ /metrics), the event pipeline with its spool,
+ * the kernel-log follower, and the sysfs/procfs collectors writing samples and events.
+ */
 export async function startAgent(config: TAgentConfig, log: Logger): Promise<RunningAgent> {
   const nodeId = await loadNodeId(config.dataDir, config.nodeId);
   const startedAt = new Date();
@@ -29,9 +45,34 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     startedAt,
     sampleIntervalMs: config.sampleIntervalMs,
   };
+  const metrics = createAgentMetrics({ node: nodeId });
+  const bootId = await readBootId(config.root);
+  const mirrors = new MirrorMap(config.mirrors);
+  // The pipeline exists before anything can report; its database comes once registered.
+  let db: IngestPool | undefined;
+  let store: SampleStore | undefined;
+  if (config.databaseUrl) db = createIngestPool(config.databaseUrl);
+  const events = new EventPipeline({
+    pool: db ?? null,
+    nodeId,
+    spoolPath: join(config.dataDir, "events.spool"),
+    spoolMaxBytes: config.spoolMaxBytes,
+    batchSize: config.eventBatchSize,
+    log,
+    beforeWrite: async () => {
+      await store?.register();
+    },
+    onEvent: (event) => metrics.countEvent(event),
+  });
+  await events.start();
+  metrics.setPipeline(() => events.snapshot());
+  const tunables = new TunableWriter(config.root, nodeId, (event) => events.emit(event));
+  const sources: Record<string, boolean> = {};
   const services: AgentServices = {
     nodeInfo: () => info,
     readKhugepaged: () => readKhugepaged(config.root),
+    setTunable: (input) => tunables.set(input),
+    eventStatus: () => ({ pipeline: events.snapshot(), sources }),
   };
 
   const first = await readKhugepaged(config.root);
@@ -48,14 +89,13 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     token: config.token,
     services,
     log,
+    metrics: metrics.registry,
+    metricsRequireToken: config.metricsRequireToken,
   });
   const apiUrl = defaultApiUrl({ ...config, port: api.port });
   log.info({ nodeId, apiUrl, root: config.root }, "agent API listening");
 
-  let db: IngestPool | undefined;
-  let store: SampleStore | undefined;
-  if (config.databaseUrl) {
-    db = createIngestPool(config.databaseUrl);
+  if (db) {
     store = new SampleStore(
       db,
       {
@@ -71,17 +111,83 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     );
     await store.register().catch((error) => log.error({ err: error }, "cannot register node yet"));
   } else {
-    log.warn("no database URL: samples are served by the API but not stored");
+    log.warn("no database URL: samples and events are served by the API but not stored");
   }
+
+  // Probe every host source once, with one log line each (KERNEL-SOURCES §0: on many
+  // machines most are absent, and that is normal).
+  const firstMemory = await readMemory(config.root);
+  const firstDevices = await readDeviceStates(config.root);
+  Object.assign(sources, {
+    khugepaged: first.available,
+    memoryFailureCounters: firstMemory.present.memoryFailure,
+    hardwareCorrupted: firstMemory.present.meminfo,
+    edac: firstMemory.present.edac,
+    pmem: firstMemory.pmem.length > 0,
+    nd: firstMemory.present.nd,
+    dax: firstMemory.present.dax,
+    deviceStates: firstDevices.length > 0,
+  });
+  for (const [source, path] of [
+    ["memoryFailureCounters", "sys/devices/system/node/node*/memory_failure"],
+    ["hardwareCorrupted", "proc/meminfo HardwareCorrupted"],
+    ["edac", "sys/devices/system/edac/mc"],
+    ["pmem", "sys/block/pmem*, sys/bus/nd/devices/region*"],
+    ["dax", "sys/bus/dax"],
+    ["deviceStates", "sys/class/nvme/*/state, sys/block/sd*/device/state"],
+  ] as const)
+    log.info(
+      { source, path, root: config.root },
+      `source ${source}: ${sources[source] ? "available" : "absent"}`,
+    );
+  let kmsg: KmsgFollower | undefined;
+  if (config.kmsg) {
+    kmsg = new KmsgFollower({
+      root: config.root,
+      nodeId,
+      cursorPath: join(config.dataDir, "kmsg-cursor.json"),
+      sink: events,
+      log,
+      pollMs: config.kmsgPollMs,
+      coalesceWindowMs: config.coalesceWindowMs,
+      mirrors,
+    });
+    sources.kmsg = await kmsg.start();
+    log.info(
+      { source: "kmsg", path: kmsg.path },
+      `source kmsg: ${sources.kmsg ? "available" : "absent (or not readable)"}`,
+    );
+    if (!sources.kmsg) kmsg = undefined;
+  } else {
+    sources.kmsg = false;
+    log.info({ source: "kmsg" }, "source kmsg: disabled by configuration");
+  }
+  let host: HostState | null = null;
+  const pollHost = async (memory = firstMemory, devices = firstDevices) => {
+    const next: HostState = { memory, devices };
+    events.emit(hostEvents(host, next, { nodeId, bootId, now: Date.now(), mirrors }));
+    host = next;
+    metrics.setMemory(memory);
+  };
+  await pollHost();
 
   let stopping = false;
   let inFlight: Promise<void> = Promise.resolve();
   const sample = async () => {
     try {
-      const snapshot = await readKhugepaged(config.root);
-      await store?.record({ at: new Date(), points: khugepagedSeries(snapshot) });
+      const [snapshot, memory, devices] = await Promise.all([
+        readKhugepaged(config.root),
+        readMemory(config.root),
+        readDeviceStates(config.root),
+      ]);
+      metrics.setKhugepaged(snapshot);
+      await pollHost(memory, devices);
+      await store?.record({
+        at: new Date(),
+        points: [...khugepagedSeries(snapshot), ...memorySeries(memory)],
+      });
     } catch (error) {
-      log.error({ err: error }, "khugepaged sample failed");
+      log.error({ err: error }, "sample failed");
     }
   };
   inFlight = sample();
@@ -90,15 +196,44 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     inFlight = inFlight.then(sample);
   }, config.sampleIntervalMs);
 
+  // Retention and down-sampling of this node's samples.
+  const prune = async () => {
+    if (!db) return;
+    const now = Date.now();
+    try {
+      const result = await pruneSamples(db, {
+        nodeId,
+        deleteBefore: new Date(now - config.sampleRetentionDays * 86_400_000),
+        downsampleBefore: new Date(now - config.sampleRawRetentionHours * 3_600_000),
+        bucketSeconds: config.sampleDownsampleSeconds,
+      });
+      if (result.deleted + result.downsampled > 0) log.info(result, "samples pruned");
+    } catch (error) {
+      log.warn({ err: error }, "sample retention failed; retrying later");
+    }
+  };
+  const retentionTimer = setInterval(() => {
+    if (!stopping) inFlight = inFlight.then(prune);
+  }, config.retentionIntervalMs);
+  retentionTimer.unref();
+
   return {
     nodeId,
     apiUrl,
+    metrics,
+    events,
     async stop() {
       stopping = true;
       clearInterval(timer);
+      clearInterval(retentionTimer);
+      await kmsg?.stop();
       await inFlight;
       await api.close();
       await store?.flush();
+      await events.stop();
+      const pending = events.snapshot();
+      if (pending.spoolEvents > 0)
+        log.warn({ spooled: pending.spoolEvents }, "events kept in the spool for the next start");
       if (store?.pendingBatches)
         log.warn({ pending: store.pendingBatches }, "samples not written at shutdown");
       await db?.end();

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { startAgent } from "./agent.ts";
+import { startClusterLogCommand, type TClusterLogFlags } from "./clusterlog/command.ts";
 import {
   ConfigError,
   envLayer,
@@ -14,6 +15,18 @@ function integer(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InvalidArgumentError("not an integer");
   return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError("not a positive number");
+  return n;
+}
+
+function boolean(value: string): boolean {
+  if (/^(true|on|yes|1)$/i.test(value)) return true;
+  if (/^(false|off|no|0)$/i.test(value)) return false;
+  throw new InvalidArgumentError("not true/false");
 }
 
 const program = new Command()
@@ -36,6 +49,50 @@ program
   .option("--token-file <file>", "file holding the API bearer token")
   .option("--database-url <url>", "Postgres URL for samples and events")
   .addOption(new Option("--sample-interval-ms <ms>", "sampling interval").argParser(integer))
+  .addOption(
+    new Option("--kmsg <bool>", "follow <root>/dev/kmsg for failures (default true)").argParser(
+      boolean,
+    ),
+  )
+  .addOption(
+    new Option("--kmsg-poll-ms <ms>", "kernel log poll interval (default 500)").argParser(integer),
+  )
+  .addOption(
+    new Option(
+      "--coalesce-window-ms <ms>",
+      "per-page memory failures closer than this form one range (default 1000)",
+    ).argParser(integer),
+  )
+  .addOption(
+    new Option(
+      "--spool-max-bytes <n>",
+      "bound of the event spool used while Postgres is down (default 64 MiB)",
+    ).argParser(integer),
+  )
+  .addOption(
+    new Option(
+      "--sample-retention-days <days>",
+      "delete samples older than this (default 30)",
+    ).argParser(positive),
+  )
+  .addOption(
+    new Option(
+      "--sample-raw-retention-hours <hours>",
+      "down-sample samples older than this (default 48)",
+    ).argParser(positive),
+  )
+  .addOption(
+    new Option(
+      "--sample-downsample-seconds <s>",
+      "one sample per series per this many seconds after that (default 300)",
+    ).argParser(integer),
+  )
+  .addOption(
+    new Option(
+      "--metrics-require-token <bool>",
+      "whether /metrics needs the bearer token (default true)",
+    ).argParser(boolean),
+  )
   .addOption(
     new Option("--log-level <level>").choices([
       "fatal",
@@ -67,6 +124,50 @@ program
     log = pino({ name: "mirrorplane-agent", level: config.logLevel });
     const agent = await startAgent(config, log);
     installShutdown(log, () => agent.stop());
+  });
+
+program
+  .command("clusterlog")
+  .description("run only the cluster-log server (one host, in-process order) until SIGTERM/SIGINT")
+  .requiredOption("--socket <path>", "Unix socket of the length-prefixed dm_ulog_request transport")
+  .requiredOption("--data-dir <dir>", "state directory (latest snapshot)")
+  .option("--tcp <addr:port>", "also listen on loopback TCP, e.g. 127.0.0.1:7461")
+  .option(
+    "--log-device <M:m=path>",
+    "use a file for log device M:m (repeatable)",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .option("--node-id <n>", "cluster node id (default 1)")
+  .option("--root <dir>", "root of /sys and /dev for log-device lookup (default /)")
+  .addOption(
+    new Option(
+      "--connector <mode>",
+      "serve the kernel over the netlink connector: auto (if root and available), on, off",
+    ).choices(["auto", "on", "off"]),
+  )
+  .addOption(
+    new Option("--log-level <level>").choices([
+      "fatal",
+      "error",
+      "warn",
+      "info",
+      "debug",
+      "trace",
+      "silent",
+    ]),
+  )
+  .action(async (opts: TClusterLogFlags & { logLevel?: string }) => {
+    const { logLevel, ...flags } = opts;
+    const log = pino({ name: "mirrorplane-clusterlog", level: logLevel ?? "info" });
+    let running: Awaited<ReturnType<typeof startClusterLogCommand>>;
+    try {
+      running = await startClusterLogCommand(flags, log);
+    } catch (error) {
+      console.error(`mirrorplane-agent clusterlog: ${(error as Error).message}`);
+      process.exit(2);
+    }
+    installShutdown(log, () => running.stop());
   });
 
 /** First SIGTERM/SIGINT drains and stops; a second forces exit (STYLE.md §7). */

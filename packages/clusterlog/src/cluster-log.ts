@@ -1,6 +1,6 @@
 import { type ClusterLogOptions, ClusterState, type PendingIo } from "./cluster-state.ts";
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
-import { EAGAIN, EINVAL, EIO } from "./errno.ts";
+import { EAGAIN, EINVAL, EIO, ENOENT, ESRCH } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
 import type { ApplyResult, NodeId, Operation, Reply } from "./operations.ts";
 import { DEFERRED, type RequestContext, type RequestHandler } from "./request-context.ts";
@@ -34,6 +34,7 @@ import {
 } from "./requests-resync.ts";
 import { getRegionSize, statusInfo, statusTable } from "./requests-status.ts";
 import type { Result } from "./result.ts";
+import { applyResync, type ResyncOutcome } from "./resync.ts";
 import { decodeSnapshot, encodeSnapshot, type SnapshotError } from "./snapshot.ts";
 
 /** One handler per request type, like the kernel's dm-log.c (spec §2). */
@@ -56,6 +57,9 @@ const HANDLERS: Record<RequestType, RequestHandler> = {
   16: statusTable,
   17: isRemoteRecovering,
 };
+
+/** Requests the kernel does not send through its -ESRCH wrapper (spec §1.5). */
+const NOT_WRAPPED = new Set<number>([1, 2, 3, 4, 5, 6]);
 
 /** Local, read-only requests (spec §4.2); their handlers never change state. */
 const LOCAL_READ_ONLY = new Set<number>([
@@ -94,6 +98,7 @@ export class ClusterLog {
     state.replies = [];
     state.io = [];
     state.position++;
+    let resync: ResyncOutcome | undefined;
     switch (op.kind) {
       case "request":
         this.#request(op.node, op.request);
@@ -108,8 +113,11 @@ export class ClusterLog {
       case "node-failed":
         this.#nodeDown(op.node);
         break;
+      case "resync":
+        resync = applyResync(state, op.resync);
+        break;
     }
-    return { replies: state.replies, io: state.io };
+    return resync ? { replies: state.replies, io: state.io, resync } : { replies: state.replies, io: state.io };
   }
 
   /**
@@ -132,7 +140,7 @@ export class ClusterLog {
       node,
       header,
       form: "full",
-      error: outcome.error,
+      error: this.#unknownLogError(node, header, type, outcome.error),
       payload: outcome.error === 0 && outcome.payload ? outcome.payload : new Uint8Array(0),
     };
   }
@@ -161,7 +169,16 @@ export class ClusterLog {
       state.replies.push({ node, header, form: "ack", error: 0, payload: new Uint8Array(0) });
       return;
     }
-    if (outcome !== DEFERRED) state.reply(node, header, outcome.error, outcome.payload);
+    if (outcome !== DEFERRED) {
+      state.reply(node, header, this.#unknownLogError(node, header, type, outcome.error), outcome.payload);
+    }
+  }
+
+  /** `esrchForUnknownLog`: a wrapped request for a log this node never constructed → -ESRCH. */
+  #unknownLogError(node: NodeId, header: RequestHeader, type: number, error: number): number {
+    if (error !== -EINVAL && error !== -ENOENT) return error;
+    if (!this.#state.options.esrchForUnknownLog || NOT_WRAPPED.has(type)) return error;
+    return this.#state.findInstance(node, header.uuid, header.luid) ? error : -ESRCH;
   }
 
   #ioDone(ioId: number, error: number, data: Uint8Array | null): void {

@@ -18,6 +18,14 @@ export interface ClusterLogOptions {
    * while the server is presuspended (P29, scenario 19). Every replica must use the same.
    */
   readonly cmirrordQuirks?: boolean;
+  /**
+   * Answer -ESRCH instead of -EINVAL/-ENOENT when a request names a log this node never
+   * constructed (an agent restarted while the kernel had the log), for every request the
+   * kernel sends through its -ESRCH wrapper (spec §1.5): the kernel then re-sends CTR and
+   * RESUME and retries, instead of failing the request (a failed FLUSH fails the mirror's
+   * log). cmirrord has no such answer; off by default for the conformance scenarios.
+   */
+  readonly esrchForUnknownLog?: boolean;
 }
 
 export interface PendingIo {
@@ -49,7 +57,10 @@ export class ClusterState {
   io: IoRequest[] = [];
 
   constructor(options: ClusterLogOptions = {}) {
-    this.options = { cmirrordQuirks: options.cmirrordQuirks ?? false };
+    this.options = {
+      cmirrordQuirks: options.cmirrordQuirks ?? false,
+      esrchForUnknownLog: options.esrchForUnknownLog ?? false,
+    };
   }
 
   reply(node: NodeId, header: RequestHeader, error: number, payload?: Uint8Array): void {

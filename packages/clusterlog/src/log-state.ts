@@ -2,6 +2,7 @@ import { Bitmap } from "./bitmap.ts";
 import type { RequestHeader } from "./codec.ts";
 import type { LogConfig } from "./ctr-args.ts";
 import type { NodeId } from "./operations.ts";
+import type { ResyncState } from "./resync.ts";
 
 // Per-log state (cmirrord `struct log_c`, spec §3.1), split in two:
 // * a LogInstance per (node, uuid, luid): what one node's kernel constructed — config,
@@ -66,6 +67,8 @@ export interface LogGroup {
   lastWriteIo: number;
   /** Joiners' RESUMEs that arrived while a master resume was loading. */
   readonly waitingResumes: PendingReply[];
+  /** The operator resync of this log, if one is running (resync.ts). */
+  resync: ResyncState | null;
 }
 
 export function newLogGroup(uuid: string, regionCount: number): LogGroup {
@@ -87,6 +90,7 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     logDevFailed: false,
     lastWriteIo: NO_IO,
     waitingResumes: [],
+    resync: null,
   };
 }
 
@@ -192,6 +196,8 @@ export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): nu
     } else {
       dropMark(group, node, region);
       if (group.syncBits.clear(region)) outOfSync.push(region);
+      // Suspect now: a cancelled operator resync must not call it in sync again.
+      group.resync?.made.clear(region);
     }
   }
   group.markedBy.delete(node);

@@ -1,4 +1,5 @@
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
+import type { ResyncOperation, ResyncOutcome } from "./resync.ts";
 
 // The ordered operations that drive the replicated cluster log, and what applying one
 // produces. Every replica applies the same operations in the same (total) order — the
@@ -25,7 +26,9 @@ export type Operation =
   /** An agent leaves the cluster; treated like a failure for the logs it still holds. */
   | { readonly kind: "node-leave"; readonly node: NodeId }
   /** An agent is declared failed (e.g. its heartbeat expired). */
-  | { readonly kind: "node-failed"; readonly node: NodeId };
+  | { readonly kind: "node-failed"; readonly node: NodeId }
+  /** Operator resync control: start (range out of sync), pause/unpause, cancel (resync.ts). */
+  | { readonly kind: "resync"; readonly resync: ResyncOperation };
 
 /**
  * An answer for `node`'s kernel. `form: "ack"` is a bare connector ACK/NACK (cn_msg.len 0,
@@ -64,4 +67,6 @@ export type IoRequest =
 export interface ApplyResult {
   readonly replies: Reply[];
   readonly io: IoRequest[];
+  /** For a `resync` operation: what it did (the same on every replica). */
+  readonly resync?: ResyncOutcome;
 }

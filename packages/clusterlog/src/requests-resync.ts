@@ -35,18 +35,32 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
     group.recoverer = req.node;
     return { error: 0, payload: encodePair64(1, region) };
   };
+  // [REC] (a deviation from cmirrord, which hands it out regardless, §3.5): a region
+  // another node still has marked has writes in flight there that passed their
+  // IS_REMOTE_RECOVERING check before the region went out of sync (an operator resync, a
+  // failed peer, a failed leg). Copying it now could race those writes and leave the legs
+  // different under a region later called clean. New writes to it are re-queued by their
+  // kernels, so the marks drain and it is handed out then; until then: no work.
+  const busyElsewhere = (region: number) =>
+    group.markers.get(region)?.some((node) => node !== req.node) ?? false;
   // Priority list first (LIFO), skipping regions that got in sync meanwhile.
   while (group.recoveryRequests.length > 0) {
-    const region = group.recoveryRequests.pop()!;
+    const region = group.recoveryRequests[group.recoveryRequests.length - 1]!;
+    if (!group.syncBits.test(region) && busyElsewhere(region)) return none;
+    group.recoveryRequests.pop();
     group.queuedRecovery.delete(region);
     if (!group.syncBits.test(region)) return assign(region);
   }
+  // A paused operator resync stops the sequential sweep only: regions a write is waiting
+  // on (the priority list above) still recover, so a throttle never blocks writers.
+  if (group.resync?.paused) return none;
   const region = group.syncBits.findNextZero(group.syncSearch);
   if (region >= group.regionCount) {
     // lvm2 34cbedcea (P14): rc + 1 makes the hint (sync_search − 1) reach rc.
     group.syncSearch = group.regionCount + 1;
     return none;
   }
+  if (busyElsewhere(region)) return none; // the cursor stays: asked again, handed out later
   group.syncSearch = region + 1;
   return assign(region);
 }
@@ -66,6 +80,7 @@ export function setRegionSync(state: ClusterState, req: RequestContext): Outcome
     group.recoverer = NO_NODE;
   }
   group.syncBits.assign(region, inSync);
+  group.resync?.made.clear(region); // recovered or failed: no longer the resync's to undo
   if (group.syncBits.count === group.regionCount) {
     // Sticky in_sync on every member's log (each cmirrord replica sets its own, §2.13).
     for (const m of group.members) {

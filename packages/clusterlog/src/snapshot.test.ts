@@ -30,7 +30,15 @@ type Cmd =
       flag: boolean;
     }
   | { k: "node"; kind: "node-join" | "node-leave" | "node-failed"; node: number }
-  | { k: "disk"; fail: boolean };
+  | { k: "disk"; fail: boolean }
+  | {
+      k: "resync";
+      action: "start" | "cancel" | "pause" | "unpause";
+      uuid: number;
+      id: number;
+      first: number;
+      span: number;
+    };
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   {
@@ -57,6 +65,23 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("disk" as const), fail: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("resync" as const),
+      action: fc.constantFrom(
+        "start" as const,
+        "start" as const,
+        "cancel" as const,
+        "pause" as const,
+        "unpause" as const,
+      ),
+      uuid: fc.nat(1),
+      id: fc.nat(1),
+      first: fc.nat(70),
+      span: fc.nat(40),
+    }),
+  },
 );
 
 function toOperation(c: Cmd & { k: "req" }, seq: number): Operation {
@@ -115,6 +140,17 @@ describe("snapshots and replication (spec §4.3, [REC] P16, P17, P26, P27)", () 
             }
             if (c.k === "disk") device.failWrites = c.fail;
             else if (c.k === "node") run({ kind: c.kind, node: c.node });
+            else if (c.k === "resync") {
+              const uuid = UUIDS[c.uuid]!;
+              const id = `r${c.id}`;
+              run({
+                kind: "resync",
+                resync:
+                  c.action === "start"
+                    ? { action: "start", uuid, id, first: c.first, last: c.first + c.span }
+                    : { action: c.action, uuid, id },
+              });
+            }
             else run(toOperation(c, seq++));
           }
           expect(second).not.toBeNull();

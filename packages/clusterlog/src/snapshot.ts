@@ -7,6 +7,7 @@ import {
 } from "./cluster-state.ts";
 import { encodeAscii, type RequestHeader } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
+import { Bitmap } from "./bitmap.ts";
 import { type LogGroup, NO_IO, NO_REGION, newLogGroup, type PendingReply } from "./log-state.ts";
 import { fail, ok, type Result } from "./result.ts";
 
@@ -19,7 +20,9 @@ import { fail, ok, type Result } from "./result.ts";
 // Maps are written in sorted key order, so equal states give equal bytes.
 
 const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
+/** Version 1 had no operator resync; still read, so a running cluster can upgrade. */
+const SNAPSHOT_VERSION_NO_RESYNC = 1;
 const NONE_U64 = (1n << 64n) - 1n;
 
 export type SnapshotError = "bad-snapshot";
@@ -107,9 +110,15 @@ function writeGroup(w: ByteWriter, g: LogGroup): void {
   w.bool(g.touched).bool(g.logDevFailed);
   w.u64(g.lastWriteIo === NO_IO ? NONE_U64 : BigInt(g.lastWriteIo));
   writeWaiters(w, g.waitingResumes);
+  const resync = g.resync;
+  w.bool(resync !== null);
+  if (resync) {
+    w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
+    w.bool(resync.paused).u64(resync.madeCount).bytes(resync.made.toBytes());
+  }
 }
 
-function readGroup(r: ByteReader): LogGroup {
+function readGroup(r: ByteReader, version: number): LogGroup {
   const g = newLogGroup(r.string(), r.u64());
   g.loading = r.bool();
   const members = r.u32();
@@ -148,6 +157,17 @@ function readGroup(r: ByteReader): LogGroup {
   const lastWrite = r.u64Big();
   g.lastWriteIo = lastWrite === NONE_U64 ? NO_IO : Number(lastWrite);
   g.waitingResumes.push(...readWaiters(r));
+  if (version >= SNAPSHOT_VERSION && r.bool()) {
+    const id = r.string();
+    const first = r.u64();
+    const last = r.u64();
+    const startedAt = r.u64();
+    const paused = r.bool();
+    const madeCount = r.u64();
+    const made = new Bitmap(g.regionCount);
+    made.readBytes(r.bytes(), 0);
+    g.resync = { id, first, last, startedAt, paused, made, madeCount };
+  }
   return g;
 }
 
@@ -157,7 +177,12 @@ export function decodeSnapshot(
 ): Result<ClusterState, SnapshotError> {
   try {
     const r = new ByteReader(bytes);
-    if (r.u32() !== SNAPSHOT_MAGIC || r.u32() !== SNAPSHOT_VERSION) {
+    const magic = r.u32();
+    const version = r.u32();
+    if (
+      magic !== SNAPSHOT_MAGIC ||
+      (version !== SNAPSHOT_VERSION && version !== SNAPSHOT_VERSION_NO_RESYNC)
+    ) {
       return fail("bad-snapshot", "not a cluster-log snapshot of this version");
     }
     const quirks = r.bool();
@@ -193,7 +218,7 @@ export function decodeSnapshot(
 
     const groups = r.u32();
     for (let i = 0; i < groups; i++) {
-      const g = readGroup(r);
+      const g = readGroup(r, version);
       state.groups.set(g.uuid, g);
     }
 

@@ -1,8 +1,10 @@
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHTTPServer } from "@trpc/server/adapters/standalone";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import { agentRouter } from "./router.ts";
-import { type AgentServices, bearerToken, createContextInner } from "./trpc.ts";
+import { type AgentServices, bearerToken, createContextInner, tokensMatch } from "./trpc.ts";
 
 export interface AgentApiServer {
   url: string;
@@ -17,8 +19,12 @@ export async function startApiServer(options: {
   token: string;
   services: AgentServices;
   log: Logger;
+  /** Served at `/metrics` (Prometheus text format) when given. */
+  metrics?: Registry | undefined;
+  /** Whether `/metrics` needs the bearer token too (default true). */
+  metricsRequireToken?: boolean | undefined;
 }): Promise<AgentApiServer> {
-  const server = createHTTPServer({
+  const trpc = createHTTPHandler({
     basePath: "/trpc/",
     router: agentRouter,
     createContext: ({ req }) =>
@@ -33,6 +39,33 @@ export async function startApiServer(options: {
       else if (error.code === "INTERNAL_SERVER_ERROR")
         options.log.error({ err: error, path }, "API error");
     },
+  });
+  const metrics = options.metrics;
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (metrics && path === "/metrics") {
+      const presented = bearerToken(req.headers.authorization);
+      if (
+        options.metricsRequireToken !== false &&
+        (presented === null || !tokensMatch(presented, options.token))
+      ) {
+        res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" });
+        res.end("missing or invalid bearer token\n");
+        return;
+      }
+      metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.contentType });
+          res.end(text);
+        },
+        (error: unknown) => {
+          options.log.error({ err: error }, "metrics collection failed");
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
+    trpc(req, res);
   });
   // Keep-alive sockets would hold close() open; a drained agent answers nothing new.
   server.keepAliveTimeout = 5_000;

@@ -2,11 +2,20 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { KhugepagedSnapshot } from "../collectors/khugepaged.ts";
+import type { TTunableWrite, TunableChange } from "../collectors/tunables.ts";
+import type { PipelineStats } from "../events/pipeline.ts";
 
 /** What the API's handlers may use: plain functions of the agent's domain layer. */
 export interface AgentServices {
   nodeInfo(): NodeInfo;
   readKhugepaged(): Promise<KhugepagedSnapshot>;
+  /**
+   * Validates like the kernel, writes, and records an audited event; throws TunableError.
+   * Optional so API-only embeddings (tests, the web app's fakes) need not provide it.
+   */
+  setTunable?(input: TTunableWrite): Promise<TunableChange>;
+  /** Event pipeline counters and which host sources were found at start. */
+  eventStatus?(): { pipeline: PipelineStats; sources: Record<string, boolean> };
 }
 
 export interface NodeInfo {

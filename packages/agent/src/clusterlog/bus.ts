@@ -35,6 +35,13 @@ export interface BusSnapshot {
 
 export interface BusHandlers {
   /**
+   * Optional (added with the JetStream bus): called once during `start`, before the first
+   * `deliver`, with the snapshot `start` will also resolve with (null = start from an
+   * empty replica). Lets a member build its replica before operations arrive instead of
+   * buffering the deliveries that precede `start`'s resolution. Must not throw.
+   */
+  restore?(snapshot: BusSnapshot | null): void;
+  /**
    * Called for every operation in order, exactly once per `seq`, never concurrently.
    * Must not throw; must apply synchronously (replies and I/O are derived from it).
    */

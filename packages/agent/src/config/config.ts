@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { ZMirrorConfig } from "../events/mirror-map.ts";
 
 /**
  * Agent configuration, layered flags > config file > environment > defaults (STYLE.md §7).
@@ -25,6 +26,31 @@ export const ZAgentConfig = z
     databaseUrl: z.string().min(1).optional(),
     sampleIntervalMs: z.number().int().min(250).max(3_600_000),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    /** Follow `<root>/dev/kmsg` for memory and device failures (KERNEL-SOURCES §1.1, §3). */
+    kmsg: z.boolean(),
+    /** How often the kernel log is read when it has nothing new. */
+    kmsgPollMs: z.number().int().min(50).max(60_000),
+    /** Per-page memory-failure lines further apart than this start a new range. */
+    coalesceWindowMs: z.number().int().min(1).max(60_000),
+    /** Bound of the local event spool used while Postgres is unreachable. */
+    spoolMaxBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(2 ** 40),
+    /** Events per INSERT. */
+    eventBatchSize: z.number().int().min(1).max(50_000),
+    /** Samples older than this are deleted. */
+    sampleRetentionDays: z.number().positive().max(36_500),
+    /** Samples older than this are down-sampled to one per `sampleDownsampleSeconds`. */
+    sampleRawRetentionHours: z.number().positive().max(876_000),
+    sampleDownsampleSeconds: z.number().int().min(1).max(86_400),
+    /** How often retention and down-sampling run. */
+    retentionIntervalMs: z.number().int().min(1000).max(86_400_000),
+    /** Whether `/metrics` needs the bearer token like the API (Prometheus: `authorization`). */
+    metricsRequireToken: z.boolean(),
+    /** Mirror legs on this host, so failures name their mirror and regions (file only). */
+    mirrors: z.array(ZMirrorConfig),
   })
   .strict();
 export type TAgentConfig = z.infer<typeof ZAgentConfig>;
@@ -42,6 +68,17 @@ export const defaults = {
   port: 7460,
   sampleIntervalMs: 10_000,
   logLevel: "info",
+  kmsg: true,
+  kmsgPollMs: 500,
+  coalesceWindowMs: 1000,
+  spoolMaxBytes: 64 * 1024 * 1024,
+  eventBatchSize: 2000,
+  sampleRetentionDays: 30,
+  sampleRawRetentionHours: 48,
+  sampleDownsampleSeconds: 300,
+  retentionIntervalMs: 3_600_000,
+  metricsRequireToken: true,
+  mirrors: [],
 } satisfies Partial<TAgentConfig>;
 
 const envNames: Record<string, keyof TAgentConfigLayer> = {
@@ -56,8 +93,15 @@ const envNames: Record<string, keyof TAgentConfigLayer> = {
   DATABASE_URL: "databaseUrl",
   MIRRORPLANE_SAMPLE_INTERVAL_MS: "sampleIntervalMs",
   MIRRORPLANE_LOG_LEVEL: "logLevel",
+  MIRRORPLANE_AGENT_SPOOL_MAX_BYTES: "spoolMaxBytes",
+  MIRRORPLANE_SAMPLE_RETENTION_DAYS: "sampleRetentionDays",
 };
-const numericKeys = new Set<keyof TAgentConfigLayer>(["port", "sampleIntervalMs"]);
+const numericKeys = new Set<keyof TAgentConfigLayer>([
+  "port",
+  "sampleIntervalMs",
+  "spoolMaxBytes",
+  "sampleRetentionDays",
+]);
 
 export function envLayer(env: NodeJS.ProcessEnv): TAgentConfigLayer {
   const layer: Record<string, unknown> = {};

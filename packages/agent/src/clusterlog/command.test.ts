@@ -1,0 +1,110 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { readS64, TestClient, text } from "./test-client.ts";
+import { Kernel } from "./test-harness.ts";
+
+// `mirrorplane-agent clusterlog` as a user runs it: its own process through the bin
+// script (tsx), a Unix socket, loopback TCP, a --log-device override, SIGTERM.
+
+const bin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
+const dir = mkdtempSync(join(tmpdir(), "mp-clusterlog-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function startCli(args: string[]): {
+  child: ChildProcess;
+  lines: string[];
+  line: (re: RegExp) => Promise<string>;
+} {
+  const child = spawn(process.execPath, [bin, "clusterlog", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  let partial = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    partial += chunk.toString();
+    const parts = partial.split("\n");
+    partial = parts.pop()!;
+    for (const l of parts) {
+      lines.push(l);
+      for (const w of [...waiters]) {
+        if (w.re.test(l)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(l);
+        }
+      }
+    }
+  });
+  const line = (re: RegExp) =>
+    new Promise<string>((resolveLine, reject) => {
+      const found = lines.find((l) => re.test(l));
+      if (found) return resolveLine(found);
+      waiters.push({ re, resolve: resolveLine });
+      child.once("exit", (code) =>
+        reject(new Error(`exited ${code} before ${re}: ${lines.join("\n")}`)),
+      );
+    });
+  return { child, lines, line };
+}
+
+describe("mirrorplane-agent clusterlog", () => {
+  it("serves the socket and loopback TCP, writes the disk log, and drains on SIGTERM", async () => {
+    const socket = join(dir, "clog.sock");
+    const logFile = join(dir, "log-7-0");
+    writeFileSync(logFile, new Uint8Array(1 << 20));
+    const cli = startCli([
+      "--socket",
+      socket,
+      "--data-dir",
+      join(dir, "data"),
+      "--tcp",
+      "127.0.0.1:0",
+      "--log-device",
+      `7:0=${logFile}`,
+      "--node-id",
+      "3",
+    ]);
+    const tcpLine = await cli.line(/listening on TCP/);
+    const port = JSON.parse(tcpLine).port as number;
+
+    const unix = new Kernel(await TestClient.connect(socket));
+    await unix.up("2097152 clustered-disk 7:0 1024 nosync");
+    expect((await unix.flush([5])).error).toBe(0);
+    expect(await unix.statusInfo()).toBe("3 clustered-disk 7:0 A");
+
+    const tcp = new Kernel(await TestClient.connect({ host: "127.0.0.1", port }));
+    const clean = await tcp.send(7, new Uint8Array(new BigUint64Array([5n]).buffer));
+    expect(readS64(clean.data)).toBe(0);
+    expect(text((await tcp.send(16)).data)).toBe("clustered-disk 7:0 1024 nosync  ");
+
+    const exited = new Promise<number | null>((r) => cli.child.once("exit", (code) => r(code)));
+    cli.child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await unix.client.closed;
+    expect(cli.lines.some((l) => l.includes("cluster-log server stopped"))).toBe(true);
+    expect(existsSync(join(dir, "data", "clusterlog.snapshot"))).toBe(true);
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  it("refuses a non-loopback --tcp address with exit code 2", () => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "clusterlog",
+        "--socket",
+        join(dir, "x.sock"),
+        "--data-dir",
+        join(dir, "x"),
+        "--tcp",
+        "10.1.2.3:7000",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/loopback/);
+  });
+});

@@ -1,0 +1,127 @@
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
+import { InProcessOrder } from "./in-process-bus.ts";
+import { FileLogDevices } from "./log-devices.ts";
+import { ClusterLogServer } from "./server.ts";
+
+// `mirrorplane-agent clusterlog`: only the cluster-log server, on one host, in the
+// foreground (CLUSTERLOG-SERVER.md). The order is in-process; the node is the only member.
+
+export const ZClusterLogFlags = z.object({
+  socket: z.string().min(1),
+  dataDir: z.string().min(1),
+  tcp: z
+    .string()
+    .regex(/^(.+):(\d{1,5})$/, "expected <loopback address>:<port>")
+    .optional(),
+  logDevice: z.array(z.string().regex(/^\d+:\d+=.+$/, "expected M:m=<path>")).default([]),
+  nodeId: z.coerce.number().int().min(1).max(0xffff_fffe).default(1),
+  root: z.string().min(1).default("/"),
+  snapshotEvery: z.coerce.number().int().min(0).default(4096),
+  /**
+   * The kernel bridge (netlink connector, group 7): `auto` serves it when it can and logs
+   * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
+   */
+  connector: z.enum(["auto", "on", "off"]).default("auto"),
+});
+export type TClusterLogFlags = z.input<typeof ZClusterLogFlags>;
+
+export interface RunningClusterLog {
+  readonly server: ClusterLogServer;
+  readonly tcpPort: number | null;
+  /** The netlink connector transport, when serving the kernel. */
+  readonly connector: ConnectorTransport | null;
+  /** First call drains and stops. */
+  stop(): Promise<void>;
+}
+
+/** Parses `M:m=<path>` overrides. */
+export function parseLogDeviceOverrides(entries: readonly string[]): Map<string, string> {
+  const overrides = new Map<string, string>();
+  for (const entry of entries) {
+    const at = entry.indexOf("=");
+    overrides.set(entry.slice(0, at), resolve(entry.slice(at + 1)));
+  }
+  return overrides;
+}
+
+export async function startClusterLogCommand(
+  input: TClusterLogFlags,
+  log: Logger,
+): Promise<RunningClusterLog> {
+  const flags = ZClusterLogFlags.parse(input);
+  const dataDir = resolve(flags.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const snapshotPath = join(dataDir, "clusterlog.snapshot");
+  // The latest snapshot is kept in the data directory for inspection and support. It is
+  // deliberately not loaded at start: after a restart the kernel re-constructs and
+  // resumes its logs and the disk log is the truth (as with cmirrord); a snapshot older
+  // than the last FLUSH would call regions clean that the disk has dirty.
+  let writing = Promise.resolve();
+  const order = new InProcessOrder({
+    onSnapshot: (snapshot) => {
+      writing = writing
+        .then(async () => {
+          await writeFile(`${snapshotPath}.tmp`, snapshot.bytes);
+          await rename(`${snapshotPath}.tmp`, snapshotPath);
+        })
+        .catch((error) => log.warn({ err: error }, "writing the snapshot file failed"));
+    },
+  });
+  const devices = new FileLogDevices({
+    root: flags.root,
+    overrides: parseLogDeviceOverrides(flags.logDevice),
+  });
+  const server = new ClusterLogServer({
+    bus: order.bus(flags.nodeId),
+    devices,
+    log,
+    snapshotEvery: flags.snapshotEvery,
+    // After a restart the kernel still has its logs: -ESRCH makes it re-construct them
+    // (spec §1.5) instead of failing requests for a log this process never saw.
+    clusterLog: { esrchForUnknownLog: true },
+  });
+  await server.start();
+  let connector: ConnectorTransport | null = null;
+  if (flags.connector !== "off") {
+    const started = startConnectorTransport({ server, log });
+    if (started.ok) connector = started.transport;
+    else if (flags.connector === "on") {
+      await server.stop();
+      throw new Error(`netlink connector unavailable: ${started.reason}`);
+    } else {
+      // One clear line: a host without dm-log-userspace or root still serves the socket.
+      log.warn(
+        { reason: started.reason },
+        `netlink connector unavailable (${started.reason}); serving the local socket only`,
+      );
+    }
+  }
+  let tcpPort: number | null = null;
+  try {
+    await server.listenUnix(resolve(flags.socket));
+    if (flags.tcp) {
+      const at = flags.tcp.lastIndexOf(":");
+      const host = flags.tcp.slice(0, at).replace(/^\[(.*)\]$/, "$1");
+      tcpPort = await server.listenTcp(host, Number(flags.tcp.slice(at + 1)));
+    }
+  } catch (error) {
+    connector?.close();
+    await server.stop();
+    throw error;
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    server,
+    tcpPort,
+    connector,
+    stop: () => {
+      connector?.close();
+      stopping ??= server.stop().then(() => writing);
+      return stopping;
+    },
+  };
+}

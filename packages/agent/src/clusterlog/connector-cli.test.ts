@@ -1,0 +1,72 @@
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadNetlink } from "@mirrorplane/netlink";
+import { afterAll, describe, expect, it } from "vitest";
+import { TestClient } from "./test-client.ts";
+import { Kernel } from "./test-harness.ts";
+
+// `mirrorplane-agent clusterlog` and the kernel bridge, as processes: as root it serves
+// the connector (group 7) beside the socket; as an unprivileged user it says in one line
+// why it cannot, and still serves the socket.
+
+const bin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
+const dir = mkdtempSync(join(tmpdir(), "mp-connector-cli-"));
+chmodSync(dir, 0o777);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const isRoot = process.getuid?.() === 0;
+
+async function run(name: string, extra: string[], uid?: number) {
+  const socket = join(dir, `${name}.sock`);
+  const child = spawn(
+    process.execPath,
+    [bin, "clusterlog", "--socket", socket, "--data-dir", join(dir, name), ...extra],
+    { stdio: ["ignore", "pipe", "pipe"], ...(uid === undefined ? {} : { uid, gid: uid }) },
+  );
+  const lines: string[] = [];
+  let partial = "";
+  const listening = new Promise<void>((resolveListening, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
+      partial += chunk.toString();
+      const parts = partial.split("\n");
+      partial = parts.pop()!;
+      lines.push(...parts);
+      if (parts.some((l) => l.includes("cluster-log server listening"))) resolveListening();
+    });
+    child.once("exit", (code) => reject(new Error(`exited ${code}: ${lines.join("\n")}`)));
+  });
+  await listening;
+  // The connector is tried right after the socket listens: give that line time to appear.
+  const kernel = new Kernel(await TestClient.connect(socket));
+  await kernel.up("4096 clustered-core 1024");
+  const stop = async () => {
+    kernel.client.destroy();
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    return exited;
+  };
+  return { lines, stop };
+}
+
+describe.runIf(isRoot && loadNetlink().ok)("the clusterlog command and the connector", () => {
+  it("as root serves the netlink connector beside the socket", async () => {
+    const cli = await run("root", []);
+    expect(cli.lines.some((l) => l.includes("netlink connector: serving dm-log-userspace"))).toBe(
+      true,
+    );
+    expect(await cli.stop()).toBe(0);
+  });
+
+  it("unprivileged: one clear line, and the socket is still served", async () => {
+    const cli = await run("nobody", [], 65534);
+    const line = cli.lines.find((l) => l.includes("netlink connector unavailable"));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!).reason).toMatch(/CAP_SYS_ADMIN/);
+    expect(await cli.stop()).toBe(0);
+  });
+
+  it("--connector on refuses to start unprivileged", async () => {
+    await expect(run("strict", ["--connector", "on"], 65534)).rejects.toThrow(/exited 2/);
+  });
+});

@@ -1,0 +1,246 @@
+import { readFileSync } from "node:fs";
+import {
+  CN_IDX_DM,
+  CN_MSG_LEN,
+  CN_VAL_DM_USERSPACE_LOG,
+  CONNECTOR_MAX_MSG_SIZE,
+  DM_ULOG_CLEAR_REGION,
+  DM_ULOG_HEADER_SIZE,
+  encodeConnectorAck,
+  encodeConnectorReply,
+  NLMSG_HDRLEN,
+} from "@mirrorplane/clusterlog";
+import {
+  CAP_SYS_ADMIN,
+  hasCapability,
+  KERNEL_PORT_ID,
+  loadNetlink,
+  NETLINK_CONNECTOR,
+  type NetlinkError,
+  NetlinkSocket,
+} from "@mirrorplane/netlink";
+import type { Logger } from "pino";
+import type { ClusterLogServer, Session } from "./server.ts";
+
+// The kernel bridge (CLUSTERLOG-SPEC.md §1.1, docs/KERNEL-BRIDGE.md): dm-log-userspace
+// multicasts `struct dm_ulog_request` in connector framing to netlink group 7; this
+// transport takes each request out of its nlmsghdr + cn_msg, hands it to the cluster-log
+// server exactly like a frame of the local socket, and sends the answer back to the kernel
+// (port id 0) in the form the kernel expects:
+//  * a full reply: nlmsg seq 0, cn_msg seq 0, the request header with error/data_size and
+//    the request's seq inside the dm_ulog_request (the kernel matches on that one);
+//  * a bare ACK/NACK for CLEAR_REGION and for type-0 requests: cn_msg.len 0,
+//    cn_msg.seq = request seq, cn_msg.ack = positive errno (scenario 12, P22).
+// The re-CTR after -ESRCH (§1.5, P4) needs nothing here: it is an ordinary CTR whose
+// payload counts its NUL, and the core answers it without a device name.
+
+const OFF_ERROR = 144;
+const OFF_SEQ = 148;
+const OFF_REQUEST_TYPE = 152;
+const NLMSG_ALIGNTO = 4;
+
+export interface ConnectorStats {
+  received: number;
+  requests: number;
+  replies: number;
+  acks: number;
+  /** Datagrams of another connector user (idx/val not dm-log-userspace). */
+  foreign: number;
+  /** Dropped like the kernel drops them: shorter than the header, or framing overruns. */
+  malformed: number;
+  sendErrors: number;
+  truncated: number;
+}
+
+export interface ConnectorTransportOptions {
+  readonly server: ClusterLogServer;
+  readonly log: Logger;
+  /** Multicast group to join: CN_IDX_DM (7) for the kernel; tests use another one. */
+  readonly group?: number;
+  /** Where replies go: the kernel (0); tests point it at a fake kernel's port id. */
+  readonly replyPortId?: number;
+  /** Skip the CAP_SYS_ADMIN check (tests of the framing as an unprivileged user). */
+  readonly requireCapability?: boolean;
+}
+
+export type ConnectorStart =
+  | { readonly ok: true; readonly transport: ConnectorTransport }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Opens the connector socket and starts serving, or says why it cannot: no addon, no
+ * connector in this kernel, not privileged. Never throws.
+ */
+export function startConnectorTransport(options: ConnectorTransportOptions): ConnectorStart {
+  const loaded = loadNetlink();
+  if (!loaded.ok) return { ok: false, reason: loaded.reason };
+  try {
+    readFileSync("/proc/net/connector");
+  } catch {
+    return { ok: false, reason: "this kernel has no netlink connector (/proc/net/connector)" };
+  }
+  if ((options.requireCapability ?? true) && !hasCapability(CAP_SYS_ADMIN)) {
+    // Joining would succeed on Linux ≥ 6.6, but dm-log-userspace ignores replies from a
+    // sender without CAP_SYS_ADMIN: every kernel request would time out and be resent
+    // forever. Refuse instead of pretending.
+    return {
+      ok: false,
+      reason: "not privileged: dm-log-userspace only accepts replies from CAP_SYS_ADMIN (run as root)",
+    };
+  }
+  let socket: NetlinkSocket;
+  try {
+    socket = NetlinkSocket.open({
+      protocol: NETLINK_CONNECTOR,
+      groups: [options.group ?? CN_IDX_DM],
+      // One connector message at most (spec §1.1), plus room to notice a longer one.
+      receiveBufferSize: CONNECTOR_MAX_MSG_SIZE + 4096,
+    });
+  } catch (error) {
+    return { ok: false, reason: `cannot open the connector socket: ${(error as Error).message}` };
+  }
+  return { ok: true, transport: new ConnectorTransport(socket, options) };
+}
+
+export class ConnectorTransport {
+  readonly stats: ConnectorStats = {
+    received: 0,
+    requests: 0,
+    replies: 0,
+    acks: 0,
+    foreign: 0,
+    malformed: 0,
+    sendErrors: 0,
+    truncated: 0,
+  };
+  readonly #socket: NetlinkSocket;
+  readonly #log: Logger;
+  readonly #replyPortId: number;
+  readonly #portId: number;
+  readonly #session: Session;
+  #closed = false;
+
+  constructor(socket: NetlinkSocket, options: ConnectorTransportOptions) {
+    this.#socket = socket;
+    this.#log = options.log;
+    this.#replyPortId = options.replyPortId ?? KERNEL_PORT_ID;
+    this.#portId = socket.portId;
+    // The kernel is one client: one session, whose in-flight requests are matched by the
+    // server's own wire seqs, so the kernel's global seq counter needs nothing special.
+    this.#session = options.server.openSession({
+      write: (bytes) => this.#sendReplies(bytes),
+      end: () => {},
+    });
+    socket.start(
+      (datagram) => {
+        this.stats.received++;
+        if (datagram.truncated) {
+          this.stats.truncated++;
+          this.#log.warn(
+            { length: datagram.bytes.length },
+            "connector message longer than CONNECTOR_MAX_MSG_SIZE dropped",
+          );
+          return;
+        }
+        this.#receive(datagram.bytes);
+      },
+      (error: NetlinkError) => {
+        // ENOBUFS: the socket queue overflowed and requests were lost; the kernel resends
+        // each after its 15 s timeout (spec §1.4), so this costs latency, not correctness.
+        this.#log.warn({ err: error }, "connector receive error");
+      },
+    );
+    options.log.info(
+      { group: options.group ?? CN_IDX_DM, portId: this.#portId },
+      "netlink connector: serving dm-log-userspace (CN_IDX_DM/CN_VAL_DM_USERSPACE_LOG)",
+    );
+  }
+
+  get portId(): number {
+    return this.#portId;
+  }
+
+  /** One datagram: one or more netlink messages, each a connector message. */
+  #receive(bytes: Uint8Array): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let off = 0;
+    while (bytes.length - off >= NLMSG_HDRLEN) {
+      const nlmsgLen = view.getUint32(off, true);
+      if (nlmsgLen < NLMSG_HDRLEN || off + nlmsgLen > bytes.length) {
+        this.stats.malformed++;
+        return;
+      }
+      this.#message(bytes.subarray(off, off + nlmsgLen));
+      off += Math.ceil(nlmsgLen / NLMSG_ALIGNTO) * NLMSG_ALIGNTO;
+    }
+  }
+
+  #message(msg: Uint8Array): void {
+    if (msg.length < NLMSG_HDRLEN + CN_MSG_LEN) {
+      this.stats.malformed++;
+      return;
+    }
+    const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
+    const c = NLMSG_HDRLEN;
+    if (view.getUint32(c, true) !== CN_IDX_DM || view.getUint32(c + 4, true) !== CN_VAL_DM_USERSPACE_LOG) {
+      this.stats.foreign++;
+      return;
+    }
+    const cnLen = view.getUint16(c + 16, true);
+    if (cnLen === 0) return; // an ACK: the kernel never sends us one
+    const start = NLMSG_HDRLEN + CN_MSG_LEN;
+    if (cnLen < DM_ULOG_HEADER_SIZE || start + cnLen > msg.length) {
+      // The kernel itself logs "Incomplete message" and drops these (spec §1.1).
+      this.stats.malformed++;
+      this.#log.debug({ cnLen }, "incomplete connector message dropped");
+      return;
+    }
+    this.stats.requests++;
+    // A copy: the server keeps the header to build the reply.
+    this.#session.frame(msg.slice(start, start + cnLen));
+  }
+
+  /** Replies from the session: 4-byte length + dm_ulog_request, possibly several. */
+  #sendReplies(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let off = 0;
+    while (bytes.length - off >= 4) {
+      const length = view.getUint32(off, true);
+      const reply = bytes.subarray(off + 4, off + 4 + length);
+      off += 4 + length;
+      this.#send(reply);
+    }
+  }
+
+  #send(reply: Uint8Array): void {
+    const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+    const type = view.getUint32(OFF_REQUEST_TYPE, true) & 0xff;
+    const error = view.getInt32(OFF_ERROR, true);
+    let datagram: Uint8Array;
+    if (type === DM_ULOG_CLEAR_REGION || type === 0) {
+      // Bare ACK/NACK (spec §1.1): cmirrord's immediate CLEAR ack, and EAGAIN for a
+      // "bad transmission" so the kernel resends.
+      datagram = encodeConnectorAck(view.getUint32(OFF_SEQ, true), -error, this.#portId);
+      this.stats.acks++;
+    } else {
+      datagram = encodeConnectorReply(reply, this.#portId);
+      this.stats.replies++;
+    }
+    const sent = this.#socket.send(datagram, this.#replyPortId);
+    if (sent < 0) {
+      // The kernel times out and resends with a new seq (spec §1.4).
+      this.stats.sendErrors++;
+      this.#log.warn({ errno: sent, type }, "sending a reply to the kernel failed");
+    }
+  }
+
+  /** Stop serving: what is still in flight is released; the kernel resends it (§1.4, §1.5). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#session.lost();
+    this.#socket.close();
+    this.#log.info("netlink connector closed");
+  }
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { FrameReader, type FrameSink } from "./frame-reader.ts";
+
+function collect() {
+  const events: string[] = [];
+  const sink: FrameSink = {
+    frame: (b) => events.push(`frame ${b.length} ${b[0]}`),
+    oversized: (h, n) => events.push(`oversized ${h.length} ${n}`),
+    fatal: (r) => events.push(`fatal ${r.split(" ")[0]}`),
+  };
+  return { events, sink };
+}
+
+function framed(length: number, fill: number, bodyLength = length): Uint8Array {
+  const bytes = new Uint8Array(4 + bodyLength).fill(fill);
+  new DataView(bytes.buffer).setUint32(0, length, true);
+  return bytes;
+}
+
+describe("FrameReader", () => {
+  it("splits pipelined frames across arbitrary chunk boundaries", () => {
+    const stream = new Uint8Array([...framed(160, 1), ...framed(170, 2), ...framed(200, 3)]);
+    for (const size of [1, 3, 7, 64, 1000]) {
+      const { events, sink } = collect();
+      const reader = new FrameReader();
+      for (let i = 0; i < stream.length; i += size) reader.push(stream.subarray(i, i + size), sink);
+      expect(events).toEqual(["frame 160 1", "frame 170 2", "frame 200 3"]);
+      expect(reader.pendingBytes).toBe(0);
+    }
+  });
+
+  it("hands out a frame inside one chunk without copying", () => {
+    const chunk = framed(160, 9);
+    let got: Uint8Array | null = null;
+    new FrameReader().push(chunk, {
+      frame: (b) => (got = b),
+      oversized: () => {},
+      fatal: () => {},
+    });
+    expect(got!.buffer).toBe(chunk.buffer);
+  });
+
+  it("reports an oversized frame's header, skips its body, and goes on", () => {
+    const { events, sink } = collect();
+    const reader = new FrameReader({ maxFrameSize: 300 });
+    const stream = new Uint8Array([...framed(5000, 4), ...framed(160, 5)]);
+    for (let i = 0; i < stream.length; i += 999) reader.push(stream.subarray(i, i + 999), sink);
+    expect(events).toEqual(["oversized 160 5000", "frame 160 5"]);
+  });
+
+  it("fails for good on a length below the header or beyond the discard limit", () => {
+    for (const length of [0, 159, 0xffff_ffff]) {
+      const { events, sink } = collect();
+      const reader = new FrameReader();
+      reader.push(new Uint8Array([...framed(160, 1), ...framed(length, 2, 0)]), sink);
+      reader.push(framed(160, 3), sink);
+      expect(events).toEqual(["frame 160 1", "fatal frame"]);
+    }
+  });
+});

@@ -1,0 +1,111 @@
+import { DEFAULT_MAX_FRAME_SIZE, DM_ULOG_HEADER_SIZE } from "@mirrorplane/clusterlog";
+
+// The local stream transport's framing (CLUSTERLOG-SERVER.md "Transport"): a 32-bit
+// little-endian length L, then L bytes of dm_ulog_request header and payload. Unlike the
+// core's FrameSplitter this reader keeps a connection usable after an oversized frame —
+// it reads the frame's header, discards the rest and lets the server answer it with an
+// error — and hands out frames without copying when they sit inside one chunk (a net
+// chunk is never reused by Node, so views into it stay valid).
+
+/** Largest frame served: one connector message (spec §1.1). */
+export const MAX_FRAME_SIZE = DEFAULT_MAX_FRAME_SIZE;
+/** Larger than this, a length prefix is taken for a stream out of step: close. */
+export const DISCARD_LIMIT = 1 << 20;
+
+export interface FrameSink {
+  /** A whole frame (header + payload); a view the sink may keep. */
+  frame(bytes: Uint8Array): void;
+  /** A frame longer than MAX_FRAME_SIZE: its 160-byte header; the rest is skipped. */
+  oversized(header: Uint8Array, length: number): void;
+  /** The stream cannot be framed any more; nothing further is reported. */
+  fatal(reason: string): void;
+}
+
+export class FrameReader {
+  readonly #maxFrameSize: number;
+  readonly #discardLimit: number;
+  #held: Uint8Array | null = null;
+  #discard = 0;
+  #stopped = false;
+
+  constructor(options: { maxFrameSize?: number; discardLimit?: number } = {}) {
+    this.#maxFrameSize = options.maxFrameSize ?? MAX_FRAME_SIZE;
+    this.#discardLimit = Math.max(options.discardLimit ?? DISCARD_LIMIT, this.#maxFrameSize);
+  }
+
+  /** Bytes held back waiting for the rest of a frame. */
+  get pendingBytes(): number {
+    return this.#held?.length ?? 0;
+  }
+
+  /** Report nothing more (the connection is closing). */
+  stop(): void {
+    this.#stopped = true;
+    this.#held = null;
+  }
+
+  push(chunk: Uint8Array, sink: FrameSink): void {
+    if (this.#stopped) return;
+    let data = chunk;
+    if (this.#discard > 0) {
+      const skipped = Math.min(this.#discard, data.length);
+      this.#discard -= skipped;
+      data = data.subarray(skipped);
+    }
+    if (this.#held) {
+      const joined = new Uint8Array(this.#held.length + data.length);
+      joined.set(this.#held, 0);
+      joined.set(data, this.#held.length);
+      data = joined;
+      this.#held = null;
+    }
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let off = 0;
+    while (!this.#stopped && data.length - off >= 4) {
+      const length = view.getUint32(off, true);
+      if (length < DM_ULOG_HEADER_SIZE) {
+        this.#fatal(
+          sink,
+          `frame length ${length} is shorter than the ${DM_ULOG_HEADER_SIZE}-byte header`,
+        );
+        return;
+      }
+      if (length > this.#maxFrameSize) {
+        if (length > this.#discardLimit) {
+          this.#fatal(
+            sink,
+            `frame length ${length} exceeds ${this.#discardLimit}: stream out of step`,
+          );
+          return;
+        }
+        if (data.length - off < 4 + DM_ULOG_HEADER_SIZE) break;
+        sink.oversized(data.slice(off + 4, off + 4 + DM_ULOG_HEADER_SIZE), length);
+        const available = data.length - off - 4;
+        if (available >= length) {
+          off += 4 + length;
+          continue;
+        }
+        this.#discard = length - available;
+        off = data.length;
+        break;
+      }
+      if (data.length - off < 4 + length) break;
+      sink.frame(data.subarray(off + 4, off + 4 + length));
+      off += 4 + length;
+    }
+    if (!this.#stopped && off < data.length) this.#held = data.slice(off);
+  }
+
+  #fatal(sink: FrameSink, reason: string): void {
+    this.stop();
+    sink.fatal(reason);
+  }
+}
+
+/** Prefix an encoded dm_ulog_request with its little-endian length. */
+export function frame(message: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(4 + message.length);
+  new DataView(bytes.buffer).setUint32(0, message.length, true);
+  bytes.set(message, 4);
+  return bytes;
+}

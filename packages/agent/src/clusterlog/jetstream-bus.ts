@@ -1,0 +1,769 @@
+import type { NodeId, Operation } from "@mirrorplane/clusterlog";
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+} from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { BusHandlers, BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import {
+  failureDeclarer,
+  type Member,
+  MembershipView,
+  membershipMsgId,
+  newIncarnation,
+} from "./membership.ts";
+import { decodeEnvelope, encodeEnvelope, subjectToken } from "./operation-codec.ts";
+
+// The ClusterBus over NATS JetStream (ARCHITECTURE.md "The cluster log", spec §4.1, §10).
+//
+// * One stream per cluster, `MIRRORPLANE_<cluster>`, on subjects `mirrorplane.<cluster>.>`:
+//   kernel requests go to `…log.<uuid>` (a subject per log, so an operator can watch or
+//   count one log with plain NATS tools), I/O completions to `…io`, membership to
+//   `…member`. Replicas consume the whole stream — never a per-log filter — because the
+//   state machine is one machine for all logs and membership operations must fall at the
+//   same point relative to every log's requests (virtual synchrony, spec §10): the
+//   stream sequence is the total order and is the `seq` delivered.
+// * Every publication carries a message id (`Nats-Msg-Id`); JetStream drops a repeat
+//   within the duplicate window, and answers it with the original sequence (P1, P23).
+// * Each member reads with an ordered consumer, which the client re-creates from the
+//   last delivered sequence after a reconnect or a NATS server restart.
+// * Heartbeats live in a KV bucket whose max age is the failure timeout; a member whose
+//   key has expired (or names another run of that node id) is dead. The lowest live
+//   member declares it with `node-failed` and message id `failed:<node>:<incarnation>`,
+//   so a second declarer's copy collapses into the first.
+// * Snapshots live in a second KV bucket, chunked below the NATS payload limit, with the
+//   bus's membership view at the snapshot's sequence.
+
+export interface BusLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface JetStreamBusOptions {
+  readonly nodeId: NodeId;
+  /** NATS server URL(s), e.g. `nats://10.0.0.5:4222`. */
+  readonly servers: string | readonly string[];
+  /** Names the stream and buckets; [A-Za-z0-9_-]. Default "default". */
+  readonly cluster?: string;
+  /** A member whose heartbeat is older than this is declared failed. Default 10 s. */
+  readonly failureTimeoutMs?: number;
+  /** How often a member refreshes its heartbeat and checks the others'. Default timeout/5. */
+  readonly heartbeatIntervalMs?: number;
+  /** JetStream duplicate window: how long a repeated message id is dropped. Default 10 min. */
+  readonly duplicateWindowMs?: number;
+  /** Stream and bucket replicas (for a clustered NATS deployment). Default 1. */
+  readonly replicas?: number;
+  /** Per-attempt publish timeout; publication retries until acknowledged. Default 5 s. */
+  readonly publishTimeoutMs?: number;
+  /** Snapshot chunk size, below the server's max_payload (1 MiB by default). */
+  readonly snapshotChunkBytes?: number;
+  /** This run's incarnation token (default: fresh from the clock and a random suffix). */
+  readonly incarnation?: string;
+  readonly logger?: BusLogger;
+}
+
+export class BusError extends Error {}
+
+interface SnapshotMeta {
+  readonly version: 1;
+  readonly seq: number;
+  readonly generation: string;
+  readonly size: number;
+  readonly chunks: number;
+  readonly members: Member[];
+}
+
+const SNAPSHOT_KEY = "latest";
+const RECENT_IDS = 50_000;
+
+const silentLogger: BusLogger = { info() {}, warn() {}, error() {} };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Names a cluster's stream, subjects and buckets. */
+export function jetStreamNames(cluster: string) {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(cluster)) {
+    throw new BusError(`cluster name ${JSON.stringify(cluster)}: use 1-64 of [A-Za-z0-9_-]`);
+  }
+  const prefix = `mirrorplane.${cluster}`;
+  return {
+    stream: `MIRRORPLANE_${cluster}`,
+    subjects: `${prefix}.>`,
+    logSubject: (uuid: string) => `${prefix}.log.${subjectToken(uuid)}`,
+    ioSubject: `${prefix}.io`,
+    memberSubject: `${prefix}.member`,
+    heartbeatBucket: `mirrorplane-${cluster}-heartbeat`,
+    snapshotBucket: `mirrorplane-${cluster}-snapshot`,
+  };
+}
+
+export class JetStreamBus implements ClusterBus {
+  readonly nodeId: NodeId;
+  readonly #opts: Required<Omit<JetStreamBusOptions, "incarnation" | "logger" | "servers">> & {
+    servers: string[];
+  };
+  readonly #names: ReturnType<typeof jetStreamNames>;
+  readonly #log: BusLogger;
+  #incarnation: string;
+
+  #nc: NatsConnection | null = null;
+  #js: JetStreamClient | null = null;
+  #jsm: JetStreamManager | null = null;
+  #heartbeats: KV | null = null;
+  #snapshots: KV | null = null;
+  #messages: ConsumerMessages | null = null;
+  #handlers: BusHandlers | null = null;
+
+  #view = new MembershipView();
+  /** Membership after each change, for the view at a snapshot's sequence. */
+  #viewHistory: { seq: number; members: Member[] }[] = [];
+  #lastSeq = 0;
+  #deadSeen = new Set<NodeId>();
+  #recentIds = new Map<string, number>();
+  #idWaiters = new Map<string, ((seq: number) => void)[]>();
+  #seqWaiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #declaring = new Set<string>();
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #ticking = false;
+  #quietUntil = 0;
+  #joined = false;
+  #closing = false;
+  #closed = false;
+  #fatal: Error | null = null;
+  #rejoining = false;
+  #consumerGeneration = 0;
+  /** Set by a reconnect: the quiet period restarts once our own heartbeat is written. */
+  #reconnected = false;
+  #stalledTicks = 0;
+  #seqAtLastTick = 0;
+
+  constructor(options: JetStreamBusOptions) {
+    const failureTimeoutMs = options.failureTimeoutMs ?? 10_000;
+    this.nodeId = options.nodeId;
+    if (!Number.isInteger(this.nodeId) || this.nodeId < 0 || this.nodeId > 0xffff_fffe) {
+      throw new BusError(`node id ${options.nodeId} is not a u32`);
+    }
+    this.#opts = {
+      nodeId: options.nodeId,
+      servers: typeof options.servers === "string" ? [options.servers] : [...options.servers],
+      cluster: options.cluster ?? "default",
+      failureTimeoutMs,
+      heartbeatIntervalMs:
+        options.heartbeatIntervalMs ?? Math.max(100, Math.floor(failureTimeoutMs / 5)),
+      duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
+      replicas: options.replicas ?? 1,
+      publishTimeoutMs: options.publishTimeoutMs ?? 5_000,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 512 * 1024,
+    };
+    if (this.#opts.heartbeatIntervalMs >= failureTimeoutMs) {
+      throw new BusError("heartbeat interval must be shorter than the failure timeout");
+    }
+    this.#names = jetStreamNames(this.#opts.cluster);
+    this.#log = options.logger ?? silentLogger;
+    this.#incarnation = options.incarnation ?? newIncarnation(Date.now(), Math.random);
+  }
+
+  /** This run's incarnation (changes when the member is fenced out and re-joins). */
+  get incarnation(): string {
+    return this.#incarnation;
+  }
+
+  /** The last sequence delivered to this member. */
+  get deliveredSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Membership as of the last delivered operation, lowest node first. */
+  members(): Member[] {
+    return this.#view.members();
+  }
+
+  liveMembers(): NodeId[] {
+    return this.#view
+      .members()
+      .map((m) => m.node)
+      .filter((n) => n === this.nodeId || !this.#deadSeen.has(n));
+  }
+
+  async start(handlers: BusHandlers): Promise<BusSnapshot | null> {
+    if (this.#handlers) throw new BusError("bus already started");
+    this.#handlers = handlers;
+    const nc = await connect({
+      servers: this.#opts.servers,
+      name: `mirrorplane-${this.#opts.cluster}-node-${this.nodeId}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 5_000,
+    });
+    this.#nc = nc;
+    this.#js = jetstream(nc, { timeout: this.#opts.publishTimeoutMs });
+    this.#jsm = await jetstreamManager(nc, { timeout: this.#opts.publishTimeoutMs });
+    await this.#ensureStream();
+    const kvm = new Kvm(nc);
+    this.#heartbeats = await ensureBucket(kvm, this.#names.heartbeatBucket, {
+      history: 1,
+      ttl: this.#opts.failureTimeoutMs,
+      replicas: this.#opts.replicas,
+      storage: StorageType.File,
+    });
+    this.#snapshots = await ensureBucket(kvm, this.#names.snapshotBucket, {
+      history: 1,
+      replicas: this.#opts.replicas,
+      storage: StorageType.File,
+    });
+    // Heartbeat first: from the moment our join is ordered, others watch this key.
+    await this.#putHeartbeat();
+
+    const loaded = await this.#loadSnapshot();
+    const startSeq = loaded?.meta.seq ?? 0;
+    this.#view = new MembershipView(loaded?.meta.members ?? []);
+    this.#viewHistory = [{ seq: startSeq, members: this.#view.members() }];
+    this.#lastSeq = startSeq;
+    const snapshot: BusSnapshot | null = loaded ? { seq: startSeq, bytes: loaded.bytes } : null;
+    handlers.restore?.(snapshot);
+
+    const info = await this.#jsm.streams.info(this.#names.stream);
+    if (info.state.messages > 0 && info.state.first_seq > startSeq + 1) {
+      throw new BusError(
+        `stream ${this.#names.stream} starts at ${info.state.first_seq}, after snapshot ${startSeq}`,
+      );
+    }
+    await this.#startConsumer();
+    void this.#watchStatus(nc);
+    await this.#waitSeq(info.state.last_seq);
+
+    // A restarted node id whose previous run is still a member: declare that run failed
+    // first (its marks are suspect, spec §4.5), so the new run never inherits them. A
+    // survivor may publish the same declaration; the message id collapses the two.
+    const previous = this.#view.incarnationOf(this.nodeId);
+    if (previous !== undefined && previous !== this.#incarnation) {
+      await this.#publishAndWait(
+        { kind: "node-failed", node: this.nodeId },
+        membershipMsgId.failed(this.nodeId, previous),
+        previous,
+      );
+    }
+    await this.#publishAndWait(
+      { kind: "node-join", node: this.nodeId },
+      membershipMsgId.join(this.nodeId, this.#incarnation),
+      this.#incarnation,
+    );
+    this.#joined = true;
+    this.#timer = setInterval(() => void this.#tick(), this.#opts.heartbeatIntervalMs);
+    return snapshot;
+  }
+
+  async publish(op: Operation, msgId: string): Promise<number> {
+    const incarnation =
+      op.kind === "node-join" || op.kind === "node-leave" || op.kind === "node-failed"
+        ? op.node === this.nodeId
+          ? this.#incarnation
+          : (this.#view.incarnationOf(op.node) ?? "")
+        : "";
+    return this.#publish(op, msgId, incarnation);
+  }
+
+  async saveSnapshot(snapshot: BusSnapshot): Promise<void> {
+    const kv = this.#requireOpen(this.#snapshots);
+    if (snapshot.seq > this.#lastSeq) {
+      throw new BusError(`snapshot at ${snapshot.seq} is past the delivered ${this.#lastSeq}`);
+    }
+    const members = this.#viewAt(snapshot.seq);
+    const generation = `${snapshot.seq}-${this.nodeId}-${Date.now().toString(36)}`;
+    const size = snapshot.bytes.length;
+    const chunkBytes = this.#opts.snapshotChunkBytes;
+    const chunks = Math.max(1, Math.ceil(size / chunkBytes));
+    for (let i = 0; i < chunks; i++) {
+      await kv.put(
+        `chunk.${generation}.${i}`,
+        snapshot.bytes.subarray(i * chunkBytes, Math.min(size, (i + 1) * chunkBytes)),
+      );
+    }
+    const meta: SnapshotMeta = { version: 1, seq: snapshot.seq, generation, size, chunks, members };
+    const encoded = JSON.stringify(meta);
+    // Compare-and-set so a slower saver never replaces a newer snapshot with an older one.
+    for (;;) {
+      const current = await kv.get(SNAPSHOT_KEY);
+      const currentMeta =
+        current && current.operation === "PUT" ? (current.json() as SnapshotMeta) : null;
+      if (currentMeta && currentMeta.seq >= snapshot.seq) {
+        await this.#purgeChunks(kv, generation, chunks);
+        return;
+      }
+      try {
+        if (current) await kv.update(SNAPSHOT_KEY, encoded, current.revision);
+        else await kv.create(SNAPSHOT_KEY, encoded);
+      } catch {
+        continue; // another member saved meanwhile: look again
+      }
+      if (currentMeta) await this.#purgeChunks(kv, currentMeta.generation, currentMeta.chunks);
+      this.#trimViewHistory(snapshot.seq);
+      return;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#stopTimer();
+    if (this.#joined && this.#nc && !this.#nc.isClosed()) {
+      try {
+        const leave = this.#publishAndWait(
+          { kind: "node-leave", node: this.nodeId },
+          membershipMsgId.leave(this.nodeId, this.#incarnation),
+          this.#incarnation,
+        );
+        await Promise.race([leave, sleep(this.#opts.publishTimeoutMs * 2)]);
+      } catch (error) {
+        this.#log.warn({ err: error }, "could not publish leave");
+      }
+      try {
+        await this.#heartbeats?.delete(this.#heartbeatKey(this.nodeId));
+      } catch {
+        // the key expires by itself
+      }
+    }
+    await this.#shutdown(false);
+  }
+
+  /**
+   * Drops the connection without leaving, the way a killed process would: no `node-leave`,
+   * the heartbeat key is left to expire. For failure tests and benchmarks.
+   */
+  async abort(): Promise<void> {
+    this.#closing = true;
+    this.#stopTimer();
+    await this.#shutdown(true);
+  }
+
+  // ---- delivery ------------------------------------------------------------------------
+
+  /**
+   * (Re)creates this member's ordered consumer from the sequence after the last one
+   * delivered. The client library also re-creates it after a reconnect, but only once its
+   * own checks time out (tens of seconds after a NATS restart); the watchdog in `#tick`
+   * calls this when the stream has moved on and we have not.
+   */
+  async #startConsumer(): Promise<void> {
+    const js = this.#requireOpen(this.#js);
+    const generation = ++this.#consumerGeneration;
+    const previous = this.#messages;
+    this.#messages = null;
+    try {
+      previous?.stop();
+    } catch {
+      // already stopped
+    }
+    const consumer = await js.consumers.get(this.#names.stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.#lastSeq + 1,
+    });
+    if (generation !== this.#consumerGeneration || this.#closed) return;
+    const messages = await consumer.consume({ max_messages: 512 });
+    this.#messages = messages;
+    void this.#pump(messages, generation);
+  }
+
+  async #pump(messages: ConsumerMessages, generation: number): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.#closed || generation !== this.#consumerGeneration) break;
+        this.#onMessage(m.seq, m.data, m.headers?.get("Nats-Msg-Id") || `seq:${m.seq}`);
+      }
+    } catch (error) {
+      if (!this.#closed) this.#log.error({ err: error }, "stream consumer ended");
+    }
+  }
+
+  #onMessage(seq: number, data: Uint8Array, msgId: string): void {
+    if (seq <= this.#lastSeq || this.#fatal) return; // replayed after a consumer reset
+    if (seq !== this.#lastSeq + 1) {
+      // Only a purge past our position can do this; the replica can no longer follow.
+      this.#fail(new BusError(`gap in the stream: expected ${this.#lastSeq + 1}, got ${seq}`));
+      return;
+    }
+    this.#lastSeq = seq;
+    this.#remember(msgId, seq);
+    let envelope: ReturnType<typeof decodeEnvelope> | null = null;
+    try {
+      envelope = decodeEnvelope(data);
+    } catch (error) {
+      this.#log.error({ err: error, seq }, "undecodable operation in the stream");
+    }
+    if (envelope) {
+      const { op, origin, incarnation } = envelope;
+      if (this.#view.apply(op, incarnation)) {
+        this.#viewHistory.push({ seq, members: this.#view.members() });
+        if (op.kind === "node-join") this.#deadSeen.delete(op.node);
+      }
+      const entry: OrderedOperation = { seq, origin, msgId, op };
+      try {
+        this.#handlers?.deliver(entry);
+      } catch (error) {
+        this.#log.error({ err: error, seq }, "deliver threw");
+      }
+      if (
+        (op.kind === "node-failed" || op.kind === "node-leave") &&
+        op.node === this.nodeId &&
+        this.#joined &&
+        !this.#closing &&
+        !this.#view.has(this.nodeId)
+      ) {
+        void this.#rejoin();
+      }
+    }
+    const waiters = this.#idWaiters.get(msgId);
+    if (waiters) {
+      this.#idWaiters.delete(msgId);
+      for (const w of waiters) w(seq);
+    }
+    if (this.#seqWaiters.length > 0) {
+      const ready = this.#seqWaiters.filter((w) => w.seq <= seq);
+      this.#seqWaiters = this.#seqWaiters.filter((w) => w.seq > seq);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  /**
+   * We were declared failed (our heartbeat lapsed, e.g. behind a partition) while still
+   * running: the replicas have dropped our logs (spec §4.5). Re-join as a new run and let
+   * the owner re-publish what it still waits for (P23); its kernel re-constructs.
+   */
+  async #rejoin(): Promise<void> {
+    if (this.#rejoining) return;
+    this.#rejoining = true;
+    try {
+      this.#incarnation = newIncarnation(Date.now(), Math.random);
+      this.#log.warn({ incarnation: this.#incarnation }, "fenced out of the cluster; re-joining");
+      await this.#putHeartbeat();
+      await this.#publishAndWait(
+        { kind: "node-join", node: this.nodeId },
+        membershipMsgId.join(this.nodeId, this.#incarnation),
+        this.#incarnation,
+      );
+      this.#handlers?.reconnected?.();
+    } catch (error) {
+      if (!this.#closed) this.#log.error({ err: error }, "re-join failed");
+    } finally {
+      this.#rejoining = false;
+    }
+  }
+
+  #remember(msgId: string, seq: number): void {
+    this.#recentIds.set(msgId, seq);
+    if (this.#recentIds.size > RECENT_IDS) {
+      const oldest = this.#recentIds.keys().next().value;
+      if (oldest !== undefined) this.#recentIds.delete(oldest);
+    }
+  }
+
+  #waitSeq(seq: number): Promise<void> {
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    if (seq <= this.#lastSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#seqWaiters.push({ seq, resolve, reject }));
+  }
+
+  // ---- publication ---------------------------------------------------------------------
+
+  async #publish(op: Operation, msgId: string, incarnation: string): Promise<number> {
+    const js = this.#requireOpen(this.#js);
+    const known = this.#recentIds.get(msgId);
+    if (known !== undefined) return known; // delivered already: never publish it twice
+    const subject =
+      op.kind === "request"
+        ? this.#names.logSubject(op.request.uuid)
+        : op.kind === "io-done"
+          ? this.#names.ioSubject
+          : this.#names.memberSubject;
+    const data = encodeEnvelope({ origin: this.nodeId, op, incarnation });
+    let onDelivered: ((seq: number) => void) | null = null;
+    const delivered = new Promise<number>((resolve) => {
+      onDelivered = resolve;
+      const list = this.#idWaiters.get(msgId) ?? [];
+      list.push(resolve);
+      this.#idWaiters.set(msgId, list);
+    });
+    let backoff = 50;
+    try {
+      for (;;) {
+        if (this.#closed) throw new BusError("bus closed");
+        if (this.#fatal) throw this.#fatal;
+        try {
+          // A repeat within the duplicate window is acknowledged with the first copy's
+          // sequence; a copy that lands while we wait is seen by our own consumer.
+          const ack = js
+            .publish(subject, data, { msgID: msgId, timeout: this.#opts.publishTimeoutMs })
+            .then((a) => {
+              if (!a.duplicate && a.seq <= this.#lastSeq && this.#recentIds.get(msgId) !== a.seq) {
+                // A new message at a sequence we already delivered: the stream went back.
+                this.#fail(new BusError(`stream went back: new ${msgId} stored at ${a.seq}`));
+              }
+              return a.seq;
+            });
+          return await Promise.race([ack, delivered]);
+        } catch (error) {
+          if (this.#closed) throw new BusError("bus closed");
+          const seen = this.#recentIds.get(msgId);
+          if (seen !== undefined) return seen;
+          this.#log.warn({ err: error, msgId }, "publish failed; retrying");
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 1_000);
+        }
+      }
+    } finally {
+      const list = this.#idWaiters.get(msgId);
+      if (list && onDelivered) {
+        const rest = list.filter((w) => w !== onDelivered);
+        if (rest.length > 0) this.#idWaiters.set(msgId, rest);
+        else this.#idWaiters.delete(msgId);
+      }
+    }
+  }
+
+  async #publishAndWait(op: Operation, msgId: string, incarnation: string): Promise<number> {
+    const seq = await this.#publish(op, msgId, incarnation);
+    await this.#waitSeq(seq);
+    return seq;
+  }
+
+  // ---- membership and failure detection ------------------------------------------------
+
+  #heartbeatKey(node: NodeId): string {
+    return `node.${node}`;
+  }
+
+  async #putHeartbeat(): Promise<void> {
+    await this.#heartbeats?.put(this.#heartbeatKey(this.nodeId), this.#incarnation);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#closing) return;
+    this.#ticking = true;
+    try {
+      await this.#putHeartbeat();
+      if (this.#reconnected) {
+        // Our heartbeat is written again, so the others' can be too: give every member
+        // one full timeout from now before anyone is declared failed.
+        this.#reconnected = false;
+        this.#quietUntil = Date.now() + this.#opts.failureTimeoutMs;
+      }
+      await this.#watchdog();
+      const kv = this.#heartbeats;
+      if (!kv || !this.#joined || Date.now() < this.#quietUntil) return;
+      const members = this.#view.members();
+      const dead = new Set<NodeId>();
+      for (const m of members) {
+        if (m.node === this.nodeId) continue;
+        const entry = await kv.get(this.#heartbeatKey(m.node));
+        const beat = entry && entry.operation === "PUT" ? entry.string() : null;
+        if (beat !== m.incarnation) dead.add(m.node);
+      }
+      this.#deadSeen = dead;
+      if (dead.size === 0 || this.#closing) return;
+      if (failureDeclarer(members, dead) !== this.nodeId) return;
+      for (const node of dead) {
+        const incarnation = this.#view.incarnationOf(node);
+        if (incarnation === undefined) continue;
+        const msgId = membershipMsgId.failed(node, incarnation);
+        if (this.#declaring.has(msgId)) continue;
+        this.#declaring.add(msgId);
+        this.#log.warn({ node, incarnation }, "heartbeat expired: declaring member failed");
+        this.#publish({ kind: "node-failed", node }, msgId, incarnation)
+          .catch((error) => {
+            if (!this.#closed) this.#log.error({ err: error, node }, "could not declare failure");
+          })
+          .finally(() => this.#declaring.delete(msgId));
+      }
+    } catch (error) {
+      if (!this.#closed) this.#log.warn({ err: error }, "heartbeat round failed");
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        this.#log.warn({ server: status.server }, "disconnected from NATS");
+      } else if (status.type === "reconnect") {
+        // Others may have been cut off as long as we were: give every member one full
+        // timeout to refresh its heartbeat before anyone is declared failed.
+        this.#reconnected = true;
+        this.#quietUntil = Number.POSITIVE_INFINITY;
+        this.#log.info({ server: status.server }, "reconnected to NATS");
+        void this.#putHeartbeat().catch(() => {});
+        // Publications in flight are retried by `publish` itself; the owner re-publishes
+        // whatever else it still waits for (P23). Message ids make both harmless.
+        if (this.#joined && !this.#closing) this.#handlers?.reconnected?.();
+      }
+    }
+  }
+
+  /**
+   * Compares our position with the stream's: behind with no progress for two rounds →
+   * re-create the consumer; the stream *behind us* → it lost acknowledged operations (a
+   * single, unreplicated NATS server killed before writing them out), which no replica
+   * can recover from, so stop rather than diverge.
+   */
+  async #watchdog(): Promise<void> {
+    const jsm = this.#jsm;
+    if (!jsm || this.#fatal) return;
+    // Compare with what was delivered *before* asking: deliveries go on meanwhile.
+    const deliveredBefore = this.#lastSeq;
+    const info = await jsm.streams.info(this.#names.stream);
+    const last = info.state.last_seq;
+    if (last < deliveredBefore) {
+      this.#fail(
+        new BusError(
+          `stream ${this.#names.stream} is at ${last} but ${deliveredBefore} were delivered: ` +
+            "the NATS server lost acknowledged operations (use a replicated stream)",
+        ),
+      );
+      return;
+    }
+    const progressed = deliveredBefore !== this.#seqAtLastTick;
+    this.#seqAtLastTick = deliveredBefore;
+    if (last > this.#lastSeq && !progressed) this.#stalledTicks++;
+    else this.#stalledTicks = 0;
+    if (this.#stalledTicks >= 2) {
+      this.#stalledTicks = 0;
+      this.#log.warn({ at: this.#lastSeq, streamAt: last }, "consumer stalled; re-creating it");
+      await this.#startConsumer();
+    }
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------
+
+  async #loadSnapshot(): Promise<{ meta: SnapshotMeta; bytes: Uint8Array } | null> {
+    const kv = this.#requireOpen(this.#snapshots);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const entry = await kv.get(SNAPSHOT_KEY);
+      if (entry?.operation !== "PUT") return null;
+      const meta = entry.json() as SnapshotMeta;
+      const bytes = new Uint8Array(meta.size);
+      let complete = true;
+      for (let i = 0; i < meta.chunks && complete; i++) {
+        const chunk = await kv.get(`chunk.${meta.generation}.${i}`);
+        if (chunk?.operation !== "PUT") complete = false;
+        else bytes.set(chunk.value, i * this.#opts.snapshotChunkBytes);
+      }
+      if (complete) return { meta, bytes };
+      // A newer snapshot replaced this one while we read it: read the newer one.
+    }
+    throw new BusError("could not read a consistent snapshot");
+  }
+
+  async #purgeChunks(kv: KV, generation: string, chunks: number): Promise<void> {
+    for (let i = 0; i < chunks; i++) {
+      try {
+        await kv.purge(`chunk.${generation}.${i}`);
+      } catch {
+        // best effort: an orphaned chunk wastes space, nothing else
+      }
+    }
+  }
+
+  #viewAt(seq: number): Member[] {
+    let found: Member[] | null = null;
+    for (const h of this.#viewHistory) {
+      if (h.seq <= seq) found = h.members;
+      else break;
+    }
+    if (!found) throw new BusError(`no membership known at ${seq}`);
+    return found;
+  }
+
+  #trimViewHistory(seq: number): void {
+    let keepFrom = 0;
+    for (let i = 0; i < this.#viewHistory.length; i++) {
+      if (this.#viewHistory[i]!.seq <= seq) keepFrom = i;
+    }
+    this.#viewHistory = this.#viewHistory.slice(keepFrom);
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------
+
+  async #ensureStream(): Promise<void> {
+    const jsm = this.#requireOpen(this.#jsm);
+    const config = {
+      name: this.#names.stream,
+      subjects: [this.#names.subjects],
+      storage: StorageType.File,
+      num_replicas: this.#opts.replicas,
+      duplicate_window: this.#opts.duplicateWindowMs * 1_000_000,
+    };
+    try {
+      await jsm.streams.info(this.#names.stream);
+    } catch {
+      try {
+        await jsm.streams.add(config);
+      } catch (error) {
+        // Another member created it first; use theirs (same name = same cluster).
+        await jsm.streams.info(this.#names.stream).catch(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  #requireOpen<T>(value: T | null): T {
+    if (this.#closed) throw new BusError("bus closed");
+    if (value === null) throw new BusError("bus not started");
+    return value;
+  }
+
+  #stopTimer(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  #fail(error: Error): void {
+    this.#fatal = error;
+    this.#log.error({ err: error }, "cluster bus stopped");
+    for (const w of this.#seqWaiters) w.reject(error);
+    this.#seqWaiters = [];
+  }
+
+  async #shutdown(abrupt: boolean): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopTimer();
+    const stopped = new BusError("bus closed");
+    for (const w of this.#seqWaiters) w.reject(stopped);
+    this.#seqWaiters = [];
+    try {
+      this.#messages?.stop();
+    } catch {
+      // already stopped
+    }
+    const nc = this.#nc;
+    if (nc && !nc.isClosed()) {
+      if (abrupt) await nc.close().catch(() => {});
+      else await nc.drain().catch(() => nc.close().catch(() => {}));
+    }
+  }
+}
+
+async function ensureBucket(
+  kvm: Kvm,
+  name: string,
+  opts: { history: number; ttl?: number; replicas: number; storage: StorageType },
+): Promise<KV> {
+  try {
+    return await kvm.create(name, opts);
+  } catch (error) {
+    // Exists with another configuration (e.g. another member's timeout): use it as is.
+    return await kvm.open(name).catch(() => {
+      throw error;
+    });
+  }
+}

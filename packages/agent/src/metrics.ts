@@ -1,0 +1,212 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { KhugepagedSnapshot } from "./collectors/khugepaged.ts";
+import type { MemorySnapshot } from "./collectors/memory.ts";
+import type { THostEvent } from "./events/event.ts";
+import type { PipelineStats } from "./events/pipeline.ts";
+
+/**
+ * The agent's Prometheus metrics, served at `/metrics` on the API port. One registry per
+ * running agent (not prom-client's global one), so several agents in one process — tests,
+ * the demo cluster — never share counters.
+ *
+ * Other parts of the agent add their metrics to `registry`; the cluster-log server uses
+ * `clusterLogMetrics(registry)` below, which is already registered and exported under
+ * stable names.
+ */
+export interface AgentMetrics {
+  registry: Registry;
+  /** Counts an event the pipeline accepted (by kind and severity). */
+  countEvent(event: THostEvent): void;
+  setKhugepaged(snapshot: KhugepagedSnapshot): void;
+  setMemory(snapshot: MemorySnapshot): void;
+  setPipeline(read: () => PipelineStats): void;
+}
+
+export function createAgentMetrics(labels: { node: string }): AgentMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: labels.node });
+
+  const events = new Counter({
+    name: "mirrorplane_events_total",
+    help: "Events reported by this agent, by kind and severity",
+    labelNames: ["kind", "severity"] as const,
+    registers: [registry],
+  });
+
+  let khugepaged: KhugepagedSnapshot | null = null;
+  new Gauge({
+    name: "mirrorplane_khugepaged_tunable",
+    help: "khugepaged tunables (/sys/kernel/mm/transparent_hugepage/khugepaged)",
+    labelNames: ["tunable"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [name, value] of Object.entries(khugepaged?.tunables ?? {}))
+        if (value !== null) this.set({ tunable: name }, value);
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_khugepaged_pages_collapsed",
+    help: "khugepaged pages_collapsed (32-bit kernel counter, can wrap)",
+    registers: [registry],
+    collect() {
+      const v = khugepaged?.counters.pagesCollapsed;
+      if (v !== null && v !== undefined) this.set(v);
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_khugepaged_full_scans",
+    help: "khugepaged full_scans (32-bit kernel counter, can wrap)",
+    registers: [registry],
+    collect() {
+      const v = khugepaged?.counters.fullScans;
+      if (v !== null && v !== undefined) this.set(v);
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_vmstat_thp",
+    help: "THP, collapse and compaction fields of /proc/vmstat",
+    labelNames: ["field"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [field, value] of Object.entries(khugepaged?.vmstat ?? {}))
+        this.set({ field }, value);
+    },
+  });
+
+  let memory: MemorySnapshot | null = null;
+  new Gauge({
+    name: "mirrorplane_memory_failure_pages",
+    help: "Poisoned pages per NUMA node and outcome since boot (nodeX/memory_failure)",
+    labelNames: ["numa_node", "outcome"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const n of memory?.nodes ?? [])
+        for (const outcome of ["ignored", "failed", "delayed", "recovered"] as const) {
+          const v = n[outcome];
+          if (v !== null) this.set({ numa_node: n.node, outcome }, v);
+        }
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_hardware_corrupted_bytes",
+    help: "HardwareCorrupted from /proc/meminfo",
+    registers: [registry],
+    collect() {
+      const v = memory?.hardwareCorruptedBytes;
+      if (v !== null && v !== undefined) this.set(v);
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_edac_errors",
+    help: "EDAC error counts per controller and location (both sysfs layouts)",
+    labelNames: ["controller", "location", "label", "type"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const mc of memory?.edac ?? [])
+        for (const l of mc.locations) {
+          const base = { controller: mc.mc, location: l.id, label: l.label ?? "" };
+          if (l.ceCount !== null) this.set({ ...base, type: "corrected" }, l.ceCount);
+          if (l.ueCount !== null) this.set({ ...base, type: "uncorrected" }, l.ueCount);
+        }
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_pmem_badblocks_sectors",
+    help: "Known-bad 512-byte sectors per pmem device or nd region (0 may mean not scanned)",
+    labelNames: ["device"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of memory?.pmem ?? [])
+        this.set(
+          { device: p.device },
+          p.badblocks.reduce((a, r) => a + r.sectors, 0),
+        );
+    },
+  });
+
+  let pipeline: (() => PipelineStats) | null = null;
+  new Gauge({
+    name: "mirrorplane_event_pipeline",
+    help: "Event pipeline state: written, duplicates, spooled, replayed, dropped, rejected (since start), queued, spool_events, spool_bytes, database_reachable",
+    labelNames: ["stat"] as const,
+    registers: [registry],
+    collect() {
+      if (!pipeline) return;
+      const s = pipeline();
+      for (const [stat, value] of Object.entries({
+        written: s.written,
+        duplicates: s.duplicates,
+        spooled: s.spooled,
+        replayed: s.replayed,
+        dropped: s.dropped,
+        rejected: s.rejected,
+        queued: s.queued,
+        spool_events: s.spoolEvents,
+        spool_bytes: s.spoolBytes,
+        database_reachable: s.databaseReachable ? 1 : 0,
+      }))
+        this.set({ stat }, value);
+    },
+  });
+
+  // Registered now so the names exist (at zero) before the cluster-log server starts.
+  clusterLogMetrics(registry);
+
+  return {
+    registry,
+    countEvent: (e) => events.inc({ kind: e.kind, severity: e.severity }),
+    setKhugepaged: (s) => {
+      khugepaged = s;
+    },
+    setMemory: (s) => {
+      memory = s;
+    },
+    setPipeline: (read) => {
+      pipeline = read;
+    },
+  };
+}
+
+export interface ClusterLogMetrics {
+  /** Requests answered, by dm_ulog request type (`MARK_REGION`, `FLUSH`, …) and outcome. */
+  requests: Counter<"request" | "outcome">;
+  /** Time from a request's arrival to its answer, by request type. */
+  requestSeconds: Histogram<"request">;
+}
+
+const clusterLogByRegistry = new WeakMap<Registry, ClusterLogMetrics>();
+
+/**
+ * The hook for the cluster-log server: the request counter and latency histogram in the
+ * agent's registry (created once per registry, the same objects on every call). Use:
+ * `const m = clusterLogMetrics(agentMetrics.registry); m.requests.inc({ request, outcome });
+ * const end = m.requestSeconds.startTimer({ request }); … end();`
+ */
+export function clusterLogMetrics(registry: Registry): ClusterLogMetrics {
+  const existing = clusterLogByRegistry.get(registry);
+  if (existing) return existing;
+  const created: ClusterLogMetrics = {
+    requests: new Counter({
+      name: "mirrorplane_clusterlog_requests_total",
+      help: "dm-log-userspace requests answered, by request type and outcome",
+      labelNames: ["request", "outcome"] as const,
+      registers: [registry],
+    }),
+    requestSeconds: new Histogram({
+      name: "mirrorplane_clusterlog_request_seconds",
+      help: "dm-log-userspace request latency (arrival to answer), by request type",
+      labelNames: ["request"] as const,
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 15,
+      ],
+      registers: [registry],
+    }),
+  };
+  clusterLogByRegistry.set(registry, created);
+  return created;
+}

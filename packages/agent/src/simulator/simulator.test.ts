@@ -1,0 +1,161 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
+import type { KernelTimings } from "./ulog-client.ts";
+
+// The mirror simulator against real agents (ClusterLogServer on Unix sockets, in-process
+// order): writes under load, a recovery in progress, an agent killed, a leg failing. What
+// must hold: once recovery finishes the legs of every mirror are byte-identical, and no
+// write was acknowledged while a replica or the on-disk log called its region clean.
+// Timings are the kernel's, scaled down; nothing asserts a duration.
+
+const FAST: KernelTimings = {
+  requestTimeoutMs: 400,
+  esrchRetryMs: 40,
+  remoteRecoveringWindowMs: 20,
+  requeueMs: 10,
+  lazyFlushMs: 80,
+};
+
+async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${what} never happened`);
+}
+
+let cluster: SimCluster | null = null;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = null;
+});
+
+async function start(nodes: number): Promise<SimCluster> {
+  cluster = await SimCluster.start({
+    dir: await mkdtemp(join(tmpdir(), "mp-sim-")),
+    nodes,
+    timings: FAST,
+  });
+  return cluster;
+}
+
+const RESYNCING: MirrorSpec = { name: "a", regions: 48, regionBytes: 4096, divergeEvery: 3 };
+const NOSYNC: MirrorSpec = {
+  name: "b",
+  regions: 24,
+  regionBytes: 8192,
+  sync: "nosync",
+  integratedFlush: true,
+};
+const CORE: MirrorSpec = { name: "c", regions: 16, regionBytes: 2048, disk: false };
+
+async function settle(c: SimCluster, load: WriteLoad, names: string[]): Promise<void> {
+  await until("load", () => load.acked >= 150);
+  for (const name of names) await until(`${name} in sync`, () => c.inSync(name));
+  await load.stop();
+  expect(load.failed).toBe(0);
+  for (const name of names) expect(await c.legsIdentical(name), `${name} legs`).toBe(true);
+  expect(c.violations).toEqual([]);
+}
+
+describe("the mirror simulator against one agent", () => {
+  it("recovers diverged legs under write load; legs end identical, no unsafe ack", async () => {
+    const c = await start(1);
+    await c.addMirror(RESYNCING);
+    await c.addMirror(NOSYNC);
+    await c.addMirror(CORE);
+    const a = c.mirrors.get("a")![0]!;
+    expect(a.syncCount).toBeLessThan(48); // a recovery is in progress
+    const load = new WriteLoad([...c.mirrors.values()].flat(), { writers: 4, bytes: 512 });
+    await settle(c, load, ["a", "b", "c"]);
+    expect(a.stats.recovered).toBeGreaterThan(0);
+    expect(a.stats.marks).toBeGreaterThan(0);
+    expect(c.mirrors.get("b")![0]!.stats.flushes).toBeGreaterThan(0);
+  });
+
+  it("the agent killed and restarted: the kernel re-constructs (-ESRCH path) and goes on", async () => {
+    const c = await start(1);
+    await c.addMirror({ ...RESYNCING, integratedFlush: true });
+    const load = new WriteLoad(c.mirrors.get("a")!, { writers: 3, bytes: 256 });
+    await until("some writes", () => load.acked >= 30);
+    await c.kill(1);
+    await c.restart(1);
+    await until("writes after the restart", () => load.acked >= 60);
+    // Regions dirty at the kill are out of sync now, but a kernel whose hint reached the
+    // region count never asks for resync work again until a resume: the agent's job
+    // after a restart (docs/KERNEL-BRIDGE.md).
+    await c.suspendResume("a");
+    await settle(c, load, ["a"]);
+    expect(c.hosts.get(1)!.client.stats.reconstructs).toBeGreaterThan(0);
+  });
+
+  it("a failed leg: writes go on, its regions go out of sync, repair + resume resyncs them", async () => {
+    const c = await start(1);
+    // Not `nosync`: a single node's resume re-reads the log, and a nosync table declares
+    // every region in sync there (spec §2.5, P32) — the failed leg would never be resynced.
+    await c.addMirror({ ...RESYNCING, divergeEvery: 0 });
+    const a = c.mirrors.get("a")![0]!;
+    await until("initial sync", () => c.inSync("a"));
+    const load = new WriteLoad([a], { writers: 3, bytes: 512 });
+    await until("some writes", () => load.acked >= 20);
+    a.failLeg(1);
+    await until("writes while failed", () => a.stats.legWriteFailures >= 10);
+    await load.stop();
+    expect(c.inSync("a")).toBe(false);
+    expect(await c.legsIdentical("a")).toBe(false);
+    a.repairLeg(1);
+    // The kernel asks for resync work only after a resume (its hint reached rc).
+    await c.suspendResume("a");
+    const more = new WriteLoad([a], { writers: 2, bytes: 512, seed: 7 });
+    await settle(c, more, ["a"]);
+  });
+});
+
+describe("the mirror simulator against three agents (in-process order)", () => {
+  it("writes on every node, recovery in progress, one agent killed -9 and back", async () => {
+    const c = await start(3);
+    await c.addMirror({ ...RESYNCING, integratedFlush: true });
+    await c.addMirror(NOSYNC);
+    const all = [...c.mirrors.values()].flat();
+    // Node 2's kernel (index 1 of every mirror's per-node list) has its own writers: they
+    // wait in the -ESRCH loop while its agent is dead, the others carry on.
+    const onNode2 = [...c.mirrors.values()].map((list) => list[1]!);
+    const survivors = new WriteLoad(
+      all.filter((m) => !onNode2.includes(m)),
+      { writers: 4, bytes: 512 },
+    );
+    const node2 = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 5 });
+    await until("some writes", () => survivors.acked >= 40 && node2.acked >= 20);
+    await c.kill(2);
+    const before = survivors.acked;
+    await until("writes go on without node 2", () => survivors.acked >= before + 40);
+    await c.restart(2);
+    await until("node 2 writes again", () => node2.acked >= 40);
+    expect(c.hosts.get(2)!.client.stats.reconstructs).toBeGreaterThan(0);
+    await c.suspendResume("a");
+    await c.suspendResume("b");
+    await node2.stop();
+    await settle(c, survivors, ["a", "b"]);
+    // Every replica agrees on the final state.
+    const [s1, s2, s3] = c.servers();
+    expect(s2!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
+    expect(s3!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
+  });
+
+  it("a leg fails under load on all nodes; after repair and resume all legs match", async () => {
+    const c = await start(3);
+    await c.addMirror({ ...RESYNCING, sync: "nosync", divergeEvery: 0 });
+    const mirrors = c.mirrors.get("a")!;
+    const load = new WriteLoad(mirrors, { writers: 6, bytes: 512 });
+    await until("some writes", () => load.acked >= 30);
+    for (const m of mirrors) m.failLeg(1);
+    await until("failed writes", () => mirrors.some((m) => m.stats.legWriteFailures >= 5));
+    await load.stop();
+    for (const m of mirrors) m.repairLeg(1);
+    await c.suspendResume("a");
+    await settle(c, new WriteLoad(mirrors, { writers: 3, bytes: 512, seed: 3 }), ["a"]);
+  });
+});

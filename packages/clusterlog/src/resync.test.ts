@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import type { ResyncOperation } from "./resync.ts";
+import { countInSync, resyncDone } from "./resync.ts";
+import { A, B, Harness, U } from "./test-support.ts";
+
+// Operator resync control as an ordered operation (issue 5): a range goes out of sync in
+// the total order, the recovery cursor restarts, pause stops only the sequential sweep,
+// cancel restores exactly what the resync itself made out of sync.
+
+const NOSYNC_8 = "8192 clustered-core 1024 nosync"; // 8 regions, all in sync
+
+function resync(h: Harness, op: ResyncOperation) {
+  return h.log.apply({ kind: "resync", resync: op }).resync;
+}
+
+function synced(h: Harness): number[] {
+  const g = h.log.state.groups.get(U)!;
+  return [...Array(g.regionCount).keys()].filter((r) => g.syncBits.test(r));
+}
+
+describe("operator resync (ordered operation)", () => {
+  it("start makes the range out of sync and not clean, and recovery restarts at it", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    expect(h.syncCount(A)).toBe(8);
+    expect(h.resyncWork(A)[0]).toBe(0); // fully in sync: no work (cursor at rc + 1)
+    expect(resync(h, { action: "start", uuid: U, id: "r1", first: 2, last: 4 })).toEqual({
+      ok: true,
+      regions: 3,
+    });
+    expect(synced(h)).toEqual([0, 1, 5, 6, 7]);
+    expect(h.isClean(A, 3)).toBe(0);
+    expect(h.inSync(A, 3)).toBe(0); // the sticky in_sync (P13) no longer hides it
+    expect(h.resyncWork(A)).toEqual([1, 2]);
+    h.setRegionSync(A, 2, true);
+    expect(h.resyncWork(A)).toEqual([1, 3]);
+    h.setRegionSync(A, 3, true);
+    expect(resyncDone(h.log.state.groups.get(U)!)).toBe(false);
+    expect(h.resyncWork(A)).toEqual([1, 4]);
+    h.setRegionSync(A, 4, true);
+    expect(resyncDone(h.log.state.groups.get(U)!)).toBe(true);
+    expect(h.syncCount(A)).toBe(8);
+  });
+
+  it("the disk log records the range dirty at the next flush", () => {
+    const h = new Harness();
+    h.up(A, "8192 clustered-disk 7:0 1024 nosync");
+    expect(h.diskBit(3)).toBe(1);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 3, last: 3 });
+    expect(h.flush(A).error).toBe(0);
+    expect(h.diskBit(3)).toBe(0);
+  });
+
+  it("a second resync while one runs is refused; a whole-mirror resync needs no range", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    expect(resync(h, { action: "start", uuid: U, id: "r1" })).toEqual({ ok: true, regions: 8 });
+    expect(resync(h, { action: "start", uuid: U, id: "r2" })).toEqual({
+      ok: false,
+      reason: "busy",
+    });
+    expect(resync(h, { action: "start", uuid: "LVM-none", id: "r3" })).toEqual({
+      ok: false,
+      reason: "no-such-log",
+    });
+  });
+
+  it("pause stops the sweep but not a region a write waits on (priority list)", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 7 });
+    resync(h, { action: "pause", uuid: U, id: "r1" });
+    expect(h.resyncWork(A)[0]).toBe(0);
+    expect(h.remoteRecovering(A, 6)[0]).toBe(1); // a write blocked on region 6
+    expect(h.resyncWork(A)).toEqual([1, 6]);
+    h.setRegionSync(A, 6, true);
+    expect(h.resyncWork(A)[0]).toBe(0);
+    resync(h, { action: "unpause", uuid: U, id: "r1" });
+    expect(h.resyncWork(A)).toEqual([1, 0]);
+  });
+
+  it("cancel restores only what it made out of sync and nothing touched since", () => {
+    const h = new Harness();
+    h.up(A, "8192 clustered-core 1024"); // default sync: all 8 out of sync at first
+    for (const r of [0, 1, 2, 3, 4, 5]) {
+      expect(h.resyncWork(A)).toEqual([1, r]);
+      h.setRegionSync(A, r, true);
+    }
+    // 0–5 in sync, 6–7 out of sync (never recovered).
+    h.up(B, "8192 clustered-core 1024");
+    resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 7 });
+    expect(h.resyncWork(A)).toEqual([1, 0]);
+    h.setRegionSync(A, 0, true); // recovered by the resync
+    h.mark(B, [3]);
+    h.driver.submit({ kind: "node-failed", node: B }); // 3 is suspect now
+    h.setRegionSync(A, 1, false); // 1 failed (e.g. a write error)
+    expect(resync(h, { action: "cancel", uuid: U, id: "r1" })).toEqual({ ok: true, regions: 3 });
+    // Restored: 2, 4, 5. Not: 1 (failed), 3 (suspect), 6–7 (were never in sync).
+    expect(synced(h)).toEqual([0, 2, 4, 5]);
+    expect(h.log.state.groups.get(U)!.resync).toBeNull();
+  });
+
+  it("cancel or pause of an unknown resync id is refused", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 1 });
+    expect(resync(h, { action: "cancel", uuid: U, id: "other" })).toEqual({
+      ok: false,
+      reason: "no-such-resync",
+    });
+  });
+
+  it("countInSync counts a range word at a time", () => {
+    const h = new Harness();
+    h.up(A, "102400 clustered-core 1024 nosync"); // 100 regions
+    resync(h, { action: "start", uuid: U, id: "r1", first: 30, last: 69 });
+    const g = h.log.state.groups.get(U)!;
+    expect(countInSync(g.syncBits, 0, 99)).toBe(60);
+    expect(countInSync(g.syncBits, 25, 34)).toBe(5);
+    expect(countInSync(g.syncBits, 31, 31)).toBe(0);
+    expect(countInSync(g.syncBits, 64, 95)).toBe(26);
+  });
+});

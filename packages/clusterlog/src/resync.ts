@@ -1,0 +1,138 @@
+import { type Bitmap, popcount32 } from "./bitmap.ts";
+import type { ClusterState } from "./cluster-state.ts";
+import type { LogGroup } from "./log-state.ts";
+
+// Operator-started resync (issue 5, "Resync control"): an ordered operation makes a region
+// range out of sync, so every replica agrees on which regions need recovery and the
+// recovery cursor restarts at the range; the kernels then recover them through the
+// ordinary GET_RESYNC_WORK / SET_REGION_SYNC path (spec §2.12, §2.13). A kernel only asks
+// for resync work after a resume (its in_sync_hint, §2.17), which is the agent's and the
+// operator's business (docs/KERNEL-BRIDGE.md), not the core's.
+//
+// Each group holds at most one operator resync. It remembers which regions *it* made out
+// of sync (they were in sync when it started) — only those may be declared in sync again
+// when it is cancelled. A region stops counting as "made by the resync" as soon as
+// anything else says something about it: recovered (SET_REGION_SYNC 1), failed
+// (SET_REGION_SYNC 0), or marked by a member that then failed (§4.5) — so a cancel can
+// never call a suspect region in sync.
+
+export interface ResyncState {
+  /** Chosen by the caller (the agent), unique per log; echoed in progress and events. */
+  readonly id: string;
+  /** Inclusive region range. */
+  readonly first: number;
+  readonly last: number;
+  /** Position in the stream at which it started (replicas agree on it). */
+  readonly startedAt: number;
+  /** The sequential sweep hands out no work; regions writes wait on still recover. */
+  paused: boolean;
+  /** Regions this resync made out of sync and that nothing else has touched since. */
+  readonly made: Bitmap;
+  /** How many regions it made out of sync at start. */
+  readonly madeCount: number;
+}
+
+export type ResyncOperation =
+  | {
+      readonly action: "start";
+      readonly uuid: string;
+      readonly id: string;
+      /** Inclusive; clamped to the log's regions. Omitted: the whole mirror. */
+      readonly first?: number;
+      readonly last?: number;
+    }
+  | { readonly action: "cancel"; readonly uuid: string; readonly id: string }
+  | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string };
+
+/** What applying a resync operation did (all replicas compute the same). */
+export type ResyncOutcome =
+  | { readonly ok: true; readonly regions: number }
+  | {
+      readonly ok: false;
+      readonly reason: "no-such-log" | "bad-range" | "busy" | "no-such-resync";
+    };
+
+export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOutcome {
+  const group = state.groups.get(op.uuid);
+  if (!group || group.loading) return { ok: false, reason: "no-such-log" };
+  if (op.action === "start") {
+    if (group.resync) return { ok: false, reason: "busy" };
+    const first = op.first ?? 0;
+    const last = Math.min(op.last ?? group.regionCount - 1, group.regionCount - 1);
+    if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || first > last) {
+      return { ok: false, reason: "bad-range" };
+    }
+    // Word-level: made = sync ∧ range, then sync and clean lose the range (a region out
+    // of sync is never clean, §3.6), written to disk at the next FLUSH (`touched`).
+    const made = group.syncBits.clone();
+    made.fillRange(0, first, false);
+    made.fillRange(last + 1, group.regionCount, false);
+    group.syncBits.fillRange(first, last + 1, false);
+    const before = group.cleanBits.count;
+    group.cleanBits.fillRange(first, last + 1, false);
+    if (group.cleanBits.count !== before) group.touched = true;
+    // The recovery cursor restarts at the range (GET_RESYNC_WORK scans from it), and the
+    // sticky in_sync (P13) no longer holds on any member.
+    group.syncSearch = Math.min(group.syncSearch, first);
+    for (const m of group.members) {
+      const inst = state.memberInstance(group, m.node);
+      if (inst) inst.inSync = false;
+    }
+    group.resync = {
+      id: op.id,
+      first,
+      last,
+      startedAt: state.position,
+      paused: false,
+      made,
+      madeCount: made.count,
+    };
+    return { ok: true, regions: last - first + 1 };
+  }
+  const resync = group.resync;
+  if (!resync || resync.id !== op.id) return { ok: false, reason: "no-such-resync" };
+  if (op.action === "pause" || op.action === "unpause") {
+    resync.paused = op.action === "pause";
+    return { ok: true, regions: 0 };
+  }
+  // cancel: what it made out of sync and nobody recovered or touched is in sync again.
+  let restored = 0;
+  for (let r = resync.made.findNextSet(resync.first); r <= resync.last; ) {
+    if (r >= group.regionCount) break;
+    if (r !== group.recoveringRegion) {
+      group.syncBits.set(r);
+      if (!group.markers.has(r) && group.cleanBits.set(r)) group.touched = true;
+      restored++;
+    }
+    r = resync.made.findNextSet(r + 1);
+  }
+  group.resync = null;
+  return { ok: true, regions: restored };
+}
+
+/** Whether this resync is finished: no region of its range is out of sync any more. */
+export function resyncDone(group: LogGroup): boolean {
+  const resync = group.resync;
+  if (!resync) return false;
+  const next = group.syncBits.findNextZero(resync.first);
+  return next > resync.last;
+}
+
+/** Regions of [first, last] in sync (word at a time). */
+export function countInSync(bits: Bitmap, first: number, last: number): number {
+  let count = 0;
+  for (let r = first; r <= last; ) {
+    const w = r >>> 5;
+    const lo = r & 31;
+    const hi = Math.min(31, lo + (last - r));
+    const mask = hi - lo === 31 ? 0xffff_ffff : (((1 << (hi - lo + 1)) - 1) << lo) >>> 0;
+    count += popcount32((bits.words[w]! & mask) >>> 0);
+    r += hi - lo + 1;
+  }
+  return count;
+}
+
+/** Something other than the resync spoke about `region`: it is no longer the resync's. */
+export function forgetResyncRegion(group: LogGroup, region: number): void {
+  group.resync?.made.clear(region);
+}

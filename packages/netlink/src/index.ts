@@ -1,0 +1,278 @@
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+// AF_NETLINK datagram sockets through a small Node-API addon (native/netlink.c). The
+// addon only opens, binds, joins groups, sends, receives and polls; framing and protocol
+// live in TypeScript (@mirrorplane/clusterlog connector.ts, CLUSTERLOG-SPEC.md §1.1).
+//
+// `loadNetlink()` never throws: without the addon (not built, not Linux) it returns the
+// reason, so a caller can log one clear line and carry on without the kernel bridge.
+
+export const AF_NETLINK = 16;
+export const NETLINK_CONNECTOR = 11;
+/** Kernel port id: the destination of every reply to the kernel. */
+export const KERNEL_PORT_ID = 0;
+export const CAP_NET_ADMIN = 12;
+export const CAP_SYS_ADMIN = 21;
+
+/**
+ * Whether this process has capability `bit` in its effective set (/proc/self/status).
+ * dm-log-userspace drops replies from senders without CAP_SYS_ADMIN (CLUSTERLOG-SPEC.md
+ * §1.1), and since Linux 6.6 the connector lets anyone *join* its groups, so joining
+ * succeeding proves nothing: the agent checks this before serving the kernel.
+ */
+export function hasCapability(bit: number, statusText?: string): boolean {
+  let text = statusText;
+  if (text === undefined) {
+    try {
+      text = readFileSync("/proc/self/status", "utf8");
+    } catch {
+      return false;
+    }
+  }
+  const match = /^CapEff:\s*([0-9a-fA-F]+)/m.exec(text);
+  return match ? ((BigInt(`0x${match[1]}`) >> BigInt(bit)) & 1n) === 1n : false;
+}
+
+interface NativeNetlink {
+  open(protocol: number, bindGroups: number): number;
+  portId(fd: number): number;
+  join(fd: number, group: number): void;
+  leave(fd: number, group: number): void;
+  memberships(fd: number): number[];
+  send(fd: number, bytes: Uint8Array, portId: number, groups: number): number;
+  recv(fd: number, buffer: Uint8Array): number;
+  poll(fd: number, onReadable: (status: number) => void): unknown;
+  unpoll(poller: unknown): void;
+  close(fd: number): void;
+}
+
+/** An error from a system call, with the negative errno (`-EPERM` = -1). */
+export class NetlinkError extends Error {
+  constructor(
+    message: string,
+    readonly errno: number,
+    readonly syscall: string,
+  ) {
+    super(message);
+    this.name = "NetlinkError";
+  }
+}
+
+const ADDON_FILE = "build/Release/mirrorplane_netlink.node";
+
+/**
+ * Where the addon may be: MIRRORPLANE_NETLINK_ADDON, this package (when run from source),
+ * and the package beside the agent's bundle (`packages/agent/dist/cli.mjs` →
+ * `packages/netlink/…`), which esbuild inlines this module into.
+ */
+function candidates(): string[] {
+  const here = import.meta.url;
+  const list = [
+    process.env.MIRRORPLANE_NETLINK_ADDON,
+    fileURLToPath(new URL(`../${ADDON_FILE}`, here)),
+    fileURLToPath(new URL(`../../netlink/${ADDON_FILE}`, here)),
+  ];
+  return list.filter((p): p is string => typeof p === "string" && p.length > 0);
+}
+
+export type NetlinkLoad =
+  | { readonly ok: true; readonly path: string; readonly native: NativeNetlink }
+  | { readonly ok: false; readonly reason: string };
+
+let cached: NetlinkLoad | null = null;
+
+export function loadNetlink(): NetlinkLoad {
+  if (cached) return cached;
+  if (process.platform !== "linux") {
+    cached = { ok: false, reason: `AF_NETLINK needs Linux (this is ${process.platform})` };
+    return cached;
+  }
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of candidates()) {
+    if (!existsSync(path)) {
+      tried.push(path);
+      continue;
+    }
+    try {
+      cached = { ok: true, path, native: require(path) as NativeNetlink };
+      return cached;
+    } catch (error) {
+      cached = { ok: false, reason: `cannot load ${path}: ${(error as Error).message}` };
+      return cached;
+    }
+  }
+  cached = {
+    ok: false,
+    reason: `netlink addon not built (looked for ${tried.join(", ")}; run \`npm run build:addon -w @mirrorplane/netlink\`)`,
+  };
+  return cached;
+}
+
+function wrap(error: unknown): NetlinkError {
+  const e = error as { message?: string; errno?: number; syscall?: string };
+  return new NetlinkError(e.message ?? String(error), e.errno ?? -5, e.syscall ?? "netlink");
+}
+
+export interface NetlinkSocketOptions {
+  /** Netlink protocol (family), e.g. NETLINK_CONNECTOR. */
+  readonly protocol: number;
+  /** `nl_groups` bitmask given to bind (0: join groups with `join` instead). */
+  readonly bindGroups?: number;
+  /** Multicast groups to join with NETLINK_ADD_MEMBERSHIP (group numbers). */
+  readonly groups?: readonly number[];
+  /** Receive buffer size; a longer datagram is reported as truncated. */
+  readonly receiveBufferSize?: number;
+}
+
+/** A datagram and whether it was longer than the receive buffer. */
+export interface Datagram {
+  readonly bytes: Uint8Array;
+  readonly truncated: boolean;
+}
+
+/**
+ * One open AF_NETLINK socket. Non-blocking: `send` returns at once (a negative errno when
+ * the kernel refuses), datagrams arrive through `onDatagram` once `start` was called.
+ */
+export class NetlinkSocket {
+  readonly #native: NativeNetlink;
+  readonly #buffer: Uint8Array;
+  #fd: number;
+  #poller: unknown = null;
+  #onDatagram: ((datagram: Datagram) => void) | null = null;
+
+  private constructor(native: NativeNetlink, fd: number, bufferSize: number) {
+    this.#native = native;
+    this.#fd = fd;
+    this.#buffer = new Uint8Array(bufferSize);
+  }
+
+  /** Opens, binds and joins; throws NetlinkError (e.g. EPERM without CAP_NET_ADMIN). */
+  static open(options: NetlinkSocketOptions): NetlinkSocket {
+    const loaded = loadNetlink();
+    if (!loaded.ok) throw new NetlinkError(loaded.reason, -38 /* ENOSYS */, "load");
+    const native = loaded.native;
+    let fd: number;
+    try {
+      fd = native.open(options.protocol, options.bindGroups ?? 0);
+    } catch (error) {
+      throw wrap(error);
+    }
+    const socket = new NetlinkSocket(native, fd, options.receiveBufferSize ?? 65536);
+    try {
+      for (const group of options.groups ?? []) native.join(fd, group);
+    } catch (error) {
+      socket.close();
+      throw wrap(error);
+    }
+    return socket;
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** The port id (nl_pid) the kernel assigned: replies to the kernel carry it. */
+  get portId(): number {
+    return this.#native.portId(this.#fd);
+  }
+
+  /** Groups this socket is a member of, as the kernel reports them (NETLINK_LIST_MEMBERSHIPS). */
+  memberships(): number[] {
+    try {
+      return this.#native.memberships(this.#fd);
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+
+  join(group: number): void {
+    try {
+      this.#native.join(this.#fd, group);
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+
+  leave(group: number): void {
+    try {
+      this.#native.leave(this.#fd, group);
+    } catch (error) {
+      throw wrap(error);
+    }
+  }
+
+  /**
+   * Send one datagram to `portId` (0 = the kernel) and/or the groups in the `groups`
+   * bitmask. Returns the bytes sent or a negative errno; never throws.
+   */
+  send(bytes: Uint8Array, portId = KERNEL_PORT_ID, groups = 0): number {
+    if (this.#fd < 0) return -9; // EBADF
+    return this.#native.send(this.#fd, bytes, portId, groups);
+  }
+
+  /** One waiting datagram (a copy), or null when none is waiting. Throws on other errors. */
+  receive(): Datagram | null {
+    const got = this.#native.recv(this.#fd, this.#buffer);
+    if (got === -11) return null; // EAGAIN
+    if (got < 0) throw new NetlinkError(`recv failed (errno ${-got})`, got, "recv");
+    const length = Math.min(got, this.#buffer.length);
+    return { bytes: this.#buffer.slice(0, length), truncated: got > this.#buffer.length };
+  }
+
+  /**
+   * Deliver every datagram to `onDatagram` as it arrives (libuv poll on the fd). Errors
+   * while reading go to `onError`; ENOBUFS (the socket's queue overflowed, messages lost)
+   * is reported there too and reading goes on.
+   */
+  start(onDatagram: (datagram: Datagram) => void, onError: (error: NetlinkError) => void): void {
+    if (this.#poller || this.#fd < 0) return;
+    this.#onDatagram = onDatagram;
+    this.#poller = this.#native.poll(this.#fd, (status) => {
+      if (status < 0) {
+        onError(new NetlinkError(`poll failed (${status})`, status, "poll"));
+        return;
+      }
+      // Drain everything waiting: level-triggered poll would call again anyway, this
+      // just saves the round trips.
+      for (let i = 0; i < 1024 && this.#fd >= 0; i++) {
+        let datagram: Datagram | null;
+        try {
+          datagram = this.receive();
+        } catch (error) {
+          onError(error as NetlinkError);
+          if ((error as NetlinkError).errno === -105 /* ENOBUFS */) continue;
+          return;
+        }
+        if (!datagram) return;
+        this.#onDatagram?.(datagram);
+      }
+    });
+  }
+
+  /** Stop delivering (the fd stays open). */
+  stop(): void {
+    if (this.#poller) this.#native.unpoll(this.#poller);
+    this.#poller = null;
+    this.#onDatagram = null;
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    this.stop();
+    const fd = this.#fd;
+    this.#fd = -1;
+    try {
+      this.#native.close(fd);
+    } catch {
+      // already closed: nothing left to release
+    }
+  }
+}
