@@ -104,7 +104,12 @@ export async function listEvents(db: Db, filter: TEventFilter, limit: number, cu
   if (cursor) {
     const [ms, id] = cursor.split(":");
     const at = new Date(Number(ms));
-    where.AND = [{ OR: [{ occurredAt: { lt: at } }, { occurredAt: at, id: { lt: BigInt(id!) } }] }];
+    // "(occurredAt, id) < (at, id)" written so Postgres can seek the (occurred_at, id)
+    // index and walk it: everything at or before `at`, minus the rows of that same instant
+    // already shown. (An OR of the two cases makes it scan instead.)
+    const timeFilter = (where.occurredAt ?? {}) as Prisma.DateTimeFilter;
+    where.occurredAt = { ...timeFilter, lte: timeFilter.lte && timeFilter.lte < at ? timeFilter.lte : at };
+    where.NOT = { occurredAt: at, id: { gte: BigInt(id!) } };
   }
   const rows = await db.event.findMany({
     where,
@@ -137,34 +142,12 @@ export const eventsRouter = createTRPCRouter({
   /** Values for the filter pickers. */
   facets: protectedProcedure.query(async ({ ctx }) => {
     const [kinds, devices, mirrors, nodes] = await Promise.all([
-      ctx.db.event.findMany({
-        distinct: ["kind"],
-        select: { kind: true },
-        orderBy: { kind: "asc" },
-        take: 100,
-      }),
-      ctx.db.event.findMany({
-        distinct: ["device"],
-        where: { device: { not: null } },
-        select: { device: true },
-        orderBy: { device: "asc" },
-        take: 200,
-      }),
-      ctx.db.event.findMany({
-        distinct: ["mirror"],
-        where: { mirror: { not: null } },
-        select: { mirror: true },
-        orderBy: { mirror: "asc" },
-        take: 200,
-      }),
+      distinctValues(ctx.db, "kind", 100),
+      distinctValues(ctx.db, "device", 200),
+      distinctValues(ctx.db, "mirror", 200),
       ctx.db.node.findMany({ select: { id: true }, orderBy: { id: "asc" } }),
     ]);
-    return {
-      kinds: kinds.map((k) => k.kind),
-      devices: devices.map((d) => d.device!),
-      mirrors: mirrors.map((m) => m.mirror!),
-      nodes: nodes.map((n) => n.id),
-    };
+    return { kinds, devices, mirrors, nodes: nodes.map((n) => n.id) };
   }),
 
   /** Acknowledge (or un-acknowledge) events; kept on the server and audited. */
