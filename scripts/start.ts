@@ -3,7 +3,10 @@
 //      (started, or reused if one from an earlier run is still up);
 //   2. migrations;
 //   3. one local agent reading this host's kernel files;
-//   4. the dashboard (built on first start; turbo caches the build afterwards).
+//   4. the dashboard (built on first start; turbo caches the build afterwards);
+//   5. a demo cluster (three simulated agents + kernels, mirrors under write load, a
+//      recovery in progress, the resync API on MIRRORPLANE_DEMO_PORT; MIRRORPLANE_DEMO=0
+//      turns it off). It is not essential: if it stops, the rest keeps running.
 // Ctrl-C stops everything in reverse order; data stays for the next start.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -99,6 +102,34 @@ async function main() {
     },
   );
   watch("agent", agent);
+
+  if (env.MIRRORPLANE_DEMO !== "0") {
+    const demoTokenFile = join(dataDir, "demo-token");
+    await writeFile(demoTokenFile, `${token}\n`, { mode: 0o600 });
+    const demo = spawn(
+      process.execPath,
+      [
+        join(root, "packages/agent/dist/cli.mjs"),
+        "demo",
+        "--data-dir",
+        join(dataDir, "demo"),
+        "--token-file",
+        demoTokenFile,
+        "--port",
+        String(Number(env.MIRRORPLANE_DEMO_PORT ?? agentPort + 1)),
+        "--sample-interval-ms",
+        String(sampleIntervalMs),
+        "--database-url",
+        database.url,
+      ],
+      { cwd: root, stdio: ["ignore", "inherit", "inherit"], env },
+    );
+    children.push({ name: "demo", proc: demo });
+    demo.on("exit", (code, signal) => {
+      if (!stopping) say(`demo cluster exited (${signal ?? code}); the rest keeps running`);
+    });
+    say("demo cluster: 3 simulated agents, mirrors db-primary, logs, scratch under write load");
+  }
 
   const web = spawn(
     process.execPath,

@@ -128,7 +128,9 @@ program
 
 program
   .command("clusterlog")
-  .description("run only the cluster-log server (one host, in-process order) until SIGTERM/SIGINT")
+  .description(
+    "run only the cluster-log server until SIGTERM/SIGINT (one host, or a cluster member with --nats)",
+  )
   .requiredOption("--socket <path>", "Unix socket of the length-prefixed dm_ulog_request transport")
   .requiredOption("--data-dir <dir>", "state directory (latest snapshot)")
   .option("--tcp <addr:port>", "also listen on loopback TCP, e.g. 127.0.0.1:7461")
@@ -139,6 +141,12 @@ program
     [] as string[],
   )
   .option("--node-id <n>", "cluster node id (default 1)")
+  .option("--nats <url>", "NATS server(s), comma-separated: join a multi-host cluster")
+  .option("--cluster <name>", 'cluster name: stream and buckets (default "default")')
+  .option(
+    "--failure-timeout-ms <ms>",
+    "declare a silent cluster member failed after (default 10000)",
+  )
   .option("--root <dir>", "root of /sys and /dev for log-device lookup (default /)")
   .addOption(
     new Option(
@@ -169,6 +177,56 @@ program
     }
     installShutdown(log, () => running.stop());
   });
+
+program
+  .command("demo")
+  .description(
+    "run a simulated three-agent cluster with mirrors under write load and the resync API (npm start)",
+  )
+  .requiredOption("--data-dir <dir>", "where the simulated legs and logs live (recreated)")
+  .requiredOption("--token-file <file>", "file holding the API bearer token")
+  .option("--host <addr>", "API listen address (default 127.0.0.1)")
+  .addOption(new Option("--port <n>", "API port (default 7461)").argParser(integer))
+  .option("--database-url <url>", "Postgres URL for progress samples and resync events")
+  .addOption(new Option("--sample-interval-ms <ms>", "sampling interval").argParser(integer))
+  .addOption(
+    new Option("--resync-every-ms <ms>", "start a range resync this often (0: never)").argParser(
+      integer,
+    ),
+  )
+  .action(
+    async (opts: {
+      dataDir: string;
+      tokenFile: string;
+      host?: string;
+      port?: number;
+      databaseUrl?: string;
+      sampleIntervalMs?: number;
+      resyncEveryMs?: number;
+    }) => {
+      const log = pino({ name: "mirrorplane-demo", level: "info" });
+      const { readFile, rm } = await import("node:fs/promises");
+      const { startDemo } = await import("./simulator/demo.ts");
+      try {
+        const token = (await readFile(opts.tokenFile, "utf8")).trim();
+        await rm(opts.dataDir, { recursive: true, force: true });
+        const demo = await startDemo({
+          dataDir: opts.dataDir,
+          host: opts.host ?? "127.0.0.1",
+          port: opts.port ?? 7461,
+          token,
+          databaseUrl: opts.databaseUrl,
+          sampleIntervalMs: opts.sampleIntervalMs ?? 5000,
+          resyncEveryMs: opts.resyncEveryMs ?? 180_000,
+          log,
+        });
+        installShutdown(log, () => demo.stop());
+      } catch (error) {
+        console.error(`mirrorplane-agent demo: ${(error as Error).message}`);
+        process.exit(2);
+      }
+    },
+  );
 
 /** First SIGTERM/SIGINT drains and stops; a second forces exit (STYLE.md §7). */
 function installShutdown(log: pino.Logger, stop: () => Promise<void>): void {

@@ -117,7 +117,9 @@ export class ClusterLog {
         resync = applyResync(state, op.resync);
         break;
     }
-    return resync ? { replies: state.replies, io: state.io, resync } : { replies: state.replies, io: state.io };
+    return resync
+      ? { replies: state.replies, io: state.io, resync }
+      : { replies: state.replies, io: state.io };
   }
 
   /**
@@ -170,7 +172,12 @@ export class ClusterLog {
       return;
     }
     if (outcome !== DEFERRED) {
-      state.reply(node, header, this.#unknownLogError(node, header, type, outcome.error), outcome.payload);
+      state.reply(
+        node,
+        header,
+        this.#unknownLogError(node, header, type, outcome.error),
+        outcome.payload,
+      );
     }
   }
 

@@ -82,6 +82,7 @@ export { NO_NODE, NO_REGION, serverOf } from "./log-state.ts";
 export { MemoryBlockDevice } from "./memory-block-device.ts";
 export type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
 export * from "./request-types.ts";
+export type { CoreError, Result } from "./result.ts";
 export {
   applyResync,
   countInSync,
@@ -90,6 +91,5 @@ export {
   type ResyncState,
   resyncDone,
 } from "./resync.ts";
-export type { CoreError, Result } from "./result.ts";
 export type { SnapshotError } from "./snapshot.ts";
 export { statusInfo, statusTable } from "./status.ts";

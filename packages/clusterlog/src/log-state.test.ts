@@ -88,4 +88,32 @@ describe("per-log primitives (spec §3)", () => {
     expect(g.cleanBits.test(6)).toBe(false);
     expect(g.markedBy.has(2)).toBe(false);
   });
+
+  it("a departing member that had the recovering region marked invalidates the recovery", () => {
+    for (const clean of [false, true]) {
+      const g = inSyncGroup();
+      g.syncBits.clear(50);
+      markRegion(g, 2, 50); // e.g. state adopted from a snapshot that predates the flag
+      g.recoveringRegion = 50;
+      g.recoverer = 3;
+      expect(g.recoveryInvalidated).toBe(false);
+      releaseMember(g, 2, clean);
+      expect(g.recoveryInvalidated).toBe(true);
+      expect(g.syncBits.test(50)).toBe(false);
+      expect([g.recoveringRegion, g.recoverer]).toEqual([50, 3]); // the slot stays B's
+    }
+  });
+
+  it("a new mark of the recovering region invalidates the recovery; a repeated one does not", () => {
+    const g = inSyncGroup();
+    g.syncBits.clear(50);
+    markRegion(g, 3, 50);
+    g.recoveringRegion = 50;
+    g.recoverer = 3;
+    markRegion(g, 3, 50);
+    markRegion(g, 1, 49);
+    expect(g.recoveryInvalidated).toBe(false);
+    markRegion(g, 1, 50);
+    expect(g.recoveryInvalidated).toBe(true);
+  });
 });

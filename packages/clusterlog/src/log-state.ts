@@ -55,6 +55,12 @@ export interface LogGroup {
   readonly markedBy: Map<NodeId, Set<number>>;
   recoveringRegion: number;
   recoverer: NodeId;
+  /**
+   * The recovery in the slot can no longer be trusted: a write to its region was marked,
+   * or a node holding a mark on it departed, while it ran. Its SET_REGION_SYNC(R, 1) then
+   * leaves R out of sync and queues it again ([REC], see `invalidateRecovery`).
+   */
+  recoveryInvalidated: boolean;
   /** Cursor of the sequential resync search (spec §2.12). */
   syncSearch: number;
   /** Priority list filled by IS_REMOTE_RECOVERING, popped LIFO (spec §2.12 step 3). */
@@ -69,6 +75,8 @@ export interface LogGroup {
   readonly waitingResumes: PendingReply[];
   /** The operator resync of this log, if one is running (resync.ts). */
   resync: ResyncState | null;
+  /** A cancelled resync stopped the sequential sweep until a member's next resume. */
+  sweepHeld: boolean;
 }
 
 export function newLogGroup(uuid: string, regionCount: number): LogGroup {
@@ -83,6 +91,7 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     markedBy: new Map(),
     recoveringRegion: NO_REGION,
     recoverer: NO_NODE,
+    recoveryInvalidated: false,
     syncSearch: 0,
     recoveryRequests: [],
     queuedRecovery: new Set(),
@@ -91,6 +100,7 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     lastWriteIo: NO_IO,
     waitingResumes: [],
     resync: null,
+    sweepHeld: false,
   };
 }
 
@@ -118,6 +128,11 @@ export function removeMember(group: LogGroup, node: NodeId): void {
 export function markRegion(group: LogGroup, node: NodeId, region: number): void {
   let nodes = group.markers.get(region);
   if (nodes?.includes(node)) return;
+  // A new mark while its region is being recovered: a write that passed its
+  // IS_REMOTE_RECOVERING check before the region went out of sync. A repeated mark (P1) is
+  // the write the hand-out already knew of (§2.12 hands out regions only its recoverer has
+  // marked), so only a new entry counts.
+  if (region === group.recoveringRegion) invalidateRecovery(group);
   if (!nodes) {
     nodes = [];
     group.markers.set(region, nodes);
@@ -163,6 +178,38 @@ export function clearRegion(group: LogGroup, node: NodeId, region: number): void
   }
 }
 
+/**
+ * Distrust the recovery in the slot. [REC] — deliberately unlike cmirrord, which records a
+ * MARK of the region being recovered like any other (spec §3.5) and lets the recoverer's
+ * SET_REGION_SYNC(R, 1) set R in sync whatever happened meanwhile (§2.13). The kernel's
+ * protection (§3.5: IS_REMOTE_RECOVERING re-queues writes to out-of-sync regions) only
+ * covers writes that ask *after* R went out of sync; a write that asked before (R in
+ * sync), was marked after R went out of sync (a failed peer, §4.5; a failed leg; an
+ * operator resync) and was handed out, may land on one leg after the recoverer copied R,
+ * or on one leg only if its node then dies. Calling R in sync would leave the legs
+ * different under an in-sync region. Data integrity first — when in doubt, mark out of
+ * sync and resync: the slot stays with the recoverer (its kernel finishes and re-asks
+ * idempotently, P1), but its SET_REGION_SYNC(R, 1) leaves R out of sync and queues it
+ * again; GET_RESYNC_WORK hands it out once no other node has it marked. The recoverer's
+ * own writes are quiesced by its kernel before the copy (dm-region-hash), but counting
+ * them too costs one more copy of one region in a rare race, so we do not rely on that.
+ */
+export function invalidateRecovery(group: LogGroup): void {
+  const region = group.recoveringRegion;
+  if (region === NO_REGION) return;
+  group.recoveryInvalidated = true;
+  // It was handed out out of sync; if anything set it in sync meanwhile, that is suspect too.
+  group.syncBits.clear(region);
+  group.resync?.made.clear(region);
+}
+
+/** Free the recovery slot (its region, if invalidated, is the caller's to requeue). */
+export function freeRecoverySlot(group: LogGroup): void {
+  group.recoveringRegion = NO_REGION;
+  group.recoverer = NO_NODE;
+  group.recoveryInvalidated = false;
+}
+
 /** Queue `region` for priority recovery unless it is already queued or being recovered. */
 export function requestRecovery(group: LogGroup, region: number): void {
   if (region === group.recoveringRegion || group.queuedRecovery.has(region)) return;
@@ -182,13 +229,20 @@ export function requestRecovery(group: LogGroup, region: number): void {
  *   POSTSUSPEND), so its marks are simply released as if cleared — otherwise they would
  *   keep those regions dirty for good, because the next table's region hash never knew
  *   them (deviation from the letter of §4.5, see README);
- * * if it held the recovery slot, the slot is released and the region queued first.
+ * * if it held the recovery slot, the slot is released and the region queued first;
+ * * if it had the region another node is recovering marked, that recovery is invalidated
+ *   (`invalidateRecovery`): the write behind the mark may have landed during the copy, and
+ *   after a failure perhaps on one leg only. A clean suspend counts too (its write is
+ *   complete, but may have been during the copy).
  *
  * Returns the regions made out of sync, ascending.
  */
 export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): number[] {
   removeMember(group, node);
   const marked = [...(group.markedBy.get(node) ?? [])].sort((a, b) => a - b);
+  if (group.recoverer !== node && group.markedBy.get(node)?.has(group.recoveringRegion)) {
+    invalidateRecovery(group);
+  }
   const outOfSync: number[] = [];
   for (const region of marked) {
     if (clean) {
@@ -203,8 +257,7 @@ export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): nu
   group.markedBy.delete(node);
   if (group.recoverer === node && group.recoveringRegion !== NO_REGION) {
     const region = group.recoveringRegion;
-    group.recoveringRegion = NO_REGION;
-    group.recoverer = NO_NODE;
+    freeRecoverySlot(group);
     if (!group.syncBits.test(region)) {
       requestRecovery(group, region);
       group.syncSearch = Math.min(group.syncSearch, region);

@@ -6,11 +6,10 @@ import { initialCleanBits } from "./disk-format.ts";
 import { EEXIST, EINVAL } from "./errno.ts";
 import {
   addMember,
+  freeRecoverySlot,
   isMember,
   type LogGroup,
   type LogInstance,
-  NO_NODE,
-  NO_REGION,
   newLogGroup,
   type PendingReply,
   releaseMember,
@@ -135,6 +134,7 @@ function joinGroup(state: ClusterState, group: LogGroup, inst: LogInstance): Out
   addMember(group, inst.node, inst.luid);
   inst.official = true;
   inst.recoveryHalted = false;
+  group.sweepHeld = false; // a resume: the kernels ask for resync work again (resync.ts)
   syncServerHealth(state, group);
   return SUCCESS;
 }
@@ -167,8 +167,7 @@ function loadBits(group: LogGroup, cleanBits: LogGroup["cleanBits"]): void {
   group.cleanBits.copyFrom(cleanBits);
   group.syncBits.copyFrom(cleanBits);
   group.syncSearch = 0;
-  group.recoveringRegion = NO_REGION;
-  group.recoverer = NO_NODE;
+  freeRecoverySlot(group);
   group.touched = false;
 }
 

@@ -1,7 +1,7 @@
 import type { ClusterState } from "./cluster-state.ts";
 import { decodeSetRegionSync, decodeU64, encodePair64, encodeU64 } from "./codec.ts";
 import { EINVAL } from "./errno.ts";
-import { NO_NODE, NO_REGION, requestRecovery } from "./log-state.ts";
+import { freeRecoverySlot, NO_REGION, requestRecovery } from "./log-state.ts";
 import {
   failure,
   type Outcome,
@@ -41,6 +41,9 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
   // failed peer, a failed leg). Copying it now could race those writes and leave the legs
   // different under a region later called clean. New writes to it are re-queued by their
   // kernels, so the marks drain and it is handed out then; until then: no work.
+  // An operator resync still being armed (the kernels are being suspended and resumed so
+  // none writes the range with a stale hint, resync.ts) hands out nothing at all.
+  if (group.resync?.armed) return none;
   const busyElsewhere = (region: number) =>
     group.markers.get(region)?.some((node) => node !== req.node) ?? false;
   // Priority list first (LIFO), skipping regions that got in sync meanwhile.
@@ -52,8 +55,9 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
     if (!group.syncBits.test(region)) return assign(region);
   }
   // A paused operator resync stops the sequential sweep only: regions a write is waiting
-  // on (the priority list above) still recover, so a throttle never blocks writers.
-  if (group.resync?.paused) return none;
+  // on (the priority list above) still recover, so a throttle never blocks writers. So
+  // does a cancelled one, until the next resume.
+  if (group.resync?.paused || group.sweepHeld) return none;
   const region = group.syncBits.findNextZero(group.syncSearch);
   if (region >= group.regionCount) {
     // lvm2 34cbedcea (P14): rc + 1 makes the hint (sync_search − 1) reach rc.
@@ -76,11 +80,31 @@ export function setRegionSync(state: ClusterState, req: RequestContext): Outcome
   // it for any region (e.g. another node's write-failure report) and can then hand the
   // region being recovered to a second node.
   if (region === group.recoveringRegion) {
-    group.recoveringRegion = NO_REGION;
-    group.recoverer = NO_NODE;
+    const invalidated = group.recoveryInvalidated;
+    freeRecoverySlot(group);
+    if (invalidated && inSync) {
+      // [REC] (deliberately unlike cmirrord, see invalidateRecovery in log-state.ts): a
+      // write was marked on this region while it was copied, so the copy proves nothing.
+      // The reply is the usual success (the kernel has nothing to redo), but the region
+      // stays out of sync, goes first on the priority list and is handed out again once
+      // no other node has it marked; the cursor moves back so the kernel's hint
+      // (sync_search − 1) stays below it (P29). A failed recovery (0) is not retried
+      // early (§2.12), as before.
+      requestRecovery(group, region);
+      group.syncSearch = Math.min(group.syncSearch, region);
+      return SUCCESS;
+    }
   }
   group.syncBits.assign(region, inSync);
   group.resync?.made.clear(region); // recovered or failed: no longer the resync's to undo
+  // An operator resync whose whole range is in sync is over: the log can take another.
+  if (
+    inSync &&
+    group.resync &&
+    group.syncBits.findNextZero(group.resync.first) > group.resync.last
+  ) {
+    group.resync = null;
+  }
   if (group.syncBits.count === group.regionCount) {
     // Sticky in_sync on every member's log (each cmirrord replica sets its own, §2.13).
     for (const m of group.members) {

@@ -38,7 +38,7 @@ describe("operator resync (ordered operation)", () => {
     expect(resyncDone(h.log.state.groups.get(U)!)).toBe(false);
     expect(h.resyncWork(A)).toEqual([1, 4]);
     h.setRegionSync(A, 4, true);
-    expect(resyncDone(h.log.state.groups.get(U)!)).toBe(true);
+    expect(h.log.state.groups.get(U)!.resync).toBeNull(); // done: cleared in the order
     expect(h.syncCount(A)).toBe(8);
   });
 
@@ -79,25 +79,45 @@ describe("operator resync (ordered operation)", () => {
     expect(h.resyncWork(A)).toEqual([1, 0]);
   });
 
-  it("cancel restores only what it made out of sync and nothing touched since", () => {
+  it("cancel declares nothing in sync: the sweep stops until the next resume", () => {
     const h = new Harness();
-    h.up(A, "8192 clustered-core 1024"); // default sync: all 8 out of sync at first
-    for (const r of [0, 1, 2, 3, 4, 5]) {
-      expect(h.resyncWork(A)).toEqual([1, r]);
-      h.setRegionSync(A, r, true);
-    }
-    // 0–5 in sync, 6–7 out of sync (never recovered).
-    h.up(B, "8192 clustered-core 1024");
+    h.up(A, NOSYNC_8);
+    h.up(B, NOSYNC_8, 0x2222n);
     resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 7 });
     expect(h.resyncWork(A)).toEqual([1, 0]);
-    h.setRegionSync(A, 0, true); // recovered by the resync
-    h.mark(B, [3]);
-    h.driver.submit({ kind: "node-failed", node: B }); // 3 is suspect now
-    h.setRegionSync(A, 1, false); // 1 failed (e.g. a write error)
-    expect(resync(h, { action: "cancel", uuid: U, id: "r1" })).toEqual({ ok: true, regions: 3 });
-    // Restored: 2, 4, 5. Not: 1 (failed), 3 (suspect), 6–7 (were never in sync).
-    expect(synced(h)).toEqual([0, 2, 4, 5]);
+    h.setRegionSync(A, 0, true);
+    expect(resync(h, { action: "cancel", uuid: U, id: "r1" })).toEqual({ ok: true, regions: 7 });
+    expect(synced(h)).toEqual([0]);
+    expect(h.resyncWork(A)[0]).toBe(0); // sweep held
+    expect(h.remoteRecovering(A, 5)[0]).toBe(1); // a write needs region 5: recovered anyway
+    expect(h.resyncWork(A)).toEqual([1, 5]);
+    h.setRegionSync(A, 5, true);
+    h.postsuspend(B, 0x2222n);
+    h.resume(B, 0x2222n); // a resume: the sweep goes on
+    expect(h.resyncWork(A)).toEqual([1, 1]);
+  });
+
+  it("an armed start hands out nothing, not even a region a write waits on, until unpaused", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 2, last: 3, armed: true });
+    expect(h.remoteRecovering(A, 2)[0]).toBe(1);
+    expect(h.resyncWork(A)[0]).toBe(0);
+    resync(h, { action: "unpause", uuid: U, id: "r1" });
+    expect(h.resyncWork(A)).toEqual([1, 2]);
+  });
+
+  it("a finished resync is cleared, so the log takes another", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 6, last: 6 });
+    expect(h.resyncWork(A)).toEqual([1, 6]);
+    h.setRegionSync(A, 6, true);
     expect(h.log.state.groups.get(U)!.resync).toBeNull();
+    expect(resync(h, { action: "start", uuid: U, id: "r2", first: 1, last: 1 })).toEqual({
+      ok: true,
+      regions: 1,
+    });
   });
 
   it("cancel or pause of an unknown resync id is refused", () => {

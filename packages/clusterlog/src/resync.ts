@@ -9,12 +9,9 @@ import type { LogGroup } from "./log-state.ts";
 // for resync work after a resume (its in_sync_hint, §2.17), which is the agent's and the
 // operator's business (docs/KERNEL-BRIDGE.md), not the core's.
 //
-// Each group holds at most one operator resync. It remembers which regions *it* made out
-// of sync (they were in sync when it started) — only those may be declared in sync again
-// when it is cancelled. A region stops counting as "made by the resync" as soon as
-// anything else says something about it: recovered (SET_REGION_SYNC 1), failed
-// (SET_REGION_SYNC 0), or marked by a member that then failed (§4.5) — so a cancel can
-// never call a suspect region in sync.
+// Each group holds at most one operator resync. It counts the regions *it* made out of
+// sync (they were in sync when it started), for reporting. Cancelling never declares a
+// region in sync (see `cancel` below): it stops the sweep until the next resume.
 
 export interface ResyncState {
   /** Chosen by the caller (the agent), unique per log; echoed in progress and events. */
@@ -26,6 +23,8 @@ export interface ResyncState {
   readonly startedAt: number;
   /** The sequential sweep hands out no work; regions writes wait on still recover. */
   paused: boolean;
+  /** Nothing is handed out at all until unpaused: the start is still being armed. */
+  armed: boolean;
   /** Regions this resync made out of sync and that nothing else has touched since. */
   readonly made: Bitmap;
   /** How many regions it made out of sync at start. */
@@ -40,6 +39,12 @@ export type ResyncOperation =
       /** Inclusive; clamped to the log's regions. Omitted: the whole mirror. */
       readonly first?: number;
       readonly last?: number;
+      /**
+       * Hand out nothing until `unpause`: the agent suspends and resumes every node's
+       * mirror meanwhile, so no kernel writes the range "nosync" through a stale in_sync
+       * hint while another copies it (docs/KERNEL-BRIDGE.md).
+       */
+      readonly armed?: boolean;
     }
   | { readonly action: "cancel"; readonly uuid: string; readonly id: string }
   | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string };
@@ -74,6 +79,7 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
     // The recovery cursor restarts at the range (GET_RESYNC_WORK scans from it), and the
     // sticky in_sync (P13) no longer holds on any member.
     group.syncSearch = Math.min(group.syncSearch, first);
+    group.sweepHeld = false;
     for (const m of group.members) {
       const inst = state.memberInstance(group, m.node);
       if (inst) inst.inSync = false;
@@ -84,6 +90,7 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
       last,
       startedAt: state.position,
       paused: false,
+      armed: op.armed ?? false,
       made,
       madeCount: made.count,
     };
@@ -93,21 +100,19 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
   if (!resync || resync.id !== op.id) return { ok: false, reason: "no-such-resync" };
   if (op.action === "pause" || op.action === "unpause") {
     resync.paused = op.action === "pause";
+    if (op.action === "unpause") resync.armed = false;
     return { ok: true, regions: 0 };
   }
-  // cancel: what it made out of sync and nobody recovered or touched is in sync again.
-  let restored = 0;
-  for (let r = resync.made.findNextSet(resync.first); r <= resync.last; ) {
-    if (r >= group.regionCount) break;
-    if (r !== group.recoveringRegion) {
-      group.syncBits.set(r);
-      if (!group.markers.has(r) && group.cleanBits.set(r)) group.touched = true;
-      restored++;
-    }
-    r = resync.made.findNextSet(r + 1);
-  }
+  // cancel: the sweep stops; nothing is declared in sync. A kernel may have written a
+  // region of the range to the primary leg only ("nosync", through an in_sync hint it
+  // had before the start), so calling the untouched ones in sync again could hide legs
+  // that differ. What is still out of sync is recovered when a write needs it (priority
+  // list) and in full after the next resume.
+  const outOfSync =
+    resync.last - resync.first + 1 - countInSync(group.syncBits, resync.first, resync.last);
   group.resync = null;
-  return { ok: true, regions: restored };
+  group.sweepHeld = true;
+  return { ok: true, regions: outOfSync };
 }
 
 /** Whether this resync is finished: no region of its range is out of sync any more. */

@@ -1,3 +1,4 @@
+import { Bitmap } from "./bitmap.ts";
 import { ByteReader, ByteReaderError, ByteWriter } from "./byte-io.ts";
 import {
   type ClusterLogOptions,
@@ -7,7 +8,6 @@ import {
 } from "./cluster-state.ts";
 import { encodeAscii, type RequestHeader } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
-import { Bitmap } from "./bitmap.ts";
 import { type LogGroup, NO_IO, NO_REGION, newLogGroup, type PendingReply } from "./log-state.ts";
 import { fail, ok, type Result } from "./result.ts";
 
@@ -15,14 +15,18 @@ import { fail, ok, type Result } from "./result.ts";
 // (pitfall P19): a joiner starts from it and replays the stream after `position`.
 // Unlike cmirrord's checkpoint (sync_bits, clean_bits, recovering_region, recoverer) it
 // carries the mark list, the resync cursor and the priority list ([REC] pitfalls P26,
-// P27), the pending I/O and deferred replies, and the stream position (P17 [REC]:
+// P27), whether the recovery in the slot was invalidated (§3.5 [REC]), the pending I/O and deferred replies, and the stream position (P17 [REC]:
 // a joiner can tell a snapshot of an older session from the one it asked for).
 // Maps are written in sorted key order, so equal states give equal bytes.
 
 const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
-const SNAPSHOT_VERSION = 2;
-/** Version 1 had no operator resync; still read, so a running cluster can upgrade. */
+const SNAPSHOT_VERSION = 3;
+/**
+ * Older versions still read, so a running cluster can upgrade: 1 had no operator resync,
+ * 2 no `recoveryInvalidated` (read as false).
+ */
 const SNAPSHOT_VERSION_NO_RESYNC = 1;
+const SNAPSHOT_VERSION_NO_INVALIDATION = 2;
 const NONE_U64 = (1n << 64n) - 1n;
 
 export type SnapshotError = "bad-snapshot";
@@ -104,17 +108,20 @@ function writeGroup(w: ByteWriter, g: LogGroup): void {
     for (const n of nodes) w.u32(n);
   }
   w.u64(g.recoveringRegion === NO_REGION ? NONE_U64 : BigInt(g.recoveringRegion));
-  w.u32(g.recoverer).u64(g.syncSearch);
+  w.u32(g.recoverer).u64(g.syncSearch).bool(g.recoveryInvalidated);
   w.u32(g.recoveryRequests.length);
   for (const region of g.recoveryRequests) w.u64(region);
   w.bool(g.touched).bool(g.logDevFailed);
   w.u64(g.lastWriteIo === NO_IO ? NONE_U64 : BigInt(g.lastWriteIo));
   writeWaiters(w, g.waitingResumes);
   const resync = g.resync;
-  w.bool(resync !== null);
+  // One flags byte each (bit 0 as in version 2, bit 1 added later), so the bytes of a
+  // state without the later flags are unchanged.
+  w.u8((resync !== null ? 1 : 0) | (g.sweepHeld ? 2 : 0));
   if (resync) {
     w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
-    w.bool(resync.paused).u64(resync.madeCount).bytes(resync.made.toBytes());
+    w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
+    w.u64(resync.madeCount).bytes(resync.made.toBytes());
   }
 }
 
@@ -146,6 +153,7 @@ function readGroup(r: ByteReader, version: number): LogGroup {
   g.recoveringRegion = recovering === NONE_U64 ? NO_REGION : Number(recovering);
   g.recoverer = r.u32();
   g.syncSearch = r.u64();
+  if (version > SNAPSHOT_VERSION_NO_INVALIDATION) g.recoveryInvalidated = r.bool();
   const queued = r.u32();
   for (let i = 0; i < queued; i++) {
     const region = r.u64();
@@ -157,16 +165,20 @@ function readGroup(r: ByteReader, version: number): LogGroup {
   const lastWrite = r.u64Big();
   g.lastWriteIo = lastWrite === NONE_U64 ? NO_IO : Number(lastWrite);
   g.waitingResumes.push(...readWaiters(r));
-  if (version >= SNAPSHOT_VERSION && r.bool()) {
+  const resyncFlags = version > SNAPSHOT_VERSION_NO_RESYNC ? r.u8() : 0;
+  g.sweepHeld = (resyncFlags & 2) !== 0;
+  if (resyncFlags & 1) {
     const id = r.string();
     const first = r.u64();
     const last = r.u64();
     const startedAt = r.u64();
-    const paused = r.bool();
+    const state = r.u8();
+    const paused = (state & 1) !== 0;
+    const armed = (state & 2) !== 0;
     const madeCount = r.u64();
     const made = new Bitmap(g.regionCount);
     made.readBytes(r.bytes(), 0);
-    g.resync = { id, first, last, startedAt, paused, made, madeCount };
+    g.resync = { id, first, last, startedAt, paused, armed, made, madeCount };
   }
   return g;
 }
@@ -181,7 +193,9 @@ export function decodeSnapshot(
     const version = r.u32();
     if (
       magic !== SNAPSHOT_MAGIC ||
-      (version !== SNAPSHOT_VERSION && version !== SNAPSHOT_VERSION_NO_RESYNC)
+      (version !== SNAPSHOT_VERSION &&
+        version !== SNAPSHOT_VERSION_NO_INVALIDATION &&
+        version !== SNAPSHOT_VERSION_NO_RESYNC)
     ) {
       return fail("bad-snapshot", "not a cluster-log snapshot of this version");
     }

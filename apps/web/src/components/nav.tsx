@@ -7,6 +7,7 @@ import { useTRPC } from "~/trpc/react";
 
 const links = [
   { href: "/overview", label: "Overview", admin: false },
+  { href: "/mirrors", label: "Mirrors", admin: false },
   { href: "/events", label: "Events", admin: false },
   { href: "/nodes", label: "Nodes", admin: false },
   { href: "/khugepaged", label: "khugepaged", admin: false },

@@ -1,6 +1,7 @@
 import { eventsRouter } from "./routers/events";
 import { khugepagedRouter } from "./routers/khugepaged";
 import { liveRouter } from "./routers/live";
+import { mirrorsRouter } from "./routers/mirrors";
 import { nodesRouter } from "./routers/nodes";
 import { overviewRouter } from "./routers/overview";
 import { auditRouter, sessionRouter, setupRouter, usersRouter } from "./routers/users";
@@ -16,6 +17,7 @@ export const appRouter = createTRPCRouter({
   live: liveRouter,
   overview: overviewRouter,
   events: eventsRouter,
+  mirrors: mirrorsRouter,
 });
 
 export type AppRouter = typeof appRouter;

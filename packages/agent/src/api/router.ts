@@ -1,7 +1,8 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { ResyncError } from "../clusterlog/resync-control.ts";
 import { TunableError, ZTunableWrite } from "../collectors/tunables.ts";
-import { agentProcedure, createTRPCRouter } from "./trpc.ts";
+import { type AgentContext, agentProcedure, createTRPCRouter } from "./trpc.ts";
 
 const ZKhugepaged = z.object({
   available: z.boolean(),
@@ -64,10 +65,103 @@ export const eventsRouter = createTRPCRouter({
   }),
 });
 
+const ZResyncProgress = z.object({
+  uuid: z.string(),
+  id: z.string(),
+  state: z.enum(["running", "paused", "done", "cancelled", "failed"]),
+  first: z.number(),
+  last: z.number(),
+  total: z.number(),
+  inSync: z.number(),
+  percent: z.number(),
+  rate: z.number().nullable(),
+  etaSeconds: z.number().nullable(),
+  recoveringNode: z.number().nullable(),
+  recoveringRegion: z.number().nullable(),
+  throttle: z.number().nullable(),
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+  logInSync: z.number(),
+  regionCount: z.number(),
+});
+const ZLogUuid = z.object({ uuid: z.string().min(1).max(128) });
+export const ZResyncStart = ZLogUuid.extend({
+  /** Inclusive region range; both omitted = the whole mirror. */
+  first: z.number().int().min(0).optional(),
+  last: z.number().int().min(0).optional(),
+  /** Regions per second at most (omitted: unthrottled). */
+  throttle: z.number().int().min(1).optional(),
+  /** The operator the control plane signed in, for the event. */
+  actor: z.string().max(200).optional(),
+});
+
+function resyncService(ctx: { services: AgentContext["services"] }) {
+  if (!ctx.services.resync)
+    throw new TRPCError({
+      code: "NOT_IMPLEMENTED",
+      message: "no cluster-log server on this agent",
+    });
+  return ctx.services.resync;
+}
+
+async function resyncCall<T>(call: () => Promise<T> | T): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ResyncError)
+      throw new TRPCError({ code: error.code, message: error.message, cause: error });
+    throw error;
+  }
+}
+
+export const resyncRouter = createTRPCRouter({
+  /** Mirrors (log groups) this replica holds: regions in sync, running resync. */
+  logs: agentProcedure
+    .output(
+      z.array(
+        z.object({
+          uuid: z.string(),
+          regionCount: z.number(),
+          inSync: z.number(),
+          resyncId: z.string().nullable(),
+        }),
+      ),
+    )
+    .query(({ ctx }) => resyncService(ctx).logs()),
+  /** The latest resync of a mirror: regions in sync, windowed rate, who recovers what. */
+  progress: agentProcedure
+    .input(ZLogUuid)
+    .output(ZResyncProgress.nullable())
+    .query(({ ctx, input }) => resyncService(ctx).progress(input.uuid)),
+  /**
+   * Makes the range out of sync through the total order (the recovery cursor restarts) and
+   * suspends/resumes this host's mirror so its kernel asks for resync work again.
+   */
+  start: agentProcedure
+    .input(ZResyncStart)
+    .output(ZResyncProgress)
+    .mutation(({ ctx, input }) => resyncCall(() => resyncService(ctx).startResync(input))),
+  /** Regions the resync made out of sync and nobody touched since are in sync again. */
+  cancel: agentProcedure
+    .input(ZLogUuid.extend({ actor: z.string().max(200).optional() }))
+    .output(ZResyncProgress)
+    .mutation(({ ctx, input }) =>
+      resyncCall(() => resyncService(ctx).cancel(input.uuid, input.actor)),
+    ),
+  /** At most `regionsPerSecond` by the sweep (null: no limit); writes never wait on it. */
+  throttle: agentProcedure
+    .input(ZLogUuid.extend({ regionsPerSecond: z.number().int().min(1).nullable() }))
+    .output(ZResyncProgress)
+    .mutation(({ ctx, input }) =>
+      resyncCall(() => resyncService(ctx).throttle(input.uuid, input.regionsPerSecond)),
+    ),
+});
+
 export const agentRouter = createTRPCRouter({
   node: nodeRouter,
   khugepaged: khugepagedRouter,
   events: eventsRouter,
+  resync: resyncRouter,
 });
 
 export type AgentRouter = typeof agentRouter;

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
+import type { ResyncController } from "../clusterlog/resync-control.ts";
 import type { KhugepagedSnapshot } from "../collectors/khugepaged.ts";
 import type { TTunableWrite, TunableChange } from "../collectors/tunables.ts";
 import type { PipelineStats } from "../events/pipeline.ts";
@@ -16,6 +17,8 @@ export interface AgentServices {
   setTunable?(input: TTunableWrite): Promise<TunableChange>;
   /** Event pipeline counters and which host sources were found at start. */
   eventStatus?(): { pipeline: PipelineStats; sources: Record<string, boolean> };
+  /** Operator resync control over this node's cluster-log replica (issue 5). */
+  resync?: Pick<ResyncController, "logs" | "progress" | "startResync" | "cancel" | "throttle">;
 }
 
 export interface NodeInfo {

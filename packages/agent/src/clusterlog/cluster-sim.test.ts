@@ -4,17 +4,19 @@ import { runSchedule, type ScheduleStats } from "./cluster-sim.ts";
 // Deterministic simulation of the replicated cluster log over the in-process order:
 // random fault schedules (joins, leaves, failures, held, duplicated and lost
 // publications) with the invariants listed in cluster-sim.ts. The default run is short;
-// `MIRRORPLANE_SIM_SCHEDULES=5000 npx vitest run cluster-sim` runs more, and
-// `MIRRORPLANE_SIM_SEED=<n>` replays one schedule.
+// `MIRRORPLANE_SIM_SCHEDULES=5000 npx vitest run cluster-sim` runs more (seeds 1..5000),
+// `MIRRORPLANE_SIM_SEED_BASE=<b>` shifts them to b+1..b+5000, and
+// `MIRRORPLANE_SIM_SEED=<n>` replays one schedule (MIRRORPLANE_SIM_TRACE=<file> traces it).
 
 const SCHEDULES = Number(process.env.MIRRORPLANE_SIM_SCHEDULES ?? 2000);
+const SEED_BASE = Number(process.env.MIRRORPLANE_SIM_SEED_BASE ?? 0);
 const ONE_SEED = process.env.MIRRORPLANE_SIM_SEED;
 
 describe("cluster-log simulation over the in-process order", () => {
   it(`keeps every invariant over ${ONE_SEED ? "one" : SCHEDULES} random fault schedule(s)`, async () => {
     const seeds = ONE_SEED
       ? [Number(ONE_SEED)]
-      : Array.from({ length: SCHEDULES }, (_, i) => i + 1);
+      : Array.from({ length: SCHEDULES }, (_, i) => SEED_BASE + i + 1);
     const total: Omit<ScheduleStats, "seed" | "steps"> = {
       requests: 0,
       operations: 0,

@@ -1,54 +1,17 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { clusterlogBin as bin, startCli } from "./cli-process.ts";
 import { readS64, TestClient, text } from "./test-client.ts";
 import { Kernel } from "./test-harness.ts";
 
 // `mirrorplane-agent clusterlog` as a user runs it: its own process through the bin
 // script (tsx), a Unix socket, loopback TCP, a --log-device override, SIGTERM.
 
-const bin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
 const dir = mkdtempSync(join(tmpdir(), "mp-clusterlog-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function startCli(args: string[]): {
-  child: ChildProcess;
-  lines: string[];
-  line: (re: RegExp) => Promise<string>;
-} {
-  const child = spawn(process.execPath, [bin, "clusterlog", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  let partial = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
-    partial += chunk.toString();
-    const parts = partial.split("\n");
-    partial = parts.pop()!;
-    for (const l of parts) {
-      lines.push(l);
-      for (const w of [...waiters]) {
-        if (w.re.test(l)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(l);
-        }
-      }
-    }
-  });
-  const line = (re: RegExp) =>
-    new Promise<string>((resolveLine, reject) => {
-      const found = lines.find((l) => re.test(l));
-      if (found) return resolveLine(found);
-      waiters.push({ re, resolve: resolveLine });
-      child.once("exit", (code) =>
-        reject(new Error(`exited ${code} before ${re}: ${lines.join("\n")}`)),
-      );
-    });
-  return { child, lines, line };
-}
 
 describe("mirrorplane-agent clusterlog", () => {
   it("serves the socket and loopback TCP, writes the disk log, and drains on SIGTERM", async () => {
@@ -106,5 +69,20 @@ describe("mirrorplane-agent clusterlog", () => {
     );
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/loopback/);
+  });
+
+  it("refuses a malformed --nats URL or --cluster name with exit code 2", () => {
+    for (const bad of [
+      ["--nats", "127.0.0.1:4222"],
+      ["--nats", "nats://127.0.0.1:4222", "--cluster", "two words"],
+    ]) {
+      const run = spawnSync(
+        process.execPath,
+        [bin, "clusterlog", "--socket", join(dir, "y.sock"), "--data-dir", join(dir, "y"), ...bad],
+        { encoding: "utf8" },
+      );
+      expect(run.status).toBe(2);
+      expect(run.stderr).toMatch(/nats:\/\/host:port|\[A-Za-z0-9_-\]/);
+    }
   });
 });

@@ -2,13 +2,16 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
+import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
-import { InProcessOrder } from "./in-process-bus.ts";
+import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ClusterLogServer } from "./server.ts";
 
-// `mirrorplane-agent clusterlog`: only the cluster-log server, on one host, in the
-// foreground (CLUSTERLOG-SERVER.md). The order is in-process; the node is the only member.
+// `mirrorplane-agent clusterlog`: only the cluster-log server, in the foreground
+// (CLUSTERLOG-SERVER.md). Without `--nats` the order is in-process and the node is the only
+// member; with `--nats <url>` it is one member of a multi-host cluster over NATS JetStream
+// (README "Three storage hosts"), ordered by the cluster's stream.
 
 export const ZClusterLogFlags = z.object({
   socket: z.string().min(1),
@@ -26,6 +29,20 @@ export const ZClusterLogFlags = z.object({
    * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
    */
   connector: z.enum(["auto", "on", "off"]).default("auto"),
+  /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
+  nats: z
+    .string()
+    .regex(/^\s*(nats|tls|ws|wss):\/\/[^,\s]+(\s*,\s*(nats|tls|ws|wss):\/\/[^,\s]+)*\s*$/, {
+      message: "expected nats://host:port[,nats://host:port...]",
+    })
+    .optional(),
+  /** Names the JetStream stream and KV buckets; every member of one cluster uses the same. */
+  cluster: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "expected 1-64 of [A-Za-z0-9_-]")
+    .optional(),
+  /** A member whose heartbeat is older than this is declared failed (JetStream only). */
+  failureTimeoutMs: z.coerce.number().int().min(500).max(3_600_000).optional(),
 });
 export type TClusterLogFlags = z.input<typeof ZClusterLogFlags>;
 
@@ -48,6 +65,21 @@ export function parseLogDeviceOverrides(entries: readonly string[]): Map<string,
   return overrides;
 }
 
+/** `bus`, with every snapshot it saves also handed to `copy`. */
+function withSnapshotCopy(bus: ClusterBus, copy: (snapshot: BusSnapshot) => void): ClusterBus {
+  return {
+    nodeId: bus.nodeId,
+    start: (handlers) => bus.start(handlers),
+    publish: (op, msgId) => bus.publish(op, msgId),
+    saveSnapshot: async (snapshot) => {
+      copy(snapshot);
+      await bus.saveSnapshot(snapshot);
+    },
+    liveMembers: () => bus.liveMembers(),
+    close: () => bus.close(),
+  };
+}
+
 export async function startClusterLogCommand(
   input: TClusterLogFlags,
   log: Logger,
@@ -61,22 +93,37 @@ export async function startClusterLogCommand(
   // resumes its logs and the disk log is the truth (as with cmirrord); a snapshot older
   // than the last FLUSH would call regions clean that the disk has dirty.
   let writing = Promise.resolve();
-  const order = new InProcessOrder({
-    onSnapshot: (snapshot) => {
-      writing = writing
-        .then(async () => {
-          await writeFile(`${snapshotPath}.tmp`, snapshot.bytes);
-          await rename(`${snapshotPath}.tmp`, snapshotPath);
-        })
-        .catch((error) => log.warn({ err: error }, "writing the snapshot file failed"));
-    },
+  const keepSnapshotFile = (snapshot: BusSnapshot) => {
+    writing = writing
+      .then(async () => {
+        await writeFile(`${snapshotPath}.tmp`, snapshot.bytes);
+        await rename(`${snapshotPath}.tmp`, snapshotPath);
+      })
+      .catch((error) => log.warn({ err: error }, "writing the snapshot file failed"));
+  };
+  const clusterBus = createClusterBusFromOptions({
+    nodeId: flags.nodeId,
+    natsUrl: flags.nats,
+    cluster: flags.cluster,
+    failureTimeoutMs: flags.failureTimeoutMs,
+    logger: log.child({ component: "cluster-bus" }),
+    inProcess: { onSnapshot: keepSnapshotFile },
   });
+  // Over NATS the snapshot goes to the cluster's KV bucket (for joiners); a copy is kept in
+  // the data directory for inspection, as in-process.
+  const bus = flags.nats ? withSnapshotCopy(clusterBus, keepSnapshotFile) : clusterBus;
+  if (flags.nats) {
+    log.info(
+      { nats: flags.nats, cluster: flags.cluster ?? "default", nodeId: flags.nodeId },
+      "joining the cluster over NATS JetStream",
+    );
+  }
   const devices = new FileLogDevices({
     root: flags.root,
     overrides: parseLogDeviceOverrides(flags.logDevice),
   });
   const server = new ClusterLogServer({
-    bus: order.bus(flags.nodeId),
+    bus,
     devices,
     log,
     snapshotEvery: flags.snapshotEvery,

@@ -76,9 +76,15 @@ class FakeKernel {
   }
 
   /** Send like dm-log-userspace: one request, multicast to the group; await its answer. */
-  request(type: number, data?: Uint8Array, raw?: (bytes: Uint8Array) => void): Promise<KernelReply> {
+  request(
+    type: number,
+    data?: Uint8Array,
+    raw?: (bytes: Uint8Array) => void,
+  ): Promise<KernelReply> {
     const seq = this.seq++;
-    const encoded = encodeRequest(makeRequest({ node: 0, type, uuid: UUID, luid: LUID, seq, data }));
+    const encoded = encodeRequest(
+      makeRequest({ node: 0, type, uuid: UUID, luid: LUID, seq, data }),
+    );
     if (!encoded.ok) throw new Error(encoded.error.message);
     const bytes = encoded.value;
     raw?.(bytes);

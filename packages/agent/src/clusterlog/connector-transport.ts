@@ -85,7 +85,8 @@ export function startConnectorTransport(options: ConnectorTransportOptions): Con
     // forever. Refuse instead of pretending.
     return {
       ok: false,
-      reason: "not privileged: dm-log-userspace only accepts replies from CAP_SYS_ADMIN (run as root)",
+      reason:
+        "not privileged: dm-log-userspace only accepts replies from CAP_SYS_ADMIN (run as root)",
     };
   }
   let socket: NetlinkSocket;
@@ -182,7 +183,10 @@ export class ConnectorTransport {
     }
     const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
     const c = NLMSG_HDRLEN;
-    if (view.getUint32(c, true) !== CN_IDX_DM || view.getUint32(c + 4, true) !== CN_VAL_DM_USERSPACE_LOG) {
+    if (
+      view.getUint32(c, true) !== CN_IDX_DM ||
+      view.getUint32(c + 4, true) !== CN_VAL_DM_USERSPACE_LOG
+    ) {
       this.stats.foreign++;
       return;
     }

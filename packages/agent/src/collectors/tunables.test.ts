@@ -13,10 +13,19 @@ import {
 
 const x86 = { hpagePmdSize: 2 * 1024 * 1024, pageSize: 4096 };
 const arm64k = { hpagePmdSize: 512 * 1024 * 1024, pageSize: 65536 };
-const ok = (name: string, value: string | number, current: string | null = "0\n", limits = x86) =>
-  validateTunable(name, value, current, limits);
-const bad = (name: string, value: string | number, current: string | null = "0\n", limits = x86) =>
-  expect(() => validateTunable(name, value, current, limits)).toThrow(TunableError);
+type Limits = { hpagePmdSize: number | null; pageSize: number | null };
+const ok = (
+  name: string,
+  value: string | number,
+  current: string | null = "0\n",
+  limits: Limits = x86,
+) => validateTunable(name, value, current, limits);
+const bad = (
+  name: string,
+  value: string | number,
+  current: string | null = "0\n",
+  limits: Limits = x86,
+) => expect(() => validateTunable(name, value, current, limits)).toThrow(TunableError);
 
 describe("kernel validation of khugepaged/THP tunables (KERNEL-SOURCES §4)", () => {
   it("parses like kstrtoul base 10", () => {

@@ -29,6 +29,8 @@ export const eventKinds = [
   "tunable_change",
   /** The agent's own conditions: spool full, kernel log records lost, source problems. */
   "agent",
+  /** Operator resyncs of a mirror: start, progress samples, throttle, done, failed, cancelled. */
+  "resync",
 ] as const;
 export type TEventKind = (typeof eventKinds)[number];
 

@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from "@mirrorplane/db/embedded";
+import { startEmbeddedPostgres } from "@mirrorplane/db/embedded";
 import { createIngestPool, upsertNode } from "@mirrorplane/db/ingest";
 import { applyMigrations } from "@mirrorplane/db/migrate";
 import { pino } from "pino";
@@ -17,7 +17,7 @@ const log = pino({ level: "silent" });
  */
 describe("event pipeline across a Postgres stop and restart (real server)", () => {
   const dir = mkdtemp(join(tmpdir(), "mirrorplane-pg-restart-"));
-  let pg: EmbeddedPostgresHandle | null = null;
+  let pg: Awaited<ReturnType<typeof startEmbeddedPostgres>> | null = null;
   afterAll(async () => {
     await pg?.stop();
     await rm(await dir, { recursive: true, force: true });

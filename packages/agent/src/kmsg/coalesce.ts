@@ -47,8 +47,30 @@ export class PageCoalescer {
     this.maxOpenRuns = options.maxOpenRuns ?? 64;
   }
 
+  private last: PageRun | null = null;
+
   /** Adds one report; returns the runs it closed (usually none). */
   push(report: PageReport): PageRun[] {
+    // Hot path: the next page of the run the previous report extended.
+    const last = this.last;
+    if (
+      last !== null &&
+      report.pfn === last.lastPfn + 1 &&
+      report.result === last.result &&
+      report.pageType === last.pageType &&
+      report.simulated === last.simulated &&
+      report.tsUsec - last.lastTsUsec <= this.options.windowUsec
+    ) {
+      last.lastPfn = report.pfn;
+      last.count++;
+      last.lastSeq = report.seq;
+      last.lastTsUsec = report.tsUsec;
+      return [];
+    }
+    return this.pushSlow(report);
+  }
+
+  private pushSlow(report: PageReport): PageRun[] {
     const key = runKey(report.pageType, report.result, report.simulated);
     const run = this.open.get(key);
     if (
@@ -60,6 +82,7 @@ export class PageCoalescer {
       run.count++;
       run.lastSeq = report.seq;
       run.lastTsUsec = report.tsUsec;
+      this.last = run;
       return [];
     }
     const closed: PageRun[] = [];
@@ -68,7 +91,7 @@ export class PageCoalescer {
       closed.push(run);
     }
     if (this.open.size >= this.maxOpenRuns) closed.push(...this.closeOldest());
-    this.open.set(key, {
+    const created: PageRun = {
       firstPfn: report.pfn,
       lastPfn: report.pfn,
       count: 1,
@@ -80,7 +103,9 @@ export class PageCoalescer {
       firstTsUsec: report.tsUsec,
       lastTsUsec: report.tsUsec,
       rawLine: report.rawLine,
-    });
+    };
+    this.open.set(key, created);
+    this.last = created;
     return closed;
   }
 
@@ -90,6 +115,7 @@ export class PageCoalescer {
     for (const [key, run] of this.open) {
       if (nowUsec - run.lastTsUsec > this.options.windowUsec) {
         this.open.delete(key);
+        if (this.last === run) this.last = null;
         closed.push(run);
       }
     }
@@ -100,6 +126,7 @@ export class PageCoalescer {
   drain(): PageRun[] {
     const closed = [...this.open.values()].sort((a, b) => a.firstSeq - b.firstSeq);
     this.open.clear();
+    this.last = null;
     return closed;
   }
 
@@ -126,6 +153,7 @@ export class PageCoalescer {
     }
     if (oldestKey === null || oldest === null) return [];
     this.open.delete(oldestKey);
+    if (this.last === oldest) this.last = null;
     return [oldest];
   }
 }

@@ -121,6 +121,37 @@ describe("kernel log follower on a recorded log", () => {
     expect(f.malformedRecords).toBeGreaterThanOrEqual(3);
   });
 
+  it("reads the recorded NVMe/block/dm-raid1 log of the edac-dimm-nvme fixture", async () => {
+    const sink = new MemorySink();
+    const f = new KmsgFollower({
+      root: join(import.meta.dirname, "../../test/fixtures/edac-dimm-nvme"),
+      nodeId: "n1",
+      cursorPath: join(dataDir, "fixture-cursor.json"),
+      sink,
+      log,
+      pollMs: 60_000,
+      coalesceWindowMs: 1000,
+    });
+    expect(await f.start()).toBe(true);
+    await f.pollNow();
+    await f.stop();
+    expect(sink.events.map((e) => [e.kernelSeq, e.device, e.data.what])).toEqual([
+      [1022, "nvme1", "nvme_timeout"],
+      [1023, "nvme1", "nvme_abort_status"],
+      [1024, "nvme1", "nvme_timeout"],
+      [1025, "nvme1", "nvme_controller_down"],
+      [1026, "nvme1", "nvme_power_saving_hint"],
+      [1027, "nvme1", "nvme_power_saving_hint"],
+      [1028, "nvme1", "nvme_removed"],
+      [1029, "nvme1n1", "io_error"],
+      [1030, "259:1", "read_failed_retrying"],
+      [1031, "259:1", "primary_failed_out_of_sync"],
+      [1032, "sdb", "io_error"],
+      [1033, "nvme0n1", "nvme_command_error"],
+      [1034, "253:5", "log_device_failed"],
+    ]);
+  });
+
   it("reports the absence of a kernel log instead of failing", async () => {
     expect(await follower(new MemorySink()).start()).toBe(false);
   });

@@ -112,8 +112,11 @@ export class KmsgInterpreter {
     if (found.injectedPfn !== undefined) this.rememberInjected(found.injectedPfn);
     if (found.page !== undefined) {
       const simulated = this.injected.has(found.page.pfn);
+      const page = found.page;
       for (const run of this.coalescer.push({
-        ...found.page,
+        pfn: page.pfn,
+        pageType: page.pageType,
+        result: page.result,
         simulated,
         seq: record.seq,
         tsUsec: record.tsUsec,

@@ -109,8 +109,15 @@ function finding(
   return { kind, severity, what, device, data };
 }
 
+/** The outcome line in one regex: the hot path of a per-page storm (PB6). */
+const reActionResultLine = new RegExp(
+  `^${PFN}: recovery action for (.+): (Ignored|Failed|Delayed|Recovered)\\s*$`,
+);
+
 /** The body of a `Memory failure: ` line (or an old `MCE 0x…: ` one, pfn included). */
 function parseMemoryFailureBody(body: string): KernelFinding {
+  const fast = reActionResultLine.exec(body);
+  if (fast) return pageFinding(pfnOf(fast[1]!), normalisePageType(fast[2]!), fast[3] as TMfResult);
   const lead = reLeadingPfn.exec(body);
   if (lead) {
     const pfn = pfnOf(lead[1]!);

@@ -23,26 +23,41 @@ export interface KmsgRecord {
 /** A kernel record's message is at most ~1 KiB; anything far longer is not a record. */
 export const maxRecordBytes = 16 * 1024;
 
-const reHeader = /^(\d{1,4}),(\d{1,20}),(\d{1,20}),([^,;]*)[^;]*;/;
+function isDigits(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return to > from;
+}
 
 /** Parses one record's text (header line plus any dictionary lines); null if malformed. */
 export function parseKmsgRecord(text: string): KmsgRecord | null {
   if (text.length > maxRecordBytes) return null;
   const nl = text.indexOf("\n");
   const first = nl < 0 ? text : text.slice(0, nl);
-  const m = reHeader.exec(first);
-  if (!m) return null;
-  const prio = Number(m[1]);
-  const seq = Number(m[2]);
-  const tsUsec = Number(m[3]);
+  // Hand-rolled header scan (a storm is a million records): `prio,seq,ts,flags[,…];`.
+  const c1 = first.indexOf(",");
+  const c2 = c1 < 0 ? -1 : first.indexOf(",", c1 + 1);
+  const c3 = c2 < 0 ? -1 : first.indexOf(",", c2 + 1);
+  const semi = c3 < 0 ? -1 : first.indexOf(";", c3 + 1);
+  if (semi < 0 || c1 < 1 || c1 > 4 || c2 - c1 < 2 || c2 - c1 > 21 || c3 - c2 < 2 || c3 - c2 > 21)
+    return null;
+  if (!isDigits(first, 0, c1) || !isDigits(first, c1 + 1, c2) || !isDigits(first, c2 + 1, c3))
+    return null;
+  const prio = Number(first.slice(0, c1));
+  const seq = Number(first.slice(c1 + 1, c2));
+  const tsUsec = Number(first.slice(c2 + 1, c3));
   if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(tsUsec)) return null;
+  const c4 = first.indexOf(",", c3 + 1);
+  const flagsEnd = c4 >= 0 && c4 < semi ? c4 : semi;
   const record: KmsgRecord = {
     facility: prio >> 3,
     level: prio & 7,
     seq,
     tsUsec,
-    flags: m[4] ?? "-",
-    message: first.slice(m[0].length),
+    flags: flagsEnd > c3 + 1 ? first.slice(c3 + 1, flagsEnd) : "-",
+    message: first.slice(semi + 1),
   };
   if (nl >= 0) {
     const dict: Record<string, string> = {};

@@ -58,6 +58,8 @@ export interface SimMirrorOptions {
   readonly logDevice: string | null;
   readonly sync?: "" | "nosync";
   readonly integratedFlush?: boolean;
+  /** kcopyd's pace: wait this long per region copied (dm-mirror's raid1_resync_throttle). */
+  readonly recoveryDelayMs?: number;
 }
 
 export interface SimMirrorHooks {
@@ -338,6 +340,9 @@ export class SimMirror {
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
     let ok = true;
+    if (this.options.recoveryDelayMs) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.recoveryDelayMs));
+    }
     try {
       const bytes = this.options.regionBytes;
       const buffer = new Uint8Array(bytes);
@@ -371,7 +376,9 @@ export class SimMirror {
   async #refreshSyncCount(): Promise<void> {
     const r = await this.#request(DM_ULOG_GET_SYNC_COUNT, undefined, 8);
     if (r.error !== 0 || r.data.length !== 8) return;
-    this.syncCount = Number(new DataView(r.data.buffer, r.data.byteOffset, 8).getBigUint64(0, true));
+    this.syncCount = Number(
+      new DataView(r.data.buffer, r.data.byteOffset, 8).getBigUint64(0, true),
+    );
     // userspace_get_sync_count: a complete count moves the hint to the region count.
     if (this.syncCount >= this.regionCount) this.inSyncHint = this.regionCount;
   }

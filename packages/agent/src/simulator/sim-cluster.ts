@@ -1,4 +1,4 @@
-import { openSync, readSync, closeSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readSync, writeFileSync } from "node:fs";
 import { mkdir, rm, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import type { ClusterBus } from "../clusterlog/bus.ts";
 import { InProcessOrder } from "../clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../clusterlog/log-devices.ts";
 import { ClusterLogServer } from "../clusterlog/server.ts";
-import { SimMirror, type SimKernelHost, type SimMirrorOptions } from "./mirror.ts";
+import { type SimKernelHost, SimMirror, type SimMirrorOptions } from "./mirror.ts";
 import { KERNEL_TIMINGS, type KernelTimings, UlogClient } from "./ulog-client.ts";
 import { SocketUlogLink } from "./ulog-link.ts";
 
@@ -45,6 +45,7 @@ export interface MirrorSpec {
   readonly integratedFlush?: boolean;
   /** Secondary legs start with garbage in every `n`th region (so recovery has work). */
   readonly divergeEvery?: number;
+  readonly recoveryDelayMs?: number;
 }
 
 export interface Violation {
@@ -193,6 +194,7 @@ export class SimCluster {
         logDevice,
         sync: spec.sync ?? "",
         integratedFlush: spec.integratedFlush ?? false,
+        ...(spec.recoveryDelayMs ? { recoveryDelayMs: spec.recoveryDelayMs } : {}),
       };
       const mirror = new SimMirror(host, options, {
         beforeAck: (m, region) => this.#checkAck(m, region),
@@ -244,6 +246,16 @@ export class SimCluster {
     const relay = this.#relays.get(node)!;
     relay.target = this.agents.get(node)!.socketPath;
     await relay.listen();
+  }
+
+  /** Every node's mirror `name` suspended (I/O drained and held). */
+  async suspend(name: string): Promise<void> {
+    await Promise.all((this.mirrors.get(name) ?? []).map((m) => m.suspend()));
+  }
+
+  /** Every node's mirror `name` resumed: the kernels ask for resync work again. */
+  async resume(name: string): Promise<void> {
+    for (const mirror of this.mirrors.get(name) ?? []) await mirror.resume();
   }
 
   /** Every node's mirror `name` suspended and resumed: kernels ask for resync work again. */

@@ -108,7 +108,10 @@ export async function listEvents(db: Db, filter: TEventFilter, limit: number, cu
     // index and walk it: everything at or before `at`, minus the rows of that same instant
     // already shown. (An OR of the two cases makes it scan instead.)
     const timeFilter = (where.occurredAt ?? {}) as Prisma.DateTimeFilter;
-    where.occurredAt = { ...timeFilter, lte: timeFilter.lte && timeFilter.lte < at ? timeFilter.lte : at };
+    where.occurredAt = {
+      ...timeFilter,
+      lte: timeFilter.lte && timeFilter.lte < at ? timeFilter.lte : at,
+    };
     where.NOT = { occurredAt: at, id: { gte: BigInt(id!) } };
   }
   const rows = await db.event.findMany({

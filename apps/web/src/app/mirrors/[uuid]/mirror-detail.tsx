@@ -1,0 +1,254 @@
+"use client";
+
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
+import { formatDuration, formatEta, formatPercent } from "~/lib/eta";
+import { useTRPC } from "~/trpc/react";
+
+export function MirrorDetail({ uuid }: { uuid: string }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const me = useQuery(trpc.session.me.queryOptions());
+  const canOperate = me.data?.role === "operator" || me.data?.role === "admin";
+  const detail = useQuery({
+    ...trpc.mirrors.detail.queryOptions({ uuid }),
+    refetchInterval: 1_000,
+  });
+  const [range, setRange] = useState<{ first?: number; last?: number; throttle?: number } | null>(
+    null,
+  );
+  const plan = useQuery({
+    ...trpc.mirrors.plan.queryOptions({ uuid, ...(range ?? {}) }),
+    enabled: range !== null,
+  });
+  const [message, setMessage] = useState<string | null>(null);
+  const refresh = () =>
+    queryClient.invalidateQueries({ queryKey: trpc.mirrors.detail.queryKey({ uuid }) });
+  const onError = (e: { message: string }) => setMessage(e.message);
+  const start = useMutation(
+    trpc.mirrors.startResync.mutationOptions({
+      onSuccess: (p) => {
+        setMessage(`resync ${p.id} started`);
+        setRange(null);
+        void refresh();
+      },
+      onError,
+    }),
+  );
+  const cancel = useMutation(
+    trpc.mirrors.cancel.mutationOptions({
+      onSuccess: () => {
+        setMessage("resync cancelled");
+        void refresh();
+      },
+      onError,
+    }),
+  );
+  const throttle = useMutation(
+    trpc.mirrors.throttle.mutationOptions({
+      onSuccess: () => {
+        setMessage("throttle changed");
+        void refresh();
+      },
+      onError,
+    }),
+  );
+
+  if (detail.isPending) return <p className="muted">Loading…</p>;
+  if (detail.isError) return <p className="error">{detail.error.message}</p>;
+  const d = detail.data;
+  const p = d.progress;
+  const active = p && (p.state === "running" || p.state === "paused");
+  const disabledReason = !canOperate ? "needs the operator role" : null;
+
+  function onPlan(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const num = (k: string) =>
+      String(f.get(k) ?? "").trim() === "" ? undefined : Number(f.get(k));
+    setMessage(null);
+    setRange({
+      ...(num("first") !== undefined ? { first: num("first") } : {}),
+      ...(num("last") !== undefined ? { last: num("last") } : {}),
+      ...(num("throttle") !== undefined ? { throttle: num("throttle") } : {}),
+    });
+  }
+
+  return (
+    <>
+      <h1>
+        Mirror <code>{uuid}</code>
+      </h1>
+      <div className="grid">
+        <div className="panel" data-testid="mirror-sync">
+          <h2>Sync</h2>
+          <p>
+            <strong data-testid="mirror-percent">
+              {formatPercent(
+                (100 * d.inSync) / Math.max(1, d.regionCount),
+                d.inSync === d.regionCount,
+              )}
+            </strong>{" "}
+            in sync — {d.inSync.toLocaleString("en-US")} of {d.regionCount.toLocaleString("en-US")}{" "}
+            regions; held by {d.nodes.join(", ")}
+          </p>
+          <progress max={d.regionCount} value={d.inSync} style={{ width: "100%" }} />
+        </div>
+        <div className="panel" data-testid="resync-progress" data-state={p?.state ?? "none"}>
+          <h2>Resync</h2>
+          {!p ? (
+            <p className="muted">No resync has run on this mirror since the agent started.</p>
+          ) : (
+            <table>
+              <tbody>
+                <tr>
+                  <td>run</td>
+                  <td>
+                    <code>{p.id}</code> ({p.state})
+                  </td>
+                </tr>
+                <tr>
+                  <td>range</td>
+                  <td>
+                    regions {p.first}–{p.last} ({p.total.toLocaleString("en-US")})
+                  </td>
+                </tr>
+                <tr>
+                  <td>progress</td>
+                  <td data-testid="resync-percent">
+                    {formatPercent(p.percent, p.state === "done")}
+                  </td>
+                </tr>
+                <tr>
+                  <td>rate</td>
+                  <td>{p.rate === null ? "measuring…" : `${p.rate.toFixed(1)} regions/s`}</td>
+                </tr>
+                <tr>
+                  <td>time left</td>
+                  <td data-testid="resync-eta">{formatEta(p.etaSeconds, p.state)}</td>
+                </tr>
+                <tr>
+                  <td>recovering</td>
+                  <td>
+                    {p.recoveringNode === null
+                      ? "—"
+                      : `node ${p.recoveringNode}, region ${p.recoveringRegion}`}
+                  </td>
+                </tr>
+                <tr>
+                  <td>throttle</td>
+                  <td>{p.throttle === null ? "none" : `${p.throttle} regions/s`}</td>
+                </tr>
+                <tr>
+                  <td>started</td>
+                  <td>
+                    {new Date(p.startedAt).toLocaleString("en-GB")}
+                    {p.endedAt
+                      ? `, ended after ${formatDuration((p.endedAt - p.startedAt) / 1000)}`
+                      : ""}
+                  </td>
+                </tr>
+              </tbody>
+            </table>
+          )}
+          {active && (
+            <div className="controls">
+              <button
+                type="button"
+                disabled={!!disabledReason || cancel.isPending}
+                title={disabledReason ?? "stop this resync"}
+                onClick={() => cancel.mutate({ uuid })}
+              >
+                Cancel resync
+              </button>
+              {[100, 1000].map((r) => (
+                <button
+                  key={r}
+                  type="button"
+                  disabled={!!disabledReason || throttle.isPending}
+                  title={disabledReason ?? `at most ${r} regions/s`}
+                  onClick={() => throttle.mutate({ uuid, regionsPerSecond: r })}
+                >
+                  Throttle {r}/s
+                </button>
+              ))}
+              <button
+                type="button"
+                disabled={!!disabledReason || throttle.isPending}
+                title={disabledReason ?? "no limit"}
+                onClick={() => throttle.mutate({ uuid, regionsPerSecond: null })}
+              >
+                Unthrottle
+              </button>
+            </div>
+          )}
+        </div>
+      </div>
+
+      <div className="panel">
+        <h2>Start a resync</h2>
+        <form onSubmit={onPlan} className="controls">
+          <label>
+            first region{" "}
+            <input name="first" type="number" min={0} max={d.regionCount - 1} placeholder="0" />
+          </label>
+          <label>
+            last region{" "}
+            <input
+              name="last"
+              type="number"
+              min={0}
+              max={d.regionCount - 1}
+              placeholder={String(d.regionCount - 1)}
+            />
+          </label>
+          <label>
+            throttle (regions/s) <input name="throttle" type="number" min={1} placeholder="none" />
+          </label>
+          <button
+            type="submit"
+            disabled={!!disabledReason || !!active}
+            title={
+              disabledReason ??
+              (active ? "a resync is already running on this mirror" : "show the plan first")
+            }
+          >
+            Plan resync…
+          </button>
+        </form>
+        {plan.isError && <p className="error">{plan.error.message}</p>}
+        {range && plan.data && (
+          <div className="plan" data-testid="resync-plan">
+            <p>
+              <strong>This will</strong> mark regions {plan.data.first}–{plan.data.last} (
+              {plan.data.regions.toLocaleString("en-US")} regions
+              {plan.data.wholeMirror ? ", the whole mirror" : ""}) out of sync through the cluster's
+              ordered log, then copy them from the in-sync leg. Writes continue meanwhile.{" "}
+              {plan.data.estimatedSeconds === null
+                ? "No duration estimate yet (no throttle and no measured rate)."
+                : `Estimated ${formatDuration(plan.data.estimatedSeconds)} at the ${plan.data.rateBasis}.`}{" "}
+              Currently out of sync: {plan.data.currentlyOutOfSync.toLocaleString("en-US")} regions.
+              Source nodes:{" "}
+              {plan.data.sourceHealth.map((s) => `${s.nodeId} (${s.freshness})`).join(", ")}.
+            </p>
+            <button
+              type="button"
+              disabled={start.isPending || plan.data.runningResync !== null}
+              onClick={() => start.mutate({ uuid, ...range })}
+            >
+              Confirm: resync {plan.data.regions.toLocaleString("en-US")} regions
+            </button>{" "}
+            <button type="button" onClick={() => setRange(null)}>
+              Back
+            </button>
+          </div>
+        )}
+        {message && (
+          <p role="status" className="muted">
+            {message}
+          </p>
+        )}
+      </div>
+    </>
+  );
+}

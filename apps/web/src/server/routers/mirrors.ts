@@ -1,0 +1,282 @@
+import { TRPCError } from "@trpc/server";
+import { z } from "zod";
+import type { AgentClient } from "../agents";
+import { freshness } from "../freshness";
+import {
+  audit,
+  type ContextInner,
+  createTRPCRouter,
+  operatorProcedure,
+  protectedProcedure,
+} from "../trpc";
+
+/** At most this many resyncs running per node at once (DASHBOARD.md edge 9: bulk with guards). */
+export const maxResyncsPerNode = 2;
+
+type Logs = Awaited<ReturnType<AgentClient["resync"]["logs"]["query"]>>;
+
+interface Holder {
+  nodeId: string;
+  client: AgentClient;
+}
+
+/** Asks every reachable agent which mirrors (cluster logs) it holds. */
+async function collect(ctx: ContextInner) {
+  const nodes = await ctx.db.node.findMany({
+    orderBy: { id: "asc" },
+    select: { id: true, apiUrl: true, lastSeenAt: true, sampleIntervalMs: true },
+  });
+  const now = ctx.now();
+  const results = await Promise.all(
+    nodes.map(async (n) => {
+      if (freshness(n.lastSeenAt, n.sampleIntervalMs, now) === "unknown")
+        return { node: n.id, logs: null, error: "node state unknown" };
+      const client = ctx.agents.client(n.apiUrl);
+      try {
+        return {
+          node: n.id,
+          client,
+          logs: (await client.resync.logs.query()) as Logs,
+          error: null,
+        };
+      } catch (error) {
+        const code = (error as { data?: { code?: string } }).data?.code;
+        // An agent without a cluster-log server simply holds no mirror.
+        if (code === "NOT_IMPLEMENTED") return { node: n.id, logs: [] as Logs, error: null };
+        return { node: n.id, logs: null, error: (error as Error).message };
+      }
+    }),
+  );
+  const mirrors = new Map<
+    string,
+    {
+      uuid: string;
+      regionCount: number;
+      inSync: number;
+      resyncId: string | null;
+      holders: Holder[];
+    }
+  >();
+  for (const r of results) {
+    if (!r.logs || !("client" in r) || !r.client) continue;
+    for (const log of r.logs) {
+      const m = mirrors.get(log.uuid) ?? {
+        uuid: log.uuid,
+        regionCount: log.regionCount,
+        inSync: log.inSync,
+        resyncId: log.resyncId,
+        holders: [],
+      };
+      m.holders.push({ nodeId: r.node, client: r.client });
+      // Replicas agree; if a report is behind, show the less-synced (never the rosier) one.
+      m.inSync = Math.min(m.inSync, log.inSync);
+      m.resyncId ??= log.resyncId;
+      mirrors.set(log.uuid, m);
+    }
+  }
+  return {
+    mirrors,
+    unreachable: results.filter((r) => r.error).map((r) => ({ nodeId: r.node, error: r.error! })),
+  };
+}
+
+async function holderOf(ctx: ContextInner, uuid: string) {
+  const { mirrors } = await collect(ctx);
+  const m = mirrors.get(uuid);
+  if (!m || m.holders.length === 0)
+    throw new TRPCError({ code: "NOT_FOUND", message: `no reachable node holds mirror ${uuid}` });
+  return m;
+}
+
+function agentError(error: unknown): TRPCError {
+  const code = (error as { data?: { code?: string } }).data?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "BAD_REQUEST" || code === "CONFLICT" || code === "NOT_FOUND")
+    return new TRPCError({ code, message });
+  return new TRPCError({ code: "BAD_GATEWAY", message: `agent: ${message}` });
+}
+
+const ZUuid = z.object({ uuid: z.string().min(1).max(128) });
+const ZRange = ZUuid.extend({
+  first: z.number().int().min(0).optional(),
+  last: z.number().int().min(0).optional(),
+  throttle: z.number().int().min(1).max(10_000_000).optional(),
+}).refine(
+  (r) => r.first === undefined || r.last === undefined || r.first <= r.last,
+  "first must not be after last",
+);
+
+export const mirrorsRouter = createTRPCRouter({
+  list: protectedProcedure.query(async ({ ctx }) => {
+    const { mirrors, unreachable } = await collect(ctx);
+    return {
+      mirrors: [...mirrors.values()]
+        .map((m) => ({
+          uuid: m.uuid,
+          regionCount: m.regionCount,
+          inSync: m.inSync,
+          percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
+          resyncRunning: m.resyncId !== null,
+          nodes: m.holders.map((h) => h.nodeId),
+        }))
+        .sort((a, b) => a.percent - b.percent || a.uuid.localeCompare(b.uuid)),
+      unreachable,
+    };
+  }),
+
+  detail: protectedProcedure.input(ZUuid).query(async ({ ctx, input }) => {
+    const m = await holderOf(ctx, input.uuid);
+    const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
+      () => null,
+    );
+    return {
+      uuid: m.uuid,
+      regionCount: m.regionCount,
+      inSync: m.inSync,
+      nodes: m.holders.map((h) => h.nodeId),
+      progress,
+    };
+  }),
+
+  /** Dry run: what a resync of this range would do, before anything happens. */
+  plan: protectedProcedure.input(ZRange).query(async ({ ctx, input }) => {
+    const m = await holderOf(ctx, input.uuid);
+    const first = input.first ?? 0;
+    const last = Math.min(input.last ?? m.regionCount - 1, m.regionCount - 1);
+    if (first > last)
+      throw new TRPCError({
+        code: "BAD_REQUEST",
+        message: `the mirror has ${m.regionCount} regions (0–${m.regionCount - 1})`,
+      });
+    const regions = last - first + 1;
+    const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
+      () => null,
+    );
+    const rate = input.throttle ?? progress?.rate ?? null;
+    const nodes = await ctx.db.node.findMany({
+      where: { id: { in: m.holders.map((h) => h.nodeId) } },
+      select: { id: true, lastSeenAt: true, sampleIntervalMs: true },
+    });
+    return {
+      uuid: m.uuid,
+      first,
+      last,
+      regions,
+      wholeMirror: first === 0 && last === m.regionCount - 1,
+      currentlyOutOfSync: m.regionCount - m.inSync,
+      estimatedSeconds: rate ? regions / rate : null,
+      rateBasis: input.throttle ? "throttle" : progress?.rate ? "last measured rate" : null,
+      sourceHealth: nodes.map((n) => ({
+        nodeId: n.id,
+        freshness: freshness(n.lastSeenAt, n.sampleIntervalMs, ctx.now()),
+      })),
+      runningResync:
+        progress && (progress.state === "running" || progress.state === "paused")
+          ? progress.id
+          : null,
+    };
+  }),
+
+  startResync: operatorProcedure.input(ZRange).mutation(async ({ ctx, input }) => {
+    const target = `mirror:${input.uuid}`;
+    const m = await holderOf(ctx, input.uuid);
+    // Guard: at most K running resyncs per node holding this mirror.
+    const { mirrors } = await collect(ctx);
+    for (const h of m.holders) {
+      const running = [...mirrors.values()].filter(
+        (x) => x.resyncId !== null && x.holders.some((y) => y.nodeId === h.nodeId),
+      ).length;
+      if (running >= maxResyncsPerNode) {
+        await audit(ctx, {
+          action: "mirrors.startResync",
+          target,
+          params: input,
+          outcome: "refused",
+          detail: `node ${h.nodeId} already runs ${running} resyncs`,
+        });
+        throw new TRPCError({
+          code: "PRECONDITION_FAILED",
+          message: `node ${h.nodeId} already runs ${running} resyncs (at most ${maxResyncsPerNode} per node)`,
+        });
+      }
+    }
+    try {
+      const progress = await m.holders[0]!.client.resync.start.mutate({
+        ...input,
+        actor: ctx.user.username,
+      });
+      await audit(ctx, {
+        action: "mirrors.startResync",
+        target,
+        params: input,
+        outcome: "ok",
+        detail: `resync ${progress.id}`,
+      });
+      return progress;
+    } catch (error) {
+      const e = agentError(error);
+      await audit(ctx, {
+        action: "mirrors.startResync",
+        target,
+        params: input,
+        outcome: e.code === "BAD_GATEWAY" ? "failed" : "refused",
+        detail: e.message,
+      });
+      throw e;
+    }
+  }),
+
+  cancel: operatorProcedure.input(ZUuid).mutation(async ({ ctx, input }) => {
+    const target = `mirror:${input.uuid}`;
+    const m = await holderOf(ctx, input.uuid);
+    try {
+      const progress = await m.holders[0]!.client.resync.cancel.mutate({
+        uuid: input.uuid,
+        actor: ctx.user.username,
+      });
+      await audit(ctx, {
+        action: "mirrors.cancelResync",
+        target,
+        outcome: "ok",
+        detail: `resync ${progress.id}`,
+      });
+      return progress;
+    } catch (error) {
+      const e = agentError(error);
+      await audit(ctx, {
+        action: "mirrors.cancelResync",
+        target,
+        outcome: "refused",
+        detail: e.message,
+      });
+      throw e;
+    }
+  }),
+
+  throttle: operatorProcedure
+    .input(ZUuid.extend({ regionsPerSecond: z.number().int().min(1).max(10_000_000).nullable() }))
+    .mutation(async ({ ctx, input }) => {
+      const target = `mirror:${input.uuid}`;
+      const m = await holderOf(ctx, input.uuid);
+      try {
+        const progress = await m.holders[0]!.client.resync.throttle.mutate(input);
+        await audit(ctx, {
+          action: "mirrors.throttleResync",
+          target,
+          params: { regionsPerSecond: input.regionsPerSecond },
+          outcome: "ok",
+        });
+        return progress;
+      } catch (error) {
+        const e = agentError(error);
+        await audit(ctx, {
+          action: "mirrors.throttleResync",
+          target,
+          params: { regionsPerSecond: input.regionsPerSecond },
+          outcome: "refused",
+          detail: e.message,
+        });
+        throw e;
+      }
+    }),
+});

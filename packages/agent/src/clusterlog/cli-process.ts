@@ -1,0 +1,47 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+
+// Test support: `mirrorplane-agent clusterlog` in its own process through the bin script
+// (tsx), with its JSON log lines collected and awaitable.
+
+export const clusterlogBin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  /** The first log line matching `re` (already seen or still to come). */
+  line(re: RegExp): Promise<string>;
+}
+
+export function startCli(args: string[]): CliProcess {
+  const child = spawn(process.execPath, [clusterlogBin, "clusterlog", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  let partial = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    partial += chunk.toString();
+    const parts = partial.split("\n");
+    partial = parts.pop()!;
+    for (const l of parts) {
+      lines.push(l);
+      for (const w of [...waiters]) {
+        if (w.re.test(l)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(l);
+        }
+      }
+    }
+  });
+  const line = (re: RegExp) =>
+    new Promise<string>((resolveLine, reject) => {
+      const found = lines.find((l) => re.test(l));
+      if (found) return resolveLine(found);
+      waiters.push({ re, resolve: resolveLine });
+      child.once("exit", (code) =>
+        reject(new Error(`exited ${code} before ${re}: ${lines.join("\n")}`)),
+      );
+    });
+  return { child, lines, line };
+}

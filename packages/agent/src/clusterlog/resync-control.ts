@@ -1,0 +1,420 @@
+import { randomBytes } from "node:crypto";
+import { countInSync, type LogGroup, NO_NODE, NO_REGION } from "@mirrorplane/clusterlog";
+import type { THostEvent } from "../events/event.ts";
+import type { ClusterLogServer } from "./server.ts";
+
+// Operator resync control (issue 5): start a resync of a whole mirror or a region range,
+// watch its progress, throttle it, cancel it. Every change is an operation in the total
+// order (`resync` in @mirrorplane/clusterlog), so every replica agrees on what is out of
+// sync and who recovers what; the kernels recover through the ordinary resync requests.
+//
+// A kernel asks for resync work only while its in_sync hint is below the region count,
+// and the hint is reset only by a resume (spec §2.17): after a full sync it never asks
+// again. So starting a resync also needs each node's mirror device suspended and resumed
+// (`dmsetup suspend` + `dmsetup resume`, docs/KERNEL-BRIDGE.md); the `kick` option does
+// that (the simulator's kernels; on a real host the dmsetup calls, on every node).
+//
+// Throttling is a pause/unpause cycle of the ordered operation, driven by the node that
+// owns the throttle: in each one-second window, once the limit of regions has been
+// recovered, the sweep is paused until the window ends. Regions a write waits on are
+// still recovered while paused (the core serves the priority list), so a throttle never
+// blocks writers.
+
+/** Where resync events go: the agent's EventPipeline fits (`emit` never blocks). */
+export interface ResyncEventSink {
+  emit(events: THostEvent | THostEvent[]): void;
+}
+
+export interface ResyncProgress {
+  readonly uuid: string;
+  readonly id: string;
+  readonly state: "running" | "paused" | "done" | "cancelled" | "failed";
+  readonly first: number;
+  readonly last: number;
+  readonly total: number;
+  readonly inSync: number;
+  readonly percent: number;
+  /** Regions per second over the last samples (null until there are two). */
+  readonly rate: number | null;
+  /** Seconds left at that rate, or null when there is no stable rate. */
+  readonly etaSeconds: number | null;
+  readonly recoveringNode: number | null;
+  readonly recoveringRegion: number | null;
+  readonly throttle: number | null;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  /** The whole log, for context (regions in sync / region count). */
+  readonly logInSync: number;
+  readonly regionCount: number;
+}
+
+export class ResyncError extends Error {
+  constructor(
+    readonly code: "NOT_FOUND" | "CONFLICT" | "BAD_REQUEST",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ResyncError";
+  }
+}
+
+interface Tracked {
+  readonly uuid: string;
+  readonly id: string;
+  readonly first: number;
+  readonly last: number;
+  readonly startedAt: number;
+  state: ResyncProgress["state"];
+  endedAt: number | null;
+  throttle: number | null;
+  samples: { at: number; inSync: number }[];
+  windowStart: number;
+  windowBase: number;
+  pausedByThrottle: boolean;
+  progressEvents: number;
+  latest: ResyncProgress | null;
+}
+
+export interface ResyncControllerOptions {
+  readonly server: ClusterLogServer;
+  readonly nodeId: string;
+  readonly events?: ResyncEventSink | null;
+  /**
+   * Suspend and resume the mirror on every node, one node after the other
+   * (KERNEL-BRIDGE.md): the resume resets each kernel's in_sync hint, so it asks for
+   * resync work again and no longer writes regions of the range "nosync" (primary leg
+   * only, unmarked) because its stale hint says they are in sync.
+   */
+  readonly kick?: (uuid: string) => Promise<void>;
+  /** Progress sampling (and throttle decisions) every this many ms. */
+  readonly sampleIntervalMs?: number;
+  /** A progress event every this many samples. */
+  readonly eventEverySamples?: number;
+  readonly now?: () => number;
+  /** Mark events as coming from simulated mirrors. */
+  readonly simulated?: boolean;
+}
+
+export class ResyncController {
+  readonly #server: ClusterLogServer;
+  readonly #options: ResyncControllerOptions;
+  readonly #tracked = new Map<string, Tracked>();
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+  #busy = false;
+
+  constructor(options: ResyncControllerOptions) {
+    this.#server = options.server;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.sample(), this.#options.sampleIntervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  #group(uuid: string): LogGroup | undefined {
+    return this.#server.clusterLog.state.groups.get(uuid);
+  }
+
+  /** Mirrors (log groups) this replica knows, with their sync state. */
+  logs(): { uuid: string; regionCount: number; inSync: number; resyncId: string | null }[] {
+    return [...this.#server.clusterLog.state.groups.values()]
+      .map((g) => ({
+        uuid: g.uuid,
+        regionCount: g.regionCount,
+        inSync: g.syncBits.count,
+        resyncId: g.resync?.id ?? null,
+      }))
+      .sort((a, b) => a.uuid.localeCompare(b.uuid));
+  }
+
+  async startResync(input: {
+    uuid: string;
+    first?: number | undefined;
+    last?: number | undefined;
+    throttle?: number | undefined;
+    actor?: string | undefined;
+  }): Promise<ResyncProgress> {
+    const group = this.#group(input.uuid);
+    if (!group) throw new ResyncError("NOT_FOUND", `no resumed log ${input.uuid}`);
+    if (group.resync) {
+      throw new ResyncError("CONFLICT", `resync ${group.resync.id} is already running`);
+    }
+    const first = input.first ?? 0;
+    const last = input.last ?? group.regionCount - 1;
+    if (first < 0 || last < first || last >= group.regionCount) {
+      throw new ResyncError(
+        "BAD_REQUEST",
+        `range ${first}–${last} is not inside 0–${group.regionCount - 1}`,
+      );
+    }
+    const id = `${this.#now().toString(36)}-${randomBytes(3).toString("hex")}`;
+    // Armed: nothing is handed out until every node's kernel was suspended and resumed
+    // (its hint reset to 0), so no copy races a write made "nosync" through a stale hint.
+    await this.#server.publishControl({
+      kind: "resync",
+      resync: { action: "start", uuid: input.uuid, id, first, last, armed: true },
+    });
+    try {
+      await this.#options.kick?.(input.uuid);
+    } finally {
+      await this.#server.publishControl({
+        kind: "resync",
+        resync: { action: "unpause", uuid: input.uuid, id },
+      });
+    }
+    const after = this.#group(input.uuid);
+    if (after?.resync?.id !== id) {
+      throw new ResyncError("CONFLICT", "another resync started first, or the log went away");
+    }
+    const now = this.#now();
+    const tracked: Tracked = {
+      uuid: input.uuid,
+      id,
+      first,
+      last,
+      startedAt: now,
+      state: "running",
+      endedAt: null,
+      throttle: input.throttle ?? null,
+      samples: [],
+      windowStart: now,
+      windowBase: countInSync(after.syncBits, first, last),
+      pausedByThrottle: false,
+      progressEvents: 0,
+      latest: null,
+    };
+    this.#tracked.set(input.uuid, tracked);
+    const progress = this.#progress(tracked, after);
+    this.#event(
+      tracked,
+      "start",
+      "info",
+      `resync of ${input.uuid} regions ${first}–${last} started`,
+      {
+        actor: input.actor ?? null,
+        regions: last - first + 1,
+        outOfSyncBefore: last - first + 1 - after.resync.madeCount,
+        throttle: tracked.throttle,
+      },
+    );
+    return progress;
+  }
+
+  /**
+   * Stop the sweep. Nothing is declared in sync (a kernel may have written a region of
+   * the range to one leg only); what is still out of sync is recovered when written, and
+   * in full after the next resume.
+   */
+  async cancel(uuid: string, actor?: string): Promise<ResyncProgress> {
+    const tracked = this.#running(uuid);
+    await this.#server.publishControl({
+      kind: "resync",
+      resync: { action: "cancel", uuid, id: tracked.id },
+    });
+    tracked.state = "cancelled";
+    tracked.endedAt = this.#now();
+    const group = this.#group(uuid);
+    const progress = this.#progress(tracked, group);
+    this.#event(tracked, "cancelled", "notice", `resync of ${uuid} cancelled`, {
+      actor: actor ?? null,
+      inSync: progress.inSync,
+      total: progress.total,
+    });
+    return progress;
+  }
+
+  /** Limit the sweep to `regionsPerSecond` (null: no limit). */
+  async throttle(uuid: string, regionsPerSecond: number | null): Promise<ResyncProgress> {
+    const tracked = this.#running(uuid);
+    tracked.throttle = regionsPerSecond;
+    if (regionsPerSecond === null && tracked.pausedByThrottle)
+      await this.#setPaused(tracked, false);
+    this.#event(tracked, "throttle", "info", `resync of ${uuid} throttle set`, {
+      regionsPerSecond,
+    });
+    await this.sample();
+    return this.#progress(tracked, this.#group(uuid));
+  }
+
+  #running(uuid: string): Tracked {
+    const tracked = this.#tracked.get(uuid);
+    const group = this.#group(uuid);
+    if (!tracked || !group?.resync || group.resync.id !== tracked.id || tracked.endedAt !== null) {
+      throw new ResyncError("NOT_FOUND", `no running resync of ${uuid} started here`);
+    }
+    return tracked;
+  }
+
+  /** Progress of the latest resync of `uuid` known here (running or ended). */
+  progress(uuid: string): ResyncProgress | null {
+    const tracked = this.#tracked.get(uuid);
+    if (tracked)
+      return tracked.endedAt === null ? this.#progress(tracked, this.#group(uuid)) : tracked.latest;
+    // Started elsewhere: report what the replica knows.
+    const group = this.#group(uuid);
+    if (!group?.resync) return null;
+    const r = group.resync;
+    return this.#progress(
+      {
+        uuid,
+        id: r.id,
+        first: r.first,
+        last: r.last,
+        startedAt: 0,
+        state: r.paused ? "paused" : "running",
+        endedAt: null,
+        throttle: null,
+        samples: [],
+        windowStart: 0,
+        windowBase: 0,
+        pausedByThrottle: false,
+        progressEvents: 0,
+        latest: null,
+      },
+      group,
+    );
+  }
+
+  #progress(t: Tracked, group: LogGroup | undefined): ResyncProgress {
+    const total = t.last - t.first + 1;
+    const inSync = group ? countInSync(group.syncBits, t.first, t.last) : (t.latest?.inSync ?? 0);
+    const rate = windowedRate(t.samples);
+    const remaining = total - inSync;
+    const running = t.endedAt === null;
+    const recovering = group && group.recoveringRegion !== NO_REGION;
+    const progress: ResyncProgress = {
+      uuid: t.uuid,
+      id: t.id,
+      state: running ? (group?.resync?.paused ? "paused" : "running") : t.state,
+      first: t.first,
+      last: t.last,
+      total,
+      inSync,
+      percent: Math.min(100, Math.max(0, Math.floor((inSync / total) * 1000) / 10)),
+      rate,
+      etaSeconds: running && rate && rate > 0 ? Math.ceil(remaining / rate) : null,
+      recoveringNode: recovering && group.recoverer !== NO_NODE ? group.recoverer : null,
+      recoveringRegion: recovering ? group.recoveringRegion : null,
+      throttle: t.throttle,
+      startedAt: t.startedAt,
+      endedAt: t.endedAt,
+      logInSync: group?.syncBits.count ?? 0,
+      regionCount: group?.regionCount ?? 0,
+    };
+    t.latest = progress;
+    return progress;
+  }
+
+  async #setPaused(t: Tracked, paused: boolean): Promise<void> {
+    t.pausedByThrottle = paused;
+    await this.#server.publishControl({
+      kind: "resync",
+      resync: { action: paused ? "pause" : "unpause", uuid: t.uuid, id: t.id },
+    });
+  }
+
+  /** One sampling pass: progress samples and events, throttle decisions, completion. */
+  async sample(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      for (const t of this.#tracked.values()) {
+        if (t.endedAt !== null) continue;
+        const group = this.#group(t.uuid);
+        const now = this.#now();
+        const complete = group !== undefined && group.syncBits.findNextZero(t.first) > t.last;
+        if (!complete && (!group || group.resync?.id !== t.id)) {
+          t.state = "failed";
+          t.endedAt = now;
+          this.#progress(t, group);
+          this.#event(t, "failed", "error", `resync of ${t.uuid} failed: the log went away`, {
+            inSync: t.latest?.inSync ?? null,
+          });
+          continue;
+        }
+        if (!group) continue;
+        const inSync = countInSync(group.syncBits, t.first, t.last);
+        t.samples.push({ at: now, inSync });
+        if (t.samples.length > 20) t.samples.shift();
+        if (inSync === t.last - t.first + 1) {
+          t.state = "done";
+          t.endedAt = now;
+          const progress = this.#progress(t, group);
+          this.#event(t, "done", "info", `resync of ${t.uuid} done`, {
+            regions: progress.total,
+            seconds: (now - t.startedAt) / 1000,
+          });
+          continue;
+        }
+        // Throttle: a one-second budget of regions.
+        if (now - t.windowStart >= 1000) {
+          t.windowStart = now;
+          t.windowBase = inSync;
+          if (t.pausedByThrottle) await this.#setPaused(t, false);
+        } else if (
+          t.throttle !== null &&
+          !t.pausedByThrottle &&
+          inSync - t.windowBase >= t.throttle
+        ) {
+          await this.#setPaused(t, true);
+        }
+        const progress = this.#progress(t, group);
+        if (++t.progressEvents % (this.#options.eventEverySamples ?? 10) === 0) {
+          this.#event(
+            t,
+            `progress:${progress.inSync}`,
+            "debug",
+            `resync of ${t.uuid} at ${progress.percent} %`,
+            {
+              ...progress,
+            },
+          );
+        }
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #event(
+    t: Tracked,
+    what: string,
+    severity: THostEvent["severity"],
+    message: string,
+    data: Record<string, unknown>,
+  ): void {
+    this.#options.events?.emit({
+      key: `resync:${this.#options.nodeId}:${t.uuid}:${t.id}:${what}`,
+      kind: "resync",
+      severity,
+      source: "agent",
+      occurredAt: this.#now(),
+      device: null,
+      message,
+      count: 1,
+      mirror: t.uuid,
+      regions: { start: t.first, end: t.last },
+      simulated: this.#options.simulated ?? false,
+      data: { what: what.replace(/:.*/, ""), resyncId: t.id, ...data },
+    });
+  }
+}
+
+/** Regions per second over the retained samples (a window, not since the start). */
+function windowedRate(samples: readonly { at: number; inSync: number }[]): number | null {
+  if (samples.length < 2) return null;
+  const a = samples[0]!;
+  const b = samples[samples.length - 1]!;
+  const seconds = (b.at - a.at) / 1000;
+  if (seconds <= 0) return null;
+  return Math.round(((b.inSync - a.inSync) / seconds) * 10) / 10;
+}

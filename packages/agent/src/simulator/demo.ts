@@ -1,0 +1,180 @@
+import { hostname, release } from "node:os";
+import { join } from "node:path";
+import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
+import type { Logger } from "pino";
+import { type AgentApiServer, startApiServer } from "../api/server.ts";
+import { ResyncController } from "../clusterlog/resync-control.ts";
+import { EventPipeline } from "../events/pipeline.ts";
+import { SampleStore } from "../store.ts";
+import { agentVersion } from "../version.ts";
+import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
+
+// `mirrorplane-agent demo` (what `npm start` runs beside the host agent): a small cluster
+// of three agents (in-process order) whose simulated kernels run a few mirrors of
+// different sizes under live write load, one of them diverged so a recovery is in
+// progress from the start. Node 1's replica serves the resync API (the agent tRPC API:
+// resync.logs / progress / start / cancel / throttle) and writes progress samples and
+// resync events to Postgres, registered as node `demo-cluster`. Every few minutes it
+// starts a range resync on its own, so there is always something syncing to look at.
+
+export interface DemoOptions {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host: string;
+  readonly token: string;
+  readonly databaseUrl?: string | undefined;
+  readonly sampleIntervalMs: number;
+  /** Start a range resync this often (ms; 0: never). */
+  readonly resyncEveryMs: number;
+  readonly log: Logger;
+}
+
+export const DEMO_MIRRORS: readonly MirrorSpec[] = [
+  // The initial sync of this one takes a few minutes (kcopyd paced at 40 ms a region).
+  { name: "db-primary", regions: 4096, regionBytes: 4096, divergeEvery: 2, recoveryDelayMs: 40 },
+  { name: "logs", regions: 2048, regionBytes: 4096, sync: "nosync", integratedFlush: true },
+  { name: "scratch", regions: 96, regionBytes: 8192, disk: false },
+];
+
+export interface RunningDemo {
+  readonly cluster: SimCluster;
+  readonly resync: ResyncController;
+  readonly api: AgentApiServer;
+  stop(): Promise<void>;
+}
+
+export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
+  const { log } = options;
+  const nodeId = "demo-cluster";
+  const cluster = await SimCluster.start({
+    dir: join(options.dataDir, "cluster"),
+    nodes: 3,
+    log: log.child({ part: "clusterlog" }),
+    // Real kernel timings: 15 s request timeout, 250 ms remote-recovering window.
+  });
+  for (const spec of DEMO_MIRRORS) await cluster.addMirror(spec);
+  const all = [...cluster.mirrors.values()].flat();
+  const load = new WriteLoad(all, { writers: 6, bytes: 4096, pauseMs: 5 });
+  log.info(
+    { mirrors: DEMO_MIRRORS.map((m) => `${m.name}:${m.regions}`), nodes: 3 },
+    "demo cluster running: simulated mirrors under write load",
+  );
+
+  let db: IngestPool | null = null;
+  if (options.databaseUrl) db = createIngestPool(options.databaseUrl);
+  const startedAt = new Date();
+  let store: SampleStore | undefined;
+  const events = new EventPipeline({
+    pool: db,
+    nodeId,
+    spoolPath: join(options.dataDir, "events.spool"),
+    spoolMaxBytes: 16 * 1024 * 1024,
+    log,
+    beforeWrite: async () => {
+      await store?.register();
+    },
+  });
+  await events.start();
+  const resync = new ResyncController({
+    server: cluster.servers()[0]!,
+    nodeId,
+    events,
+    kick: (uuid) => cluster.suspendResume(uuid.replace(/^LVM-sim-/, "")),
+    sampleIntervalMs: 1000,
+    simulated: true,
+  });
+  resync.start();
+  const api = await startApiServer({
+    host: options.host,
+    port: options.port,
+    token: options.token,
+    log,
+    services: {
+      nodeInfo: () => ({
+        nodeId,
+        hostname: `${hostname()} (simulated cluster)`,
+        agentVersion,
+        kernelRelease: release(),
+        root: "/",
+        startedAt,
+        sampleIntervalMs: options.sampleIntervalMs,
+      }),
+      readKhugepaged: async () => {
+        throw new Error("the demo cluster has no khugepaged");
+      },
+      resync,
+    },
+  });
+  const apiUrl = `http://${options.host}:${api.port}`;
+  if (db) {
+    store = new SampleStore(
+      db,
+      {
+        id: nodeId,
+        hostname: `${hostname()}-demo`,
+        apiUrl,
+        agentVersion,
+        kernelRelease: release(),
+        sampleIntervalMs: options.sampleIntervalMs,
+        startedAt,
+      },
+      log,
+    );
+    await store.register().catch((error) => log.warn({ err: error }, "demo: cannot register"));
+  }
+  log.info({ apiUrl }, "demo cluster API listening (resync control)");
+
+  const sample = async () => {
+    const server = cluster.servers()[0];
+    if (!server) return;
+    const points: [string, number][] = [];
+    for (const spec of DEMO_MIRRORS) {
+      const group = server.clusterLog.state.groups.get(`LVM-sim-${spec.name}`);
+      if (!group) continue;
+      points.push([`mirror.${spec.name}.regions_in_sync`, group.syncBits.count]);
+      points.push([`mirror.${spec.name}.regions`, group.regionCount]);
+      points.push([`mirror.${spec.name}.regions_marked`, group.markers.size]);
+      points.push([`mirror.${spec.name}.recovering_region`, group.recoveringRegion]);
+    }
+    points.push(["demo.writes_acked", load.acked]);
+    await store?.record({ at: new Date(), points }).catch(() => {});
+  };
+  const sampler = setInterval(() => void sample(), options.sampleIntervalMs);
+  sampler.unref();
+
+  let round = 0;
+  const resyncTimer =
+    options.resyncEveryMs > 0
+      ? setInterval(() => {
+          const spec = DEMO_MIRRORS[round++ % DEMO_MIRRORS.length]!;
+          const first = Math.floor(spec.regions / 4);
+          resync
+            .startResync({
+              uuid: `LVM-sim-${spec.name}`,
+              first,
+              last: first + Math.floor(spec.regions / 3),
+              throttle: Math.max(4, Math.floor(spec.regions / 40)),
+              actor: "demo",
+            })
+            .catch((error) => log.info({ err: error }, "demo: no resync started this round"));
+        }, options.resyncEveryMs)
+      : null;
+  resyncTimer?.unref();
+
+  return {
+    cluster,
+    resync,
+    api,
+    async stop() {
+      clearInterval(sampler);
+      if (resyncTimer) clearInterval(resyncTimer);
+      resync.stop();
+      await load.stop().catch(() => {});
+      await api.close();
+      await cluster.close();
+      await store?.flush();
+      await events.stop();
+      await db?.end();
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { agentRouter } from "../api/router.ts";
+import { createCallerFactory, createContextInner } from "../api/trpc.ts";
+import { ResyncController } from "../clusterlog/resync-control.ts";
+import type { THostEvent } from "../events/event.ts";
+import { SimCluster, WriteLoad } from "./sim-cluster.ts";
+import type { KernelTimings } from "./ulog-client.ts";
+
+// Resync control end to end: the agent API (tRPC caller with the cluster token) over a
+// three-agent simulated cluster with simulated kernels under write load. Start a range
+// resync and watch it reach 100 %, cancel one midway, throttle one; each leaves its
+// events; the legs stay identical and no write is acknowledged on a clean region.
+
+const FAST: KernelTimings = {
+  requestTimeoutMs: 400,
+  esrchRetryMs: 40,
+  remoteRecoveringWindowMs: 20,
+  requeueMs: 10,
+  lazyFlushMs: 80,
+};
+const TOKEN = "resync-test-token";
+const UUID = "LVM-sim-m";
+
+async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${what} never happened`);
+}
+
+let cluster: SimCluster | null = null;
+let controller: ResyncController | null = null;
+afterEach(async () => {
+  controller?.stop();
+  await cluster?.close();
+  cluster = null;
+});
+
+async function setup() {
+  const c = await SimCluster.start({
+    dir: await mkdtemp(join(tmpdir(), "mp-resync-")),
+    nodes: 3,
+    timings: FAST,
+  });
+  cluster = c;
+  // 64 regions, created in sync: a resync has something to do only because we ask.
+  await c.addMirror({ name: "m", regions: 64, regionBytes: 4096, sync: "nosync" });
+  const events: THostEvent[] = [];
+  controller = new ResyncController({
+    server: c.servers()[0]!,
+    nodeId: "node-1",
+    events: { emit: (e) => events.push(...(Array.isArray(e) ? e : [e])) },
+    // Every host's mirror suspended and resumed, one node after the other.
+    kick: (uuid) => c.suspendResume(uuid.replace("LVM-sim-", "")),
+    sampleIntervalMs: 20,
+    eventEverySamples: 5,
+    simulated: true,
+  });
+  controller.start();
+  const caller = createCallerFactory(agentRouter)(
+    createContextInner({
+      presentedToken: TOKEN,
+      expectedToken: TOKEN,
+      services: {
+        nodeInfo: () => {
+          throw new Error("unused");
+        },
+        readKhugepaged: () => {
+          throw new Error("unused");
+        },
+        resync: controller,
+      },
+    }),
+  );
+  const load = new WriteLoad(c.mirrors.get("m")!, { writers: 3, bytes: 512, pauseMs: 2 });
+  await until("writes", () => load.acked >= 20);
+  return { c, caller, events, load };
+}
+
+const whats = (events: THostEvent[]) => events.map((e) => String(e.data.what));
+
+describe("resync control through the agent API", () => {
+  it("a range resync reaches 100 %; progress names rate and recoverer; events start…done", async () => {
+    const { c, caller, events, load } = await setup();
+    expect(await caller.resync.logs()).toEqual([
+      { uuid: UUID, regionCount: 64, inSync: 64, resyncId: null },
+    ]);
+    const started = await caller.resync.start({ uuid: UUID, first: 10, last: 41, actor: "ops" });
+    expect(started.total).toBe(32);
+    expect(started.inSync).toBeLessThan(32);
+    await expect(caller.resync.start({ uuid: UUID })).rejects.toThrow(/already running/);
+    let sawRecoverer = false;
+    await until("done", async () => {
+      const p = (await caller.resync.progress({ uuid: UUID }))!;
+      if (p.recoveringNode !== null) sawRecoverer = true;
+      expect(p.percent).toBeGreaterThanOrEqual(0);
+      expect(p.percent).toBeLessThanOrEqual(100);
+      return p.state === "done";
+    });
+    const done = (await caller.resync.progress({ uuid: UUID }))!;
+    expect(done).toMatchObject({ percent: 100, inSync: 32, state: "done" });
+    expect(sawRecoverer).toBe(true);
+    expect(whats(events)[0]).toBe("start");
+    expect(whats(events).at(-1)).toBe("done");
+    expect(events[0]!.data.actor).toBe("ops");
+    expect(new Set(events.map((e) => e.key)).size).toBe(events.length);
+    await load.stop();
+    expect(await c.legsIdentical("m")).toBe(true);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("cancelled midway: the sweep stops, nothing is called in sync, a resume finishes it", async () => {
+    const { c, caller, events, load } = await setup();
+    await caller.resync.start({ uuid: UUID, throttle: 4 });
+    await until("some recovered", async () => {
+      const p = (await caller.resync.progress({ uuid: UUID }))!;
+      return p.inSync >= 2 && p.state === "paused";
+    });
+    const cancelled = await caller.resync.cancel({ uuid: UUID, actor: "ops" });
+    expect(cancelled.state).toBe("cancelled");
+    expect(cancelled.inSync).toBeLessThan(64);
+    expect(whats(events)).toContain("cancelled");
+    const [log] = await caller.resync.logs();
+    expect(log!.resyncId).toBeNull();
+    expect(log!.inSync).toBeLessThan(64);
+    await expect(caller.resync.cancel({ uuid: UUID })).rejects.toThrow(/no running resync/);
+    // The next resume lets the sweep finish what the cancelled resync left out of sync.
+    await c.suspendResume("m");
+    await until("in sync after resume", () => c.inSync("m"));
+    await load.stop();
+    expect(await c.legsIdentical("m")).toBe(true);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("throttled: the sweep pauses once the per-second budget is spent, then finishes", async () => {
+    const { c, caller, events, load } = await setup();
+    await caller.resync.start({ uuid: UUID, first: 0, last: 23, throttle: 8 });
+    let sawPaused = false;
+    await until("done", async () => {
+      const p = (await caller.resync.progress({ uuid: UUID }))!;
+      if (p.state === "paused") sawPaused = true;
+      return p.state === "done";
+    });
+    expect(sawPaused).toBe(true);
+    const faster = await caller.resync.start({ uuid: UUID, first: 30, last: 33 });
+    expect(faster.throttle).toBeNull();
+    await caller.resync.throttle({ uuid: UUID, regionsPerSecond: 100 });
+    await until(
+      "second done",
+      async () => (await caller.resync.progress({ uuid: UUID }))!.state === "done",
+    );
+    expect(whats(events)).toEqual(expect.arrayContaining(["start", "throttle", "done"]));
+    await load.stop();
+    expect(await c.legsIdentical("m")).toBe(true);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("unknown mirror and bad range are NOT_FOUND / BAD_REQUEST", async () => {
+    const { caller, load } = await setup();
+    await expect(caller.resync.start({ uuid: "LVM-none" })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+    await expect(caller.resync.start({ uuid: UUID, first: 5, last: 64 })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+    });
+    await load.stop();
+  });
+});
