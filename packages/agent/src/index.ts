@@ -7,4 +7,5 @@ export {
   khugepagedTunables,
   readKhugepaged,
 } from "./collectors/khugepaged.ts";
+export { TunableWriter } from "./collectors/tunables.ts";
 export { resolveConfig, type TAgentConfig } from "./config/config.ts";
