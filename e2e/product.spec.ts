@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, expect, type Page, test } from "@playwright/test";
 import { e2e } from "../playwright.config";
@@ -39,23 +39,79 @@ test.describe
     test.afterAll(() => page.close());
 
     test("the overview rolls up health worst-first", async () => {
-    await page.goto("/overview");
-    await expect(page.getByTestId("cluster-health")).toBeVisible();
-    await expect(page.getByTestId("cluster-health")).toHaveAttribute("data-health", /ok|attention|unknown/);
-    await page.screenshot({ path: "test-results/overview.png", fullPage: true });
-  });
+      await page.goto("/overview");
+      await expect(page.getByTestId("cluster-health")).toBeVisible();
+      await expect(page.getByTestId("cluster-health")).toHaveAttribute(
+        "data-health",
+        /ok|attention|unknown/,
+      );
+      await page.screenshot({ path: "test-results/overview.png", fullPage: true });
+    });
 
-  test("the events page loads with filters and export links", async () => {
-    await page.goto("/events");
-    await expect(page.getByTestId("events-count")).toHaveText(/^\d+\+? events$/);
-    await expect(page.getByRole("link", { name: "Export JSON" })).toHaveAttribute("href", /format=json/);
-    const exported = await page.request.get("/api/events/export?format=json");
-    expect(exported.status()).toBe(200);
-    const body = (await exported.json()) as { count: number; events: unknown[] };
-    expect(body.events).toHaveLength(body.count);
-  });
+    test("the events page loads with filters and export links", async () => {
+      await page.goto("/events");
+      await expect(page.getByTestId("events-count")).toHaveText(/^\d+\+? events$/);
+      await expect(page.getByRole("link", { name: "Export JSON" })).toHaveAttribute(
+        "href",
+        /format=json/,
+      );
+      const exported = await page.request.get("/api/events/export?format=json");
+      expect(exported.status()).toBe(200);
+      const body = (await exported.json()) as { count: number; events: unknown[] };
+      expect(body.events).toHaveLength(body.count);
+    });
 
-  test("the nodes page lists the local agent as fresh", async () => {
+    test("a memory failure written to the kernel log becomes an event an operator acknowledges", async () => {
+      // As root, a write to /dev/kmsg is a real kernel log record; the agent follows /dev/kmsg.
+      const pfn = (0x7e000000 + Math.floor(Math.random() * 0xffffff)).toString(16);
+      writeFileSync(
+        "/dev/kmsg",
+        `<3>Memory failure: 0x${pfn}: recovery action for dirty LRU page: Recovered\n`,
+      );
+      let found: { id: string; kind: string; rawLine: string | null } | undefined;
+      await expect
+        .poll(
+          async () => {
+            const res = await page.request.get(
+              "/api/events/export?format=json&kind=memory_failure",
+            );
+            const body = (await res.json()) as {
+              events: Array<{ id: string; kind: string; rawLine: string | null }>;
+            };
+            found = body.events.find((e) => e.rawLine?.includes(pfn));
+            return found !== undefined;
+          },
+          { timeout: 20_000 },
+        )
+        .toBe(true);
+      await page.goto("/events");
+      const row = page.locator(`[data-testid="event-row"][data-event-id="${found!.id}"]`);
+      await expect(row).toBeVisible();
+      await row.getByRole("button", { name: "Acknowledge" }).click();
+      await expect(row).toContainText(admin.username);
+      await page.goto("/audit");
+      await expect(
+        page.locator('[data-testid="audit-row"][data-action="events.acknowledge"]').first(),
+      ).toBeVisible();
+    });
+
+    test("a tunable value the kernel would refuse is refused, shown and audited; the host is untouched", async () => {
+      const before = readFileSync(`${thp}/khugepaged/pages_to_scan`, "utf8");
+      await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
+      const editor = page.getByTestId("edit-khugepaged-pages_to_scan");
+      await editor.getByRole("button", { name: "Edit" }).click();
+      await editor.getByLabel("new value for khugepaged/pages_to_scan").fill("0");
+      await editor.getByRole("button", { name: "Apply" }).click();
+      await expect(editor.getByRole("status")).toContainText(/pages_to_scan/);
+      expect(readFileSync(`${thp}/khugepaged/pages_to_scan`, "utf8")).toBe(before);
+      await page.goto("/audit");
+      const row = page
+        .locator('[data-testid="audit-row"][data-action="khugepaged.setTunable"]')
+        .first();
+      await expect(row).toContainText("refused");
+    });
+
+    test("the nodes page lists the local agent as fresh", async () => {
       await page.goto("/nodes");
       const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);
       await expect(row).toBeVisible();

@@ -115,7 +115,7 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
       )}
       {current.data && (
         <div className="grid">
-          <div className="panel">
+          <div className="panel wide">
             <h2>
               Tunables{" "}
               <span className="muted" data-testid="current-source">
