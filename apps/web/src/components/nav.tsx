@@ -9,6 +9,7 @@ const links = [
   { href: "/overview", label: "Overview", admin: false },
   { href: "/mirrors", label: "Mirrors", admin: false },
   { href: "/events", label: "Events", admin: false },
+  { href: "/devices", label: "Memory & devices", admin: false },
   { href: "/nodes", label: "Nodes", admin: false },
   { href: "/khugepaged", label: "khugepaged", admin: false },
   { href: "/audit", label: "Audit", admin: false },

@@ -1,3 +1,4 @@
+import { devicesRouter } from "./routers/devices";
 import { eventsRouter } from "./routers/events";
 import { khugepagedRouter } from "./routers/khugepaged";
 import { liveRouter } from "./routers/live";
@@ -18,6 +19,7 @@ export const appRouter = createTRPCRouter({
   overview: overviewRouter,
   events: eventsRouter,
   mirrors: mirrorsRouter,
+  devices: devicesRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -5,7 +5,13 @@ import { type FormEvent, useState } from "react";
 import { formatDuration, formatEta, formatPercent } from "~/lib/eta";
 import { useTRPC } from "~/trpc/react";
 
-export function MirrorDetail({ uuid }: { uuid: string }) {
+export function MirrorDetail({
+  uuid,
+  initialRange = null,
+}: {
+  uuid: string;
+  initialRange?: { first: number; last: number } | null;
+}) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const me = useQuery(trpc.session.me.queryOptions());
@@ -190,7 +196,14 @@ export function MirrorDetail({ uuid }: { uuid: string }) {
         <form onSubmit={onPlan} className="controls">
           <label>
             first region{" "}
-            <input name="first" type="number" min={0} max={d.regionCount - 1} placeholder="0" />
+            <input
+              name="first"
+              type="number"
+              min={0}
+              max={d.regionCount - 1}
+              placeholder="0"
+              defaultValue={initialRange?.first}
+            />
           </label>
           <label>
             last region{" "}

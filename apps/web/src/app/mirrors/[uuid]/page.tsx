@@ -2,7 +2,20 @@ import { MirrorDetail } from "./mirror-detail";
 
 export const dynamic = "force-dynamic";
 
-export default async function MirrorPage({ params }: { params: Promise<{ uuid: string }> }) {
+export default async function MirrorPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ uuid: string }>;
+  searchParams: Promise<{ first?: string; last?: string }>;
+}) {
   const { uuid } = await params;
-  return <MirrorDetail uuid={decodeURIComponent(uuid)} />;
+  const { first, last } = await searchParams;
+  const toInt = (v?: string) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
+  // A link from a memory failure ("resync the regions it touched") opens with its range planned.
+  const initialRange =
+    toInt(first) !== undefined && toInt(last) !== undefined
+      ? { first: toInt(first)!, last: toInt(last)! }
+      : null;
+  return <MirrorDetail uuid={decodeURIComponent(uuid)} initialRange={initialRange} />;
 }

@@ -1,0 +1,77 @@
+import { z } from "zod";
+import { createTRPCRouter, protectedProcedure } from "../trpc";
+import { eventSelect, serializeEvent } from "./events";
+
+const memoryKinds = [
+  "memory_failure",
+  "memory_device_loss",
+  "pmem_badblocks",
+  "soft_offline",
+  "unpoison",
+  "edac_error",
+  "hwpoison_counter",
+];
+const deviceKinds = ["device_failure", "device_recovered"];
+
+export const devicesRouter = createTRPCRouter({
+  /**
+   * Memory and devices (DASHBOARD.md): per device its current health (the last failure or
+   * recovery reported), failure counts, and the memory-failure ranges with the mirror
+   * regions they touch, so a targeted resync is one click away.
+   */
+  summary: protectedProcedure
+    .input(z.object({ days: z.number().int().min(1).max(365).default(7) }).optional())
+    .query(async ({ ctx, input }) => {
+      const since = new Date(ctx.now().getTime() - (input?.days ?? 7) * 86_400_000);
+      const [devices, memory, sources] = await Promise.all([
+        ctx.db.$queryRaw<
+          Array<{
+            node_id: string | null;
+            device: string;
+            last_kind: string;
+            last_at: Date;
+            last_message: string;
+            failures: bigint;
+          }>
+        >`
+        SELECT DISTINCT ON (node_id, device)
+               node_id, device, kind AS last_kind, occurred_at AS last_at, message AS last_message,
+               count(*) FILTER (WHERE kind = 'device_failure') OVER (PARTITION BY node_id, device) AS failures
+          FROM events
+         WHERE device IS NOT NULL AND kind = ANY(${deviceKinds}::text[]) AND occurred_at >= ${since}
+         ORDER BY node_id, device, occurred_at DESC, id DESC`,
+        ctx.db.event.findMany({
+          where: { kind: { in: memoryKinds }, occurredAt: { gte: since } },
+          orderBy: [{ occurredAt: "desc" }, { id: "desc" }],
+          take: 200,
+          select: eventSelect,
+        }),
+        ctx.db.node.findMany({ select: { id: true, apiUrl: true }, orderBy: { id: "asc" } }),
+      ]);
+      // Which sources each agent found at start (EDAC, badblocks, kmsg…), asked live.
+      const probes = await Promise.all(
+        sources.map(async (n) => {
+          try {
+            const status = (await ctx.agents.client(n.apiUrl).events.status.query()) as {
+              sources: Record<string, boolean>;
+            };
+            return { nodeId: n.id, sources: status.sources, error: null };
+          } catch (error) {
+            return { nodeId: n.id, sources: null, error: (error as Error).message };
+          }
+        }),
+      );
+      return {
+        devices: devices.map((d) => ({
+          nodeId: d.node_id,
+          device: d.device,
+          health: d.last_kind === "device_failure" ? ("failed" as const) : ("recovered" as const),
+          lastAt: d.last_at,
+          lastMessage: d.last_message,
+          failures: Number(d.failures),
+        })),
+        memory: memory.map(serializeEvent),
+        probes,
+      };
+    }),
+});
