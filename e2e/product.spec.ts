@@ -89,7 +89,7 @@ test.describe
       await expect(row).toBeVisible();
       await row.getByRole("button", { name: "Acknowledge" }).click();
       await expect(row).toContainText(admin.username);
-    await page.screenshot({ path: "test-results/events.png", fullPage: true });
+      await page.screenshot({ path: "test-results/events.png", fullPage: true });
       await page.goto("/audit");
       await expect(
         page.locator('[data-testid="audit-row"][data-action="events.acknowledge"]').first(),
@@ -110,7 +110,7 @@ test.describe
         .locator('[data-testid="audit-row"][data-action="khugepaged.setTunable"]')
         .first();
       await expect(row).toContainText("refused");
-    await page.screenshot({ path: "test-results/audit.png", fullPage: true });
+      await page.screenshot({ path: "test-results/audit.png", fullPage: true });
     });
 
     test("the nodes page lists the local agent as fresh", async () => {

@@ -15,7 +15,11 @@ const windows = [
   { label: "all", ms: null },
 ];
 
-export function EventsView() {
+export function EventsView({
+  initial,
+}: {
+  initial?: { device: string; kind: string; nodeId: string; mirror: string };
+}) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const f = useEventFilters(
@@ -32,11 +36,16 @@ export function EventsView() {
       reset: s.reset,
     })),
   );
+  // Filters in the URL (links from other views) apply once, on arrival.
+  const setFilters = useEventFilters((s) => s.set);
+  useEffect(() => {
+    if (initial && (initial.device || initial.kind || initial.nodeId || initial.mirror))
+      setFilters(initial);
+  }, [initial, setFilters]);
   const me = useQuery(trpc.session.me.queryOptions());
   const canAck = me.data?.role === "operator" || me.data?.role === "admin";
   const facets = useQuery(trpc.events.facets.queryOptions());
   // The window's start is fixed when the filter changes, so pages share one query key.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: recompute only when the window changes
   const from = useMemo(
     () => (f.windowMs === null ? undefined : new Date(Date.now() - f.windowMs)),
     [f.windowMs],
