@@ -88,6 +88,9 @@ test.describe
       const row = page.locator(`[data-testid="event-row"][data-event-id="${found!.id}"]`);
       await expect(row).toBeVisible();
       await row.getByRole("button", { name: "Acknowledge" }).click();
+    await row.getByLabel("acknowledgement note").fill("e2e: injected on purpose");
+    await row.getByLabel("acknowledgement expiry").selectOption("24");
+    await row.getByRole("button", { name: "OK" }).click();
       await expect(row).toContainText(admin.username);
       await page.screenshot({ path: "test-results/events.png", fullPage: true });
       await page.goto("/audit");

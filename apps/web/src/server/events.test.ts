@@ -127,6 +127,37 @@ describe("events API (real Postgres)", () => {
     });
   });
 
+  it("keeps a note with an acknowledgement, and an expired one no longer silences the event", async () => {
+    const items = (await viewer.events.list({ limit: 3 })).items;
+    await operator.events.acknowledge({
+      ids: [items[1]!.id],
+      note: "known flaky cable",
+      expiresInHours: 1,
+    });
+    const acked = (await viewer.events.list({ limit: 3 })).items[1]!;
+    expect(acked).toMatchObject({ ackNote: "known flaky cable", acknowledgedBy: "otto" });
+    expect(acked.ackExpiresAt!.getTime()).toBe(new Date("2026-06-01T01:00:00Z").getTime());
+    // The test clock says 2026-06-01, the wall clock is later: that acknowledgement has lapsed.
+    const open = await viewer.events.list({ acknowledged: false, limit: 500 });
+    expect(open.items.some((e) => e.id === acked.id)).toBe(true);
+  });
+
+  it("groups related events into incidents per node and subject", async () => {
+    const incidents = await viewer.events.incidents({ days: 3, gapMinutes: 10 });
+    // Two devices; each device's events are 1 s apart (well within 10 min): one incident each.
+    expect(incidents.map((i) => [i.subject, i.events]).sort()).toEqual([
+      ["nvme0n1", Array.from({ length: 250 }, (_, i) => i).filter((i) => i % 3 === 0).length],
+      ["pmem0", Array.from({ length: 250 }, (_, i) => i).filter((i) => i % 3 !== 0).length],
+    ]);
+    expect(incidents.every((i) => i.worst === "error")).toBe(true);
+    expect(incidents.find((i) => i.subject === "pmem0")!.kinds).toEqual([
+      "device_failure",
+      "memory_failure",
+    ]);
+    // A 1-minute gap still joins events 1 s apart.
+    expect((await viewer.events.incidents({ days: 3, gapMinutes: 1 })).length).toBe(2);
+  });
+
   it("rejects malformed cursors and filters", async () => {
     await expect(viewer.events.list({ cursor: "yesterday" })).rejects.toMatchObject({
       code: "BAD_REQUEST",

@@ -6,6 +6,8 @@ import { useEffect, useMemo, useRef } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { useEventFilters } from "~/stores/events";
 import { useTRPC } from "~/trpc/react";
+import { AckButton } from "./ack-button";
+import { Incidents } from "./incidents";
 
 const severities = ["critical", "error", "warning", "notice", "info", "debug"] as const;
 const windows = [
@@ -189,6 +191,7 @@ export function EventsView({
           Export Markdown
         </a>
       </div>
+      <Incidents />
       {events.isError && <p className="error">Cannot load events: {events.error.message}</p>}
       <div className="panel">
         <div className="event-row event-head">
@@ -238,23 +241,16 @@ export function EventsView({
                     {e.acknowledgedAt ? (
                       <span
                         className="muted"
-                        title={`by ${e.acknowledgedBy} at ${e.acknowledgedAt.toISOString()}`}
+                        title={`by ${e.acknowledgedBy} at ${e.acknowledgedAt.toISOString()}${e.ackNote ? `: ${e.ackNote}` : ""}${e.ackExpiresAt ? `, until ${e.ackExpiresAt.toISOString()}` : ""}`}
                       >
                         ✓ {e.acknowledgedBy}
                       </span>
                     ) : (
-                      <button
-                        type="button"
-                        disabled={!canAck || ack.isPending}
-                        title={
-                          canAck
-                            ? "acknowledge this event"
-                            : "viewers cannot acknowledge events (operator role needed)"
-                        }
-                        onClick={() => ack.mutate({ ids: [e.id] })}
-                      >
-                        Acknowledge
-                      </button>
+                      <AckButton
+                        canAck={canAck}
+                        busy={ack.isPending}
+                        onAck={(opts) => ack.mutate({ ids: [e.id], ...opts })}
+                      />
                     )}
                   </span>
                 </div>

@@ -22,7 +22,15 @@ export type TEventFilter = z.infer<typeof ZEventFilter>;
 /** Keyset cursor: the (occurredAt, id) of the last row seen, as `<ms>:<id>`. */
 const ZCursor = z.string().regex(/^\d+:\d+$/, "malformed cursor");
 
-export function eventWhere(f: TEventFilter): Prisma.EventWhereInput {
+/** Acknowledged and not lapsed: an expired acknowledgement no longer silences the event. */
+function acknowledgedNow(now: Date): Prisma.EventWhereInput {
+  return {
+    acknowledgedAt: { not: null },
+    OR: [{ ackExpiresAt: null }, { ackExpiresAt: { gt: now } }],
+  };
+}
+
+export function eventWhere(f: TEventFilter, now: Date = new Date()): Prisma.EventWhereInput {
   return {
     ...(f.from || f.to
       ? { occurredAt: { ...(f.from ? { gte: f.from } : {}), ...(f.to ? { lte: f.to } : {}) } }
@@ -35,7 +43,9 @@ export function eventWhere(f: TEventFilter): Prisma.EventWhereInput {
     ...(f.text ? { message: { contains: f.text, mode: "insensitive" as const } } : {}),
     ...(f.acknowledged === undefined
       ? {}
-      : { acknowledgedAt: f.acknowledged ? { not: null } : null }),
+      : f.acknowledged
+        ? acknowledgedNow(now)
+        : { NOT: acknowledgedNow(now) }),
   };
 }
 
@@ -61,6 +71,8 @@ export const eventSelect = {
   rawLine: true,
   acknowledgedAt: true,
   acknowledgedBy: true,
+  ackNote: true,
+  ackExpiresAt: true,
 } satisfies Prisma.EventSelect;
 
 type Row = Prisma.EventGetPayload<{ select: typeof eventSelect }>;
@@ -153,12 +165,80 @@ export const eventsRouter = createTRPCRouter({
     return { kinds, devices, mirrors, nodes: nodes.map((n) => n.id) };
   }),
 
+  /**
+   * Related events grouped into incidents (DASHBOARD.md edge 7): the events of one node
+   * about one subject (a mirror, else a device, else the kind) with less than `gapMinutes`
+   * between them — e.g. media error → leg failed → resync → done.
+   */
+  incidents: protectedProcedure
+    .input(
+      z.object({
+        days: z.number().int().min(1).max(90).default(7),
+        gapMinutes: z.number().int().min(1).max(1440).default(10),
+        limit: z.number().int().min(1).max(200).default(50),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      const since = new Date(ctx.now().getTime() - input.days * 86_400_000);
+      const rows = await ctx.db.$queryRaw<
+        Array<{
+          node_id: string | null;
+          subject: string;
+          started: Date;
+          ended: Date;
+          events: bigint;
+          unacknowledged: bigint;
+          worst: string;
+          kinds: string[];
+          mirror: string | null;
+          device: string | null;
+        }>
+      >`
+        WITH e AS (
+          SELECT id, occurred_at, severity, kind, node_id, mirror, device,
+                 coalesce(mirror, device, kind) AS subject,
+                 (acknowledged_at IS NULL OR ack_expires_at <= ${ctx.now()}) AS open
+            FROM events WHERE occurred_at >= ${since}
+        ), g AS (
+          SELECT *, CASE WHEN lag(occurred_at) OVER w IS NULL
+                           OR occurred_at - lag(occurred_at) OVER w > make_interval(mins => ${input.gapMinutes}::int)
+                         THEN 1 ELSE 0 END AS starts
+            FROM e WINDOW w AS (PARTITION BY node_id, subject ORDER BY occurred_at, id)
+        ), n AS (
+          SELECT *, sum(starts) OVER (PARTITION BY node_id, subject ORDER BY occurred_at, id) AS grp FROM g
+        )
+        SELECT node_id, subject, min(occurred_at) AS started, max(occurred_at) AS ended, count(*) AS events,
+               count(*) FILTER (WHERE open) AS unacknowledged, max(severity)::text AS worst,
+               array_agg(DISTINCT kind ORDER BY kind) AS kinds, max(mirror) AS mirror, max(device) AS device
+          FROM n GROUP BY node_id, subject, grp
+         ORDER BY max(occurred_at) DESC LIMIT ${input.limit}`;
+      return rows.map((r) => ({
+        nodeId: r.node_id,
+        subject: r.subject,
+        started: r.started,
+        ended: r.ended,
+        events: Number(r.events),
+        unacknowledged: Number(r.unacknowledged),
+        worst: r.worst,
+        kinds: r.kinds,
+        mirror: r.mirror,
+        device: r.device,
+      }));
+    }),
+
   /** Acknowledge (or un-acknowledge) events; kept on the server and audited. */
   acknowledge: operatorProcedure
     .input(
       z.object({
         ids: z.array(z.string().regex(/^\d+$/)).min(1).max(500),
         acknowledged: z.boolean().default(true),
+        /** Why it is fine for now, and for how long (then it counts as unacknowledged). */
+        note: z.string().max(1000).optional(),
+        expiresInHours: z
+          .number()
+          .min(0.1)
+          .max(24 * 365)
+          .optional(),
       }),
     )
     .mutation(async ({ ctx, input }) => {
@@ -166,8 +246,15 @@ export const eventsRouter = createTRPCRouter({
       const { count } = await ctx.db.event.updateMany({
         where: { id: { in: ids } },
         data: input.acknowledged
-          ? { acknowledgedAt: ctx.now(), acknowledgedBy: ctx.user.username }
-          : { acknowledgedAt: null, acknowledgedBy: null },
+          ? {
+              acknowledgedAt: ctx.now(),
+              acknowledgedBy: ctx.user.username,
+              ackNote: input.note ?? null,
+              ackExpiresAt: input.expiresInHours
+                ? new Date(ctx.now().getTime() + input.expiresInHours * 3_600_000)
+                : null,
+            }
+          : { acknowledgedAt: null, acknowledgedBy: null, ackNote: null, ackExpiresAt: null },
       });
       if (count === 0) {
         await audit(ctx, {
@@ -182,7 +269,7 @@ export const eventsRouter = createTRPCRouter({
       await audit(ctx, {
         action: input.acknowledged ? "events.acknowledge" : "events.unacknowledge",
         target: `events:${input.ids.slice(0, 20).join(",")}${input.ids.length > 20 ? ",…" : ""}`,
-        params: { count },
+        params: { count, note: input.note ?? null, expiresInHours: input.expiresInHours ?? null },
         outcome: "ok",
       });
       return { count };

@@ -1,0 +1,86 @@
+"use client";
+
+import { useQuery } from "@tanstack/react-query";
+import { useEventFilters } from "~/stores/events";
+import { useTRPC } from "~/trpc/react";
+
+/** Related events grouped into incidents, newest first, each exportable on its own. */
+export function Incidents() {
+  const trpc = useTRPC();
+  const set = useEventFilters((s) => s.set);
+  const incidents = useQuery({
+    ...trpc.events.incidents.queryOptions({ days: 7, gapMinutes: 10, limit: 20 }),
+    refetchInterval: 10_000,
+  });
+  if (!incidents.data?.length) return null;
+  const exportHref = (i: (typeof incidents.data)[number], format: "json" | "md") => {
+    const q = new URLSearchParams({
+      format,
+      from: i.started.toISOString(),
+      to: i.ended.toISOString(),
+    });
+    if (i.nodeId) q.set("nodeId", i.nodeId);
+    if (i.mirror) q.set("mirror", i.mirror);
+    else if (i.device) q.set("device", i.device);
+    return `/api/events/export?${q}`;
+  };
+  return (
+    <div className="panel" data-testid="incidents">
+      <h2>Incidents (related events of one node and subject, 7 days)</h2>
+      <table>
+        <thead>
+          <tr>
+            <th>Subject</th>
+            <th>Node</th>
+            <th>From – to</th>
+            <th>Events</th>
+            <th>Open</th>
+            <th>Worst</th>
+            <th>Kinds</th>
+            <th>Export</th>
+          </tr>
+        </thead>
+        <tbody>
+          {incidents.data.map((i) => (
+            <tr key={`${i.nodeId}/${i.subject}/${i.started.toISOString()}`}>
+              <td>
+                <button
+                  type="button"
+                  title="show these events"
+                  onClick={() =>
+                    set({
+                      ...(i.mirror
+                        ? { mirror: i.mirror }
+                        : i.device
+                          ? { device: i.device }
+                          : { kind: i.subject }),
+                      nodeId: i.nodeId ?? "",
+                    })
+                  }
+                >
+                  {i.subject}
+                </button>
+              </td>
+              <td>{i.nodeId ?? "—"}</td>
+              <td className="muted">
+                {i.started.toLocaleString("en-GB")} – {i.ended.toLocaleTimeString("en-GB")}
+              </td>
+              <td className="num">{i.events}</td>
+              <td className="num">{i.unacknowledged}</td>
+              <td>{i.worst}</td>
+              <td>{i.kinds.join(", ")}</td>
+              <td>
+                <a href={exportHref(i, "json")} download>
+                  JSON
+                </a>{" "}
+                <a href={exportHref(i, "md")} download>
+                  Markdown
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
