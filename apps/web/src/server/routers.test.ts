@@ -139,6 +139,52 @@ describe("control-plane routers (real Postgres, real agent API)", () => {
     expect(result.series["vmstat.thp_split_page"]).toEqual([]);
   });
 
+  it("puts counter increases and error events on one time axis", async () => {
+    // The 3,600 thp_fault_alloc samples of the down-sampling test (0..3599, one a second).
+    await db.event.createMany({
+      data: [
+        {
+          idempotencyKey: "t1",
+          nodeId: "a-fresh",
+          kind: "memory_failure",
+          severity: "warning",
+          source: "kmsg",
+          occurredAt: new Date(now.getTime() - 600_000),
+          message: "m",
+        },
+        {
+          idempotencyKey: "t2",
+          nodeId: "a-fresh",
+          kind: "device_failure",
+          severity: "error",
+          source: "kmsg",
+          occurredAt: new Date(now.getTime() - 300_000),
+          message: "d",
+        },
+        {
+          idempotencyKey: "t3",
+          nodeId: "b-late",
+          kind: "device_failure",
+          severity: "error",
+          source: "kmsg",
+          occurredAt: new Date(now.getTime() - 300_000),
+          message: "other node",
+        },
+      ],
+    });
+    const t = await caller.khugepaged.timeline({
+      nodeId: "a-fresh",
+      windowMs: 3_600_000,
+      buckets: 60,
+    });
+    expect(t.points.length).toBeGreaterThanOrEqual(60);
+    // Increases per bucket add up to last − first bucket (the first bucket, samples 0..59, is the baseline).
+    expect(t.points.reduce((sum, p) => sum + (p.faults ?? 0), 0)).toBe(3599 - 59);
+    expect(t.points.reduce((sum, p) => sum + p.memory, 0)).toBe(1);
+    expect(t.points.reduce((sum, p) => sum + p.device, 0)).toBe(1);
+    expect(t.points.every((p) => (p.faults ?? 0) >= 0)).toBe(true);
+  });
+
   it("validates input", async () => {
     await expect(
       caller.khugepaged.series({ nodeId: "a-fresh", series: [], windowMs: 60_000 }),

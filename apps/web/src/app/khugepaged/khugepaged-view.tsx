@@ -4,6 +4,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { SeriesChart } from "~/components/series-chart";
+import { TimelineChart } from "~/components/timeline-chart";
 import { formatNumber } from "~/lib/format";
 import { useViewStore } from "~/stores/view";
 import { useTRPC } from "~/trpc/react";
@@ -69,6 +70,12 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
       series: chartedSeries,
       windowMs,
     }),
+    enabled: nodeId !== null,
+    refetchInterval,
+  });
+
+  const timeline = useQuery({
+    ...trpc.khugepaged.timeline.queryOptions({ nodeId: nodeId ?? "", windowMs, buckets: 120 }),
     enabled: nodeId !== null,
     refetchInterval,
   });
@@ -203,6 +210,7 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
         </div>
       )}
 
+      {timeline.data && <TimelineChart points={timeline.data.points} />}
       <h2 style={{ marginTop: 8 }}>History</h2>
       {series.isError && <p className="error">Cannot load history: {series.error.message}</p>}
       <div className="grid">
