@@ -219,7 +219,12 @@ async function measure(kind: string, ctr: string, dir: string, seconds: number):
     a.socket.destroy();
     return { rps, p50, p99 };
   } finally {
-    child.kill("SIGKILL");
+    // SIGINT: the child exits cleanly, so `node --cpu-prof` can write its profile.
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGINT");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
   }
 }
 

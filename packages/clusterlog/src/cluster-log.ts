@@ -1,4 +1,9 @@
-import { type ClusterLogOptions, ClusterState, type PendingIo } from "./cluster-state.ts";
+import {
+  type ClusterLogOptions,
+  ClusterState,
+  NO_PAYLOAD,
+  type PendingIo,
+} from "./cluster-state.ts";
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
 import { EAGAIN, EINVAL, EIO, ENOENT, ESRCH } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
@@ -143,7 +148,7 @@ export class ClusterLog {
       header,
       form: "full",
       error: this.#unknownLogError(node, header, type, outcome.error),
-      payload: outcome.error === 0 && outcome.payload ? outcome.payload : new Uint8Array(0),
+      payload: outcome.error === 0 && outcome.payload ? outcome.payload : NO_PAYLOAD,
     };
   }
 
@@ -154,7 +159,7 @@ export class ClusterLog {
     const type = maskRequestType(request.requestType); // [REC] spec §1.2
     if (type === 0) {
       // "Bad transmission": a bare NACK with EAGAIN makes the kernel resend (spec §1.1).
-      state.replies.push({ node, header, form: "ack", error: -EAGAIN, payload: new Uint8Array(0) });
+      state.replies.push({ node, header, form: "ack", error: -EAGAIN, payload: NO_PAYLOAD });
       return;
     }
     if (!isRequestType(type)) {
@@ -168,7 +173,7 @@ export class ClusterLog {
     if (type === DM_ULOG_CLEAR_REGION) {
       // cmirrord ACKs CLEAR before distributing it; its outcome never reaches the kernel
       // (spec §2.11, scenario 12).
-      state.replies.push({ node, header, form: "ack", error: 0, payload: new Uint8Array(0) });
+      state.replies.push({ node, header, form: "ack", error: 0, payload: NO_PAYLOAD });
       return;
     }
     if (outcome !== DEFERRED) {

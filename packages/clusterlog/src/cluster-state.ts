@@ -39,6 +39,12 @@ export interface PendingIo {
   readonly waiters: PendingReply[];
 }
 
+/**
+ * The payload of every reply without one: shared, since a zero-length array cannot be
+ * changed (one allocation less per MARK, FLUSH and CLEAR, PERF.md PB1).
+ */
+export const NO_PAYLOAD = new Uint8Array(0);
+
 export function instanceKey(node: NodeId, uuid: string, luid: bigint): string {
   return `${node}\u0000${luid}\u0000${uuid}`;
 }
@@ -55,6 +61,8 @@ export class ClusterState {
 
   replies: Reply[] = [];
   io: IoRequest[] = [];
+  /** The last instance key built, reused while requests keep naming the same log (PB1). */
+  #lastKey = { node: -1, uuid: "", luid: -1n, key: "" };
 
   constructor(options: ClusterLogOptions = {}) {
     this.options = {
@@ -69,7 +77,7 @@ export class ClusterState {
       header,
       form: "full",
       error,
-      payload: error === 0 && payload ? payload : new Uint8Array(0),
+      payload: error === 0 && payload ? payload : NO_PAYLOAD,
     });
   }
 
@@ -78,7 +86,7 @@ export class ClusterState {
    * (cmirrord get_log). Official instances win over pending ones.
    */
   findInstance(node: NodeId, uuid: string, luid: bigint): LogInstance | null {
-    if (luid !== 0n) return this.instances.get(instanceKey(node, uuid, luid)) ?? null;
+    if (luid !== 0n) return this.instances.get(this.#keyOf(node, uuid, luid)) ?? null;
     let found: LogInstance | null = null;
     for (const key of [...this.instances.keys()].sort()) {
       const inst = this.instances.get(key)!;
@@ -90,8 +98,21 @@ export class ClusterState {
 
   /** The instance through which `node` is a member of `group`. */
   memberInstance(group: LogGroup, node: NodeId): LogInstance | null {
-    const member = group.members.find((m) => m.node === node);
-    return member ? (this.instances.get(instanceKey(node, group.uuid, member.luid)) ?? null) : null;
+    const members = group.members;
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!;
+      if (m.node === node) return this.instances.get(this.#keyOf(node, group.uuid, m.luid)) ?? null;
+    }
+    return null;
+  }
+
+  /** `instanceKey`, memoised for the last (node, uuid, luid): a pure cache, not state. */
+  #keyOf(node: NodeId, uuid: string, luid: bigint): string {
+    const last = this.#lastKey;
+    if (last.node === node && last.luid === luid && last.uuid === uuid) return last.key;
+    const key = instanceKey(node, uuid, luid);
+    this.#lastKey = { node, uuid, luid, key };
+    return key;
   }
 
   serverInstance(group: LogGroup): LogInstance | null {

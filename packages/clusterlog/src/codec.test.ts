@@ -32,6 +32,41 @@ function encoded(req: DmUlogRequest): Uint8Array {
 }
 
 describe("dm_ulog_request codec", () => {
+  it("decodes the same with `view` and `previous` (the server's fast path) as without", () => {
+    const uuidArb = fc
+      .array(fc.integer({ min: 0, max: 255 }), { maxLength: 130 })
+      .map((cs) => String.fromCharCode(...cs));
+    fc.assert(
+      fc.property(
+        uuidArb,
+        uuidArb,
+        fc.boolean(),
+        fc.uint8Array({ maxLength: 64 }),
+        (other, uuid, same, data) => {
+          // Often the previous request's uuid is this one's (as the server sees it).
+          const prev = same ? uuid.split("\0")[0]!.slice(0, 128) : other;
+          // Raw bytes: the uuid field may hold a NUL anywhere, or none (uuid-unterminated).
+          const bytes = new Uint8Array(DM_ULOG_HEADER_SIZE + data.length);
+          for (let i = 0; i < Math.min(uuid.length, 129); i++) bytes[8 + i] = uuid.charCodeAt(i);
+          new DataView(bytes.buffer).setUint32(156, data.length, true);
+          bytes.set(data, DM_ULOG_HEADER_SIZE);
+          const plain = decodeRequest(bytes);
+          const fast = decodeRequest(bytes, { view: true, previous: { uuid: prev } });
+          expect(fast).toEqual(plain);
+          if (fast.ok) {
+            expect(fast.value.data.buffer).toBe(bytes.buffer); // a view, not a copy
+            if (plain.ok) expect(plain.value.data.buffer).not.toBe(bytes.buffer);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+    const bytes = encoded(mark42);
+    const first = decodeRequest(bytes);
+    const again = decodeRequest(bytes, { previous: first.ok ? first.value : null });
+    expect(again.ok && first.ok && again.value.uuid).toBe(first.ok && first.value.uuid);
+  });
+
   it("scenario 1: header codec puts every field at its uapi offset", () => {
     const bytes = encoded(mark42);
     expect(bytes.length).toBe(176);

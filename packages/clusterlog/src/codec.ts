@@ -49,6 +49,17 @@ export type CodecErrorCode =
 export interface DecodeOptions {
   /** Accept bytes after `160 + data_size` (netlink padding). Default false. */
   readonly allowTrailing?: boolean;
+  /**
+   * `data` is a view into `bytes` instead of a copy (PERF.md PB1): only for a caller that
+   * never reuses or changes `bytes` afterwards (the socket transport's frames). Default
+   * false.
+   */
+  readonly view?: boolean;
+  /**
+   * A request decoded before (the same connection's previous one, say): when its uuid has
+   * the same bytes, its string is reused instead of built again (PB1).
+   */
+  readonly previous?: Pick<DmUlogRequest, "uuid"> | null;
 }
 
 export function decodeRequest(
@@ -67,17 +78,21 @@ export function decodeRequest(
       `data_size ${dataSize} but ${available} payload bytes follow the header`,
     );
   }
-  let uuidEnd = -1;
-  for (let i = 0; i < DM_UUID_LEN; i++) {
-    if (bytes[OFF_UUID + i] === 0) {
-      uuidEnd = i;
-      break;
-    }
+  // The previous request's uuid (no NUL in it) followed by a NUL: the same uuid, found
+  // without a search or a new string. Otherwise the first NUL, which must lie within the
+  // 129-byte field (it ends at byte 137, inside the 160-byte header).
+  const previous = options.previous?.uuid;
+  let uuid: string | null = null;
+  if (previous !== undefined && bytes[OFF_UUID + previous.length] === 0) {
+    if (sameUuid(previous, bytes)) uuid = previous;
   }
-  if (uuidEnd < 0) return fail("uuid-unterminated", "uuid has no NUL within 129 bytes");
-  // Latin-1 keeps every byte value, so decode→encode never loses information.
-  let uuid = "";
-  for (let i = 0; i < uuidEnd; i++) uuid += String.fromCharCode(bytes[OFF_UUID + i]!);
+  if (uuid === null) {
+    const nul = bytes.indexOf(0, OFF_UUID);
+    if (nul < 0 || nul >= OFF_UUID + DM_UUID_LEN) {
+      return fail("uuid-unterminated", "uuid has no NUL within 129 bytes");
+    }
+    uuid = latin1(bytes, OFF_UUID, nul);
+  }
   const start = DM_ULOG_HEADER_SIZE;
   return ok({
     luid: view.getBigUint64(OFF_LUID, true),
@@ -86,8 +101,26 @@ export function decodeRequest(
     error: view.getInt32(OFF_ERROR, true),
     seq: view.getUint32(OFF_SEQ, true),
     requestType: view.getUint32(OFF_REQUEST_TYPE, true),
-    data: bytes.slice(start, start + dataSize),
+    data: options.view
+      ? bytes.subarray(start, start + dataSize)
+      : bytes.slice(start, start + dataSize),
   });
+}
+
+function sameUuid(uuid: string, bytes: Uint8Array): boolean {
+  for (let i = 0; i < uuid.length; i++) {
+    const b = bytes[OFF_UUID + i];
+    if (b === 0 || uuid.charCodeAt(i) !== b) return false;
+  }
+  return true;
+}
+
+/**
+ * Latin-1 string of `bytes[from, to)`: every byte value kept, so decode→encode never loses
+ * information. One call instead of a concatenation per character (PERF.md PB1).
+ */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode.apply(null, bytes.subarray(from, to) as unknown as number[]);
 }
 
 function checkUuid(uuid: string): string | null {
@@ -164,16 +197,32 @@ function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** LE u32 at `offset` straight from the bytes: no DataView per call on the hot path (PB1). */
+function u32At(data: Uint8Array, offset: number): number {
+  return (
+    (data[offset]! | (data[offset + 1]! << 8) | (data[offset + 2]! << 16)) +
+    data[offset + 3]! * 0x100_0000
+  );
+}
+
+/** `getU64Number` from the bytes. */
+function u64NumberAt(data: Uint8Array, offset: number): number {
+  if (offset + 8 > data.length)
+    throw new RangeError("Offset is outside the bounds of the DataView");
+  const hi = u32At(data, offset + 4);
+  if (hi > 0x1f_ffff) return Number.POSITIVE_INFINITY;
+  return hi * 0x1_0000_0000 + u32At(data, offset);
+}
+
 /** `u64[]` payload of MARK/CLEAR/integrated FLUSH; size already checked to be a multiple of 8. */
 export function decodeRegionList(data: Uint8Array): number[] {
-  const view = viewOf(data);
   const regions: number[] = [];
-  for (let off = 0; off + 8 <= data.length; off += 8) regions.push(getU64Number(view, off));
+  for (let off = 0; off + 8 <= data.length; off += 8) regions.push(u64NumberAt(data, off));
   return regions;
 }
 
 export function decodeU64(data: Uint8Array, offset = 0): number {
-  return getU64Number(viewOf(data), offset);
+  return u64NumberAt(data, offset);
 }
 
 export function decodeS64(data: Uint8Array, offset = 0): bigint {
@@ -190,27 +239,43 @@ export function decodeSetRegionSync(data: Uint8Array): { region: number; inSync:
 export function encodeU64List(values: readonly (number | bigint)[]): Uint8Array {
   const bytes = new Uint8Array(values.length * 8);
   const view = new DataView(bytes.buffer);
-  values.forEach((v, i) => {
-    view.setBigUint64(i * 8, BigInt(v), true);
-  });
+  for (let i = 0; i < values.length; i++) setU64(view, i * 8, values[i]!);
   return bytes;
 }
 
+/**
+ * A u64 at `offset`. A safe non-negative integer is written as two u32 halves: no BigInt
+ * on the hot path (every IS_CLEAN/IN_SYNC answer, PERF.md PB1).
+ */
+function setU64(view: DataView, offset: number, value: number | bigint): void {
+  if (typeof value === "number" && value >= 0 && Number.isSafeInteger(value)) {
+    view.setUint32(offset, value >>> 0, true);
+    view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
+  } else {
+    view.setBigUint64(offset, BigInt(value), true);
+  }
+}
+
 export function encodeU64(value: number | bigint): Uint8Array {
-  return encodeU64List([value]);
+  const bytes = new Uint8Array(8);
+  setU64(new DataView(bytes.buffer), 0, value);
+  return bytes;
 }
 
 /** s64 0/1 answers (IS_CLEAN, IN_SYNC) — exactly 0 or 1, pitfall P12. */
 export function encodeBool64(value: boolean): Uint8Array {
-  return encodeU64(value ? 1 : 0);
+  const bytes = new Uint8Array(8);
+  bytes[0] = value ? 1 : 0;
+  return bytes;
 }
 
 /** `{ s64; u64; }` pair of GET_RESYNC_WORK and IS_REMOTE_RECOVERING (spec §2.12, §2.17). */
 export function encodePair64(first: number, second: number): Uint8Array {
   const bytes = new Uint8Array(16);
   const view = new DataView(bytes.buffer);
-  view.setBigInt64(0, BigInt(first), true);
-  view.setBigUint64(8, BigInt(second), true);
+  if (first >= 0) setU64(view, 0, first);
+  else view.setBigInt64(0, BigInt(first), true);
+  setU64(view, 8, second);
   return bytes;
 }
 

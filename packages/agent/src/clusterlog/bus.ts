@@ -72,6 +72,13 @@ export interface ClusterBus {
    */
   publish(op: Operation, msgId: string): Promise<number>;
 
+  /**
+   * Optional: `publish` for a caller that does not need the `seq` (PERF.md PB1: no promise
+   * per kernel request). Same ordering and de-duplication; a lost publication calls
+   * `onFailed`, never synchronously.
+   */
+  publishQuiet?(op: Operation, msgId: string, onFailed: (error: unknown) => void): void;
+
   /** Saves a snapshot for joiners; only the latest one is kept. */
   saveSnapshot(snapshot: BusSnapshot): Promise<void>;
 

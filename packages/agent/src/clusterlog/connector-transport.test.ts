@@ -143,13 +143,14 @@ describe.runIf(real)("the netlink connector transport", () => {
   });
 
   it("answers scenario 1's MARK with the exact 196-byte reply (cn seq 0, header seq 42)", async () => {
-    expect((await kernel.request(1, encodeAscii("4096 clustered-core 1024"))).error).toBe(0);
+    expect((await kernel.request(1, encodeAscii("2097152 clustered-core 1024"))).error).toBe(0);
     expect((await kernel.request(5)).error).toBe(0);
     kernel.seq = 42;
     let sentHeader = new Uint8Array(0);
     const reply = await kernel.request(10, encodeU64List([5, 9]), (b) => {
       sentHeader = b.slice(0, 160);
     });
+    expect(reply.error).toBe(0);
     expect(reply.bytes.length).toBe(196);
     expect(reply.nlmsgLen).toBe(196);
     expect(reply.nlmsgType).toBe(3);

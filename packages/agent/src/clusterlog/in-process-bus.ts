@@ -31,8 +31,10 @@ export interface InProcessOrderOptions {
   /** Decides the fate of every publication; default: order at once. */
   readonly onPublish?: (publication: Publication) => PublishAction;
   /**
-   * msgIds remembered for de-duplication, oldest forgotten first (JetStream has a
-   * duplicate window too). Default 65,536: far more than can be outstanding.
+   * msgIds remembered for de-duplication at least, oldest forgotten first (JetStream has
+   * a duplicate window too). Default 8,192: far more than can be outstanding (in-process a
+   * publication is ordered at once unless a simulation hook holds it), and small enough
+   * that the ids stay young for the garbage collector (PERF.md PB1: 65,536 cost ~20 %).
    */
   readonly dedupWindow?: number;
   /** Called with every snapshot saved (the `clusterlog` command writes it to its data dir). */
@@ -51,8 +53,14 @@ export class InProcessOrder {
   /** Retained entries: everything after the latest snapshot that a member may still need. */
   #entries: OrderedOperation[] = [];
   #lastSeq = 0;
-  readonly #seqByMsgId = new Map<string, number>();
-  readonly #dedupRing: (string | undefined)[] = [];
+  /**
+   * msgId → seq in two generations: ids go into `#recentIds`; when it holds `dedupWindow`
+   * ids it becomes `#olderIds` and the one before is dropped whole. So at least the last
+   * `dedupWindow` ids are remembered, at one lookup and one insert per publication and no
+   * deletes (a ring of ids with a delete per publication cost ~15 % of a request, PB1).
+   */
+  #recentIds = new Map<string, number>();
+  #olderIds = new Map<string, number>();
   readonly #members = new Map<NodeId, InProcessBus>();
   readonly #held: Held[] = [];
   #snapshot: BusSnapshot | null = null;
@@ -60,7 +68,7 @@ export class InProcessOrder {
 
   constructor(options: InProcessOrderOptions = {}) {
     this.#options = options;
-    this.#dedupWindow = options.dedupWindow ?? 65_536;
+    this.#dedupWindow = options.dedupWindow ?? 8_192;
   }
 
   /** A member endpoint for `nodeId`; call `start()` on it to join. */
@@ -141,7 +149,7 @@ export class InProcessOrder {
   }
 
   publish(publication: Publication): Promise<number> {
-    const known = this.#seqByMsgId.get(publication.msgId);
+    const known = this.#seqOf(publication.msgId);
     if (known !== undefined) return Promise.resolve(known);
     const action = this.#options.onPublish?.(publication) ?? "order";
     switch (action) {
@@ -159,6 +167,33 @@ export class InProcessOrder {
     }
   }
 
+  /** `publish` without a promise (ClusterBus.publishQuiet). */
+  publishQuiet(publication: Publication, onFailed: (error: unknown) => void): void {
+    const hook = this.#options.onPublish;
+    if (!hook) {
+      this.#order(publication); // de-duplicates by msgId itself
+      return;
+    }
+    if (this.#seqOf(publication.msgId) !== undefined) return;
+    switch (hook(publication)) {
+      case "order":
+        this.#order(publication);
+        return;
+      case "duplicate":
+        this.#order(publication);
+        this.#held.push({ publication, resolve: () => {} });
+        return;
+      case "hold":
+        this.#held.push({ publication, resolve: () => {} });
+        return;
+      case "drop": {
+        const error = new Error(`publication ${publication.msgId} lost`);
+        queueMicrotask(() => onFailed(error));
+        return;
+      }
+    }
+  }
+
   /** Order a membership operation of the bus itself (no hook). */
   orderNow(publication: Publication): number {
     return this.#order(publication);
@@ -172,19 +207,19 @@ export class InProcessOrder {
     this.#compact();
   }
 
+  #seqOf(msgId: string): number | undefined {
+    return this.#recentIds.get(msgId) ?? this.#olderIds.get(msgId);
+  }
+
   #order(publication: Publication): number {
-    const known = this.#seqByMsgId.get(publication.msgId);
+    const known = this.#seqOf(publication.msgId);
     if (known !== undefined) return known; // a duplicate: delivered once only
     const seq = ++this.#lastSeq;
-    this.#seqByMsgId.set(publication.msgId, seq);
-    // Forget the oldest id through a ring of the ids, not `keys().next()`: V8's Map would
-    // walk over every deleted slot at its front on each call.
-    const slot = seq % this.#dedupWindow;
-    const evicted = this.#dedupRing[slot];
-    if (evicted !== undefined && this.#seqByMsgId.get(evicted) === seq - this.#dedupWindow) {
-      this.#seqByMsgId.delete(evicted);
+    if (this.#recentIds.size >= this.#dedupWindow) {
+      this.#olderIds = this.#recentIds;
+      this.#recentIds = new Map();
     }
-    this.#dedupRing[slot] = publication.msgId;
+    this.#recentIds.set(publication.msgId, seq);
     this.#entries.push({
       seq,
       origin: publication.origin,
@@ -278,6 +313,15 @@ export class InProcessBus implements ClusterBus {
   publish(op: Operation, msgId: string): Promise<number> {
     if (this.#state !== "started") return Promise.reject(new Error("bus is not started"));
     return this.#order.publish({ origin: this.nodeId, msgId, op });
+  }
+
+  publishQuiet(op: Operation, msgId: string, onFailed: (error: unknown) => void): void {
+    if (this.#state !== "started") {
+      const error = new Error("bus is not started");
+      queueMicrotask(() => onFailed(error));
+      return;
+    }
+    this.#order.publishQuiet({ origin: this.nodeId, msgId, op }, onFailed);
   }
 
   async saveSnapshot(snapshot: BusSnapshot): Promise<void> {

@@ -224,6 +224,8 @@ export class SimMirror {
     if (this.#state !== "active") return;
     // dm core holds new bios from here; what was issued completes.
     this.#state = "suspended";
+    // The worker pass in progress may still be starting a recovery: let it finish first.
+    await this.#whenIdle();
     await this.#recoveryDone;
     await this.#whenIdle();
     await this.#logFlush(true);
@@ -328,6 +330,7 @@ export class SimMirror {
       return;
     }
     const region = Number(view.getBigUint64(8, true));
+    if (this.#state !== "active") return; // suspending: the slot is released at POSTSUSPEND
     this.recovering = region;
     const entry = this.#entry(region, "recovering");
     entry.state = "recovering";

@@ -129,15 +129,25 @@ describe("the mirror simulator against three agents (in-process order)", () => {
     );
     const node2 = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 5 });
     await until("some writes", () => survivors.acked >= 40 && node2.acked >= 20);
+    // Node 2's kernel is quiet when its agent dies. A kernel that keeps writing regions
+    // it has DIRTY needs no log request for that, while the survivors, told the node
+    // failed, recover those regions (§4.5 [REC]) — the copy can race the write. The
+    // simulator found this; it needs fencing of a failed node (docs/KERNEL-BRIDGE.md).
+    await node2.stop();
     await c.kill(2);
     const before = survivors.acked;
     await until("writes go on without node 2", () => survivors.acked >= before + 40);
     await c.restart(2);
-    await until("node 2 writes again", () => node2.acked >= 40);
-    expect(c.hosts.get(2)!.client.stats.reconstructs).toBeGreaterThan(0);
+    const node2Again = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 6 });
+    // (A write to a region already DIRTY needs no log request at all, as in the kernel's
+    // region hash, so node 2 may ack some writes before it notices its agent is new.)
+    await until("node 2 re-constructed its logs", () => {
+      return c.hosts.get(2)!.client.stats.reconstructs > 0;
+    });
+    await until("node 2 writes again", () => node2Again.acked >= 20);
     await c.suspendResume("a");
     await c.suspendResume("b");
-    await node2.stop();
+    await node2Again.stop();
     await settle(c, survivors, ["a", "b"]);
     // Every replica agrees on the final state.
     const [s1, s2, s3] = c.servers();
