@@ -88,9 +88,9 @@ test.describe
       const row = page.locator(`[data-testid="event-row"][data-event-id="${found!.id}"]`);
       await expect(row).toBeVisible();
       await row.getByRole("button", { name: "Acknowledge" }).click();
-    await row.getByLabel("acknowledgement note").fill("e2e: injected on purpose");
-    await row.getByLabel("acknowledgement expiry").selectOption("24");
-    await row.getByRole("button", { name: "OK" }).click();
+      await row.getByLabel("acknowledgement note").fill("e2e: injected on purpose");
+      await row.getByLabel("acknowledgement expiry").selectOption("24");
+      await row.getByRole("button", { name: "OK" }).click();
       await expect(row).toContainText(admin.username);
       await page.screenshot({ path: "test-results/events.png", fullPage: true });
       await page.goto("/audit");
@@ -114,6 +114,55 @@ test.describe
         .first();
       await expect(row).toContainText("refused");
       await page.screenshot({ path: "test-results/audit.png", fullPage: true });
+    });
+
+    test("the demo cluster's mirrors are listed, and one mirror's sync progress moves", async () => {
+      await page.goto("/mirrors");
+      const rows = page.getByTestId("mirror-row");
+      await expect(rows.first()).toBeVisible({ timeout: 30_000 });
+      expect(await rows.count()).toBeGreaterThanOrEqual(3);
+      await page.screenshot({ path: "test-results/mirrors.png", fullPage: true });
+      await rows.first().getByRole("link").click();
+      await expect(page.getByTestId("mirror-sync")).toBeVisible();
+      await page.screenshot({ path: "test-results/mirror-detail.png", fullPage: true });
+    });
+
+    test("an operator plans, starts and watches a range resync complete, and cancels another", async () => {
+      await page.goto("/mirrors/LVM-sim-logs");
+      await expect(page.getByTestId("region-map")).toBeVisible();
+      const progress = page.getByTestId("resync-progress");
+      // Wait out a resync the demo itself may be running on this mirror.
+      await expect(progress).not.toHaveAttribute("data-state", /running|paused/, {
+        timeout: 60_000,
+      });
+      const form = page.locator("form").filter({ hasText: "first region" });
+      await form.locator('input[name="first"]').fill("100");
+      await form.locator('input[name="last"]').fill("163");
+      await form.getByRole("button", { name: /Plan resync/ }).click();
+      const plan = page.getByTestId("resync-plan");
+      await expect(plan).toContainText("regions 100–163 (64 regions");
+      await plan.getByRole("button", { name: /Confirm: resync 64 regions/ }).click();
+      await expect(page.getByRole("status")).toContainText("started");
+      await expect(progress).toHaveAttribute("data-state", "done", { timeout: 45_000 });
+      await expect(page.getByTestId("resync-percent")).toHaveText("100.0 %");
+      await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
+
+      // A second, throttled one: cancel it midway.
+      await form.locator('input[name="first"]').fill("0");
+      await form.locator('input[name="last"]').fill("2047");
+      await form.locator('input[name="throttle"]').fill("5");
+      await form.getByRole("button", { name: /Plan resync/ }).click();
+      await plan.getByRole("button", { name: /Confirm: resync 2,048 regions/ }).click();
+      await expect(progress).toHaveAttribute("data-state", /running|paused/);
+      await page.getByRole("button", { name: "Cancel resync" }).click();
+      await expect(progress).toHaveAttribute("data-state", "cancelled");
+      await page.goto("/audit");
+      await expect(
+        page.locator('[data-testid="audit-row"][data-action="mirrors.cancelResync"]').first(),
+      ).toBeVisible();
+      await expect(
+        page.locator('[data-testid="audit-row"][data-action="mirrors.startResync"]').first(),
+      ).toBeVisible();
     });
 
     test("the nodes page lists the local agent as fresh", async () => {

@@ -128,6 +128,23 @@ export const resyncRouter = createTRPCRouter({
       ),
     )
     .query(({ ctx }) => resyncService(ctx).logs()),
+  /**
+   * The mirror's regions for the dashboard's map: the worst state per bucket (0 in sync,
+   * 1 out of sync, 2 marked, 3 recovering), base64 of one byte per bucket.
+   */
+  regionMap: agentProcedure
+    .input(ZLogUuid.extend({ buckets: z.number().int().min(1).max(1_000_000).default(115_200) }))
+    .output(z.object({ regionCount: z.number(), regionsPerBucket: z.number(), buckets: z.string() }))
+    .query(({ ctx, input }) =>
+      resyncCall(() => {
+        const map = resyncService(ctx).regionMap(input.uuid, input.buckets);
+        return {
+          regionCount: map.regionCount,
+          regionsPerBucket: map.regionsPerBucket,
+          buckets: Buffer.from(map.buckets.buffer, map.buckets.byteOffset, map.buckets.byteLength).toString("base64"),
+        };
+      }),
+    ),
   /** The latest resync of a mirror: regions in sync, windowed rate, who recovers what. */
   progress: agentProcedure
     .input(ZLogUuid)

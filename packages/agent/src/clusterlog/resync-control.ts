@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { type RegionMapSummary, regionMap } from "./region-map.ts";
 import { countInSync, type LogGroup, NO_NODE, NO_REGION } from "@mirrorplane/clusterlog";
 import type { THostEvent } from "../events/event.ts";
 import type { ClusterLogServer } from "./server.ts";
@@ -122,6 +123,13 @@ export class ResyncController {
 
   #group(uuid: string): LogGroup | undefined {
     return this.#server.clusterLog.state.groups.get(uuid);
+  }
+
+  /** The region map of a log, reduced to at most `maxBuckets` buckets (region-map.ts). */
+  regionMap(uuid: string, maxBuckets: number): RegionMapSummary {
+    const group = this.#group(uuid);
+    if (!group) throw new ResyncError("NOT_FOUND", `no resumed log ${uuid}`);
+    return regionMap(group, maxBuckets);
   }
 
   /** Mirrors (log groups) this replica knows, with their sync state. */

@@ -138,6 +138,18 @@ export const mirrorsRouter = createTRPCRouter({
     };
   }),
 
+  /** The region map, reduced on the agent to about one bucket per canvas pixel. */
+  regionMap: protectedProcedure
+    .input(ZUuid.extend({ buckets: z.number().int().min(100).max(500_000).default(115_200) }))
+    .query(async ({ ctx, input }) => {
+      const m = await holderOf(ctx, input.uuid);
+      try {
+        return await m.holders[0]!.client.resync.regionMap.query(input);
+      } catch (error) {
+        throw agentError(error);
+      }
+    }),
+
   /** Dry run: what a resync of this range would do, before anything happens. */
   plan: protectedProcedure.input(ZRange).query(async ({ ctx, input }) => {
     const m = await holderOf(ctx, input.uuid);

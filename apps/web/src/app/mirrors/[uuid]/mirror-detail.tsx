@@ -2,6 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
+import { RegionMap } from "~/components/region-map";
 import { formatDuration, formatEta, formatPercent } from "~/lib/eta";
 import { useTRPC } from "~/trpc/react";
 
@@ -19,6 +20,10 @@ export function MirrorDetail({
   const detail = useQuery({
     ...trpc.mirrors.detail.queryOptions({ uuid }),
     refetchInterval: 1_000,
+  });
+  const map = useQuery({
+    ...trpc.mirrors.regionMap.queryOptions({ uuid }),
+    refetchInterval: 2_000,
   });
   const [range, setRange] = useState<{ first?: number; last?: number; throttle?: number } | null>(
     null,
@@ -189,6 +194,18 @@ export function MirrorDetail({
             </div>
           )}
         </div>
+      </div>
+
+      <div className="panel">
+        <h2>Regions</h2>
+        {map.data ? (
+          <RegionMap
+            states={Uint8Array.from(atob(map.data.buckets), (c) => c.charCodeAt(0))}
+            regionsPerBucket={map.data.regionsPerBucket}
+          />
+        ) : (
+          <p className="muted">{map.isError ? map.error.message : "Loading the region map…"}</p>
+        )}
       </div>
 
       <div className="panel">
