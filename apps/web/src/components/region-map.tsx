@@ -40,9 +40,9 @@ export function RegionMap({
     <figure className="region-map" data-testid="region-map" data-draw-ms={drawMs ?? ""}>
       <canvas
         ref={canvas}
-        width={width}
-        height={height}
-        style={{ width: "100%", imageRendering: "pixelated" }}
+        width={cols}
+        height={rows}
+        style={{ width: "100%", height, imageRendering: "pixelated" }}
       />
       <figcaption>
         {labels.map((label, i) => (
