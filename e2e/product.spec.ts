@@ -145,7 +145,9 @@ test.describe
       await expect(page.getByRole("status")).toContainText("started");
       await expect(progress).toHaveAttribute("data-state", "done", { timeout: 45_000 });
       await expect(page.getByTestId("resync-percent")).toHaveText("100.0 %");
-      await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
+      // The run is in the mirror's history, from the events in Postgres.
+    await expect(page.getByTestId("resync-history")).toContainText("100–163");
+    await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
 
       // A second, throttled one: cancel it midway.
       await form.locator('input[name="first"]').fill("0");

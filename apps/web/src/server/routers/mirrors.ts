@@ -150,6 +150,49 @@ export const mirrorsRouter = createTRPCRouter({
       }
     }),
 
+  /**
+   * Every resync run of this mirror (DASHBOARD.md edge 11) from the resync events in
+   * Postgres, so the history survives agent restarts: start, end, range, outcome.
+   */
+  history: protectedProcedure
+    .input(ZUuid.extend({ limit: z.number().int().min(1).max(200).default(20) }))
+    .query(async ({ ctx, input }) => {
+      const rows = await ctx.db.$queryRaw<
+        Array<{
+          resync_id: string;
+          started: Date;
+          ended: Date | null;
+          first: bigint | null;
+          last: bigint | null;
+          outcome: string | null;
+          events: bigint;
+          node_id: string | null;
+        }>
+      >`
+      SELECT data->>'resyncId' AS resync_id,
+             min(occurred_at) AS started,
+             max(occurred_at) FILTER (WHERE data->>'what' IN ('done', 'failed', 'cancelled')) AS ended,
+             min(region_start) AS first, max(region_end) AS last,
+             (array_agg(data->>'what' ORDER BY occurred_at DESC, id DESC)
+                FILTER (WHERE data->>'what' IN ('done', 'failed', 'cancelled')))[1] AS outcome,
+             count(*) AS events, min(node_id) AS node_id
+        FROM events
+       WHERE kind = 'resync' AND mirror = ${input.uuid} AND data ? 'resyncId'
+       GROUP BY 1
+       ORDER BY 2 DESC
+       LIMIT ${input.limit}`;
+      return rows.map((r) => ({
+        id: r.resync_id,
+        startedAt: r.started,
+        endedAt: r.ended,
+        first: r.first === null ? null : Number(r.first),
+        last: r.last === null ? null : Number(r.last),
+        outcome: r.outcome ?? "running or interrupted",
+        events: Number(r.events),
+        nodeId: r.node_id,
+      }));
+    }),
+
   /** Dry run: what a resync of this range would do, before anything happens. */
   plan: protectedProcedure.input(ZRange).query(async ({ ctx, input }) => {
     const m = await holderOf(ctx, input.uuid);

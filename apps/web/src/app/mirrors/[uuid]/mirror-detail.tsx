@@ -25,6 +25,10 @@ export function MirrorDetail({
     ...trpc.mirrors.regionMap.queryOptions({ uuid }),
     refetchInterval: 2_000,
   });
+  const history = useQuery({
+    ...trpc.mirrors.history.queryOptions({ uuid }),
+    refetchInterval: 5_000,
+  });
   const [range, setRange] = useState<{ first?: number; last?: number; throttle?: number } | null>(
     null,
   );
@@ -205,6 +209,44 @@ export function MirrorDetail({
           />
         ) : (
           <p className="muted">{map.isError ? map.error.message : "Loading the region map…"}</p>
+        )}
+      </div>
+
+      <div className="panel" data-testid="resync-history">
+        <h2>Resync history</h2>
+        {history.data?.length ? (
+          <table>
+            <thead>
+              <tr>
+                <th>Run</th>
+                <th>Started</th>
+                <th>Duration</th>
+                <th>Regions</th>
+                <th>Kind</th>
+                <th>Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {history.data.map((h) => (
+                <tr key={h.id}>
+                  <td>
+                    <code>{h.id}</code>
+                  </td>
+                  <td>{h.startedAt.toLocaleString("en-GB")}</td>
+                  <td>
+                    {h.endedAt
+                      ? formatDuration((h.endedAt.getTime() - h.startedAt.getTime()) / 1000)
+                      : "—"}
+                  </td>
+                  <td>{h.first === null ? "—" : `${h.first}–${h.last}`}</td>
+                  <td>{h.first === 0 && h.last === d.regionCount - 1 ? "full" : "partial"}</td>
+                  <td>{h.outcome}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : (
+          <p className="muted">No resync of this mirror is recorded.</p>
         )}
       </div>
 
