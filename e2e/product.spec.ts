@@ -146,8 +146,8 @@ test.describe
       await expect(progress).toHaveAttribute("data-state", "done", { timeout: 45_000 });
       await expect(page.getByTestId("resync-percent")).toHaveText("100.0 %");
       // The run is in the mirror's history, from the events in Postgres.
-    await expect(page.getByTestId("resync-history")).toContainText("100–163");
-    await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
+      await expect(page.getByTestId("resync-history")).toContainText("100–163");
+      await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
 
       // A second, throttled one: cancel it midway.
       await form.locator('input[name="first"]').fill("0");
@@ -240,6 +240,29 @@ test("a viewer sees no user management, and the server refuses it when called di
     headers: { "content-type": "application/json", origin: `http://127.0.0.1:${e2e.webPort}` },
   });
   expect(res.status()).toBe(403);
+  // Every other mutation is refused to a viewer by the server too, not only hidden.
+  const origin = { "content-type": "application/json", origin: `http://127.0.0.1:${e2e.webPort}` };
+  for (const [path, json] of [
+    ["mirrors.startResync", { uuid: "LVM-sim-logs", first: 0, last: 1 }],
+    ["mirrors.cancel", { uuid: "LVM-sim-logs" }],
+    ["mirrors.throttle", { uuid: "LVM-sim-logs", regionsPerSecond: 1 }],
+    ["events.acknowledge", { ids: ["1"] }],
+    ["khugepaged.setTunable", { nodeId: nodeId(), name: "khugepaged/defrag", value: "1" }],
+    ["users.setRole", { username: viewer.username, role: "admin" }],
+  ] as const) {
+    const r = await page.request.post(`/api/trpc/${path}`, { data: { json }, headers: origin });
+    expect(r.status(), path).toBe(403);
+  }
+  // …and the controls say why they are disabled.
+  await page.goto("/mirrors/LVM-sim-logs");
+  await expect(page.getByRole("button", { name: /Plan resync/ })).toBeDisabled();
+  await expect(page.getByRole("button", { name: /Plan resync/ })).toHaveAttribute(
+    "title",
+    "needs the operator role",
+  );
+  await page.goto("/devices");
+  await expect(page.getByTestId("sources-table")).toBeVisible();
+  await page.screenshot({ path: "test-results/devices.png", fullPage: true });
   await page.close();
 });
 

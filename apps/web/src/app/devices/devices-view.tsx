@@ -35,7 +35,7 @@ export function DevicesView() {
                       </span>
                     ))
                   ) : (
-                    <span className="muted">unreachable: {p.error}</span>
+                    <span className="muted">{p.error}</span>
                   )}
                 </td>
               </tr>
@@ -43,7 +43,7 @@ export function DevicesView() {
           </tbody>
         </table>
       </div>
-      <div className="grid">
+      <div>
         <div className="panel">
           <h2>Devices with failures (7 days)</h2>
           {s.devices.length === 0 ? (

@@ -57,7 +57,12 @@ export const devicesRouter = createTRPCRouter({
             };
             return { nodeId: n.id, sources: status.sources, error: null };
           } catch (error) {
-            return { nodeId: n.id, sources: null, error: (error as Error).message };
+            const code = (error as { data?: { code?: string } }).data?.code;
+            const message =
+              code === "NOT_IMPLEMENTED"
+                ? "this agent does no host reporting"
+                : (error as Error).message;
+            return { nodeId: n.id, sources: null, error: message };
           }
         }),
       );
