@@ -26,6 +26,7 @@ export function MirrorsTable() {
               <th>Regions</th>
               <th>In sync</th>
               <th>State</th>
+              <th>Trend</th>
               <th>Nodes</th>
             </tr>
           </thead>
@@ -45,6 +46,9 @@ export function MirrorsTable() {
                   ) : (
                     <span className="badge late">out of sync</span>
                   )}
+                </td>
+                <td title="recovering: gaining regions; stalled: out of sync and nothing gained for a minute">
+                  {m.trend}
                 </td>
                 <td>{m.nodes.join(", ")}</td>
               </tr>

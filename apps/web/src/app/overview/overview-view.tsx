@@ -8,7 +8,8 @@ import { useTRPC } from "~/trpc/react";
 
 const healthText = {
   ok: "Healthy: every node reports on time and nothing failed in the last day.",
-  attention: "Needs attention: a node is late or errors were reported in the last day.",
+  attention:
+    "Needs attention: a node is late, errors were reported in the last day, or a mirror's recovery has stalled.",
   unknown:
     "Unknown: a node has missed three reports (or none has reported) — its state is not known.",
 } as const;
@@ -71,12 +72,45 @@ export function OverviewView() {
             </tbody>
           </table>
         </div>
-        <div className="panel">
-          <h2>Mirrors and resyncs</h2>
-          <p className="muted">
-            No mirror has reported yet: mirrors appear here when an agent serves a cluster log (the
-            kernel bridge or the mirror simulator).
-          </p>
+        <div className="panel" data-testid="overview-mirrors">
+          <h2>
+            Mirrors and resyncs <Link href="/mirrors">all</Link>
+          </h2>
+          {s.mirrors.total === 0 ? (
+            <p className="muted">
+              No mirror has reported yet: mirrors appear here when an agent serves a cluster log
+              (the kernel bridge or the mirror simulator).
+            </p>
+          ) : (
+            <>
+              <p>
+                {s.mirrors.inSync} of {s.mirrors.total} in sync, {s.mirrors.recovering} recovering,{" "}
+                <span className={s.mirrors.stalled.length ? "error" : ""}>
+                  {s.mirrors.stalled.length} stalled
+                </span>
+                ; {s.mirrors.resyncsRunning} operator resync(s) running.
+              </p>
+              <table>
+                <tbody>
+                  {s.mirrors.list.map((m) => (
+                    <tr key={m.uuid}>
+                      <td>
+                        <Link href={`/mirrors/${encodeURIComponent(m.uuid)}`}>{m.uuid}</Link>
+                      </td>
+                      <td className="num">{m.percent.toFixed(1)} %</td>
+                      <td>
+                        <span
+                          className={`badge ${m.trend === "in-sync" ? "fresh" : m.trend === "stalled" ? "late" : "unknown"}`}
+                        >
+                          {m.trend}
+                        </span>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
+          )}
         </div>
       </div>
       <div className="grid">

@@ -20,8 +20,44 @@ interface Holder {
   client: AgentClient;
 }
 
+export type TMirrorTrend = "in-sync" | "recovering" | "stalled" | "unknown";
+
+/**
+ * Progress-aware state (DASHBOARD.md edge 5): a mirror that is out of sync but gaining
+ * regions is "recovering" (no alarm); one that has gained nothing for `stallMs` is
+ * "stalled" (an alarm). Kept per web process from successive observations.
+ */
+const trends = new Map<string, { inSync: number; lastGainAt: number; firstSeenAt: number }>();
+export const stallMs = 60_000;
+
+export function observeTrend(
+  uuid: string,
+  inSync: number,
+  regionCount: number,
+  now: number,
+): TMirrorTrend {
+  if (inSync >= regionCount) {
+    trends.set(uuid, {
+      inSync,
+      lastGainAt: now,
+      firstSeenAt: trends.get(uuid)?.firstSeenAt ?? now,
+    });
+    return "in-sync";
+  }
+  const prev = trends.get(uuid);
+  if (!prev) {
+    trends.set(uuid, { inSync, lastGainAt: now, firstSeenAt: now });
+    return "unknown";
+  }
+  const lastGainAt = inSync > prev.inSync ? now : prev.lastGainAt;
+  trends.set(uuid, { inSync, lastGainAt, firstSeenAt: prev.firstSeenAt });
+  if (now - lastGainAt <= stallMs)
+    return now - prev.firstSeenAt < 2_000 && inSync <= prev.inSync ? "unknown" : "recovering";
+  return "stalled";
+}
+
 /** Asks every reachable agent which mirrors (cluster logs) it holds. */
-async function collect(ctx: ContextInner) {
+export async function collect(ctx: ContextInner) {
   const nodes = await ctx.db.node.findMany({
     orderBy: { id: "asc" },
     select: { id: true, apiUrl: true, lastSeenAt: true, sampleIntervalMs: true },
@@ -117,6 +153,7 @@ export const mirrorsRouter = createTRPCRouter({
           inSync: m.inSync,
           percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
           resyncRunning: m.resyncId !== null,
+          trend: observeTrend(m.uuid, m.inSync, m.regionCount, ctx.now().getTime()),
           nodes: m.holders.map((h) => h.nodeId),
         }))
         .sort((a, b) => a.percent - b.percent || a.uuid.localeCompare(b.uuid)),

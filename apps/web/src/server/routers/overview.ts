@@ -1,5 +1,6 @@
 import { freshness, type TFreshness } from "../freshness";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
+import { collect, observeTrend } from "./mirrors";
 
 const worstFirst: TFreshness[] = ["unknown", "late", "fresh"];
 const severities = ["critical", "error", "warning", "notice", "info", "debug"] as const;
@@ -11,7 +12,7 @@ export const overviewRouter = createTRPCRouter({
   summary: protectedProcedure.query(async ({ ctx }) => {
     const now = ctx.now();
     const dayAgo = new Date(now.getTime() - 86_400_000);
-    const [nodes, bySeverity, recentEvents, recentAudit] = await Promise.all([
+    const [nodes, bySeverity, recentEvents, recentAudit, mirrorState] = await Promise.all([
       ctx.db.node.findMany({
         select: { id: true, hostname: true, lastSeenAt: true, sampleIntervalMs: true },
       }),
@@ -38,6 +39,7 @@ export const overviewRouter = createTRPCRouter({
         take: 5,
         select: { id: true, at: true, actor: true, action: true, target: true, outcome: true },
       }),
+      collect(ctx).catch(() => null),
     ]);
     const nodeStates = nodes
       .map((n) => ({
@@ -62,8 +64,26 @@ export const overviewRouter = createTRPCRouter({
         : nodeStates.some((n) => n.freshness === "late") || counts.critical + counts.error > 0
           ? "attention"
           : "ok";
+    const mirrors = mirrorState
+      ? [...mirrorState.mirrors.values()].map((m) => ({
+          uuid: m.uuid,
+          percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
+          trend: observeTrend(m.uuid, m.inSync, m.regionCount, now.getTime()),
+          resyncRunning: m.resyncId !== null,
+        }))
+      : [];
+    const stalled = mirrors.filter((m) => m.trend === "stalled");
+    const finalHealth: THealth = health === "ok" && stalled.length > 0 ? "attention" : health;
     return {
-      health,
+      health: finalHealth,
+      mirrors: {
+        total: mirrors.length,
+        inSync: mirrors.filter((m) => m.trend === "in-sync").length,
+        recovering: mirrors.filter((m) => m.trend === "recovering" || m.trend === "unknown").length,
+        stalled: stalled.map((m) => m.uuid),
+        resyncsRunning: mirrors.filter((m) => m.resyncRunning).length,
+        list: mirrors.sort((a, b) => a.percent - b.percent).slice(0, 10),
+      },
       nodes: nodeStates,
       nodeCounts: {
         fresh: nodeStates.filter((n) => n.freshness === "fresh").length,
