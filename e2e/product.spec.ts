@@ -167,6 +167,33 @@ test.describe
       ).toBeVisible();
     });
 
+    test("a bulk resync starts at most two per node and says why it refused the rest", async () => {
+      await page.goto("/mirrors");
+      const rows = page.getByTestId("mirror-row");
+      await expect(rows.first()).toBeVisible();
+      // Only mirrors with no resync running, so the guard's count starts from zero.
+      await expect(page.getByText("resyncing")).toHaveCount(0, { timeout: 60_000 });
+      for (const box of await page.getByRole("checkbox").all()) await box.check();
+      await page.getByRole("button", { name: /Resync selected \(3\)/ }).click();
+      await page.getByTestId("bulk-confirm").getByRole("button", { name: "Confirm" }).click();
+      const results = page.getByTestId("bulk-results");
+      await expect(results.locator("li")).toHaveCount(3);
+      await expect(results).toContainText("at most 2");
+      expect(await results.locator("li", { hasText: ": started" }).count()).toBe(2);
+      // Leave the cluster as we found it.
+      for (const li of await results.locator("li", { hasText: ": started" }).all()) {
+        const uuid = (await li.textContent())!.split(":")[0]!;
+        const r = await page.request.post("/api/trpc/mirrors.cancel", {
+          data: { json: { uuid } },
+          headers: {
+            "content-type": "application/json",
+            origin: `http://127.0.0.1:${e2e.webPort}`,
+          },
+        });
+        expect(r.status()).toBe(200);
+      }
+    });
+
     test("the nodes page lists the local agent as fresh", async () => {
       await page.goto("/nodes");
       const row = page.locator(`[data-testid="node-row"][data-node-id="${nodeId()}"]`);

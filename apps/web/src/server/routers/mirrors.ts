@@ -318,6 +318,92 @@ export const mirrorsRouter = createTRPCRouter({
     }
   }),
 
+  /**
+   * Bulk resync of whole mirrors with a guard (DASHBOARD.md edge 9): each is started only
+   * while its nodes run fewer than `maxResyncsPerNode` resyncs; the rest are refused and
+   * say why. Each start is audited on its own.
+   */
+  bulkResync: operatorProcedure
+    .input(
+      z.object({
+        uuids: z.array(z.string().min(1).max(128)).min(1).max(100),
+        throttle: z.number().int().min(1).max(10_000_000).optional(),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const { mirrors } = await collect(ctx);
+      const running = new Map<string, number>();
+      for (const m of mirrors.values()) {
+        if (m.resyncId === null) continue;
+        for (const h of m.holders) running.set(h.nodeId, (running.get(h.nodeId) ?? 0) + 1);
+      }
+      const results: Array<{
+        uuid: string;
+        outcome: "started" | "refused" | "failed";
+        detail: string;
+      }> = [];
+      for (const uuid of input.uuids) {
+        const target = `mirror:${uuid}`;
+        const m = mirrors.get(uuid);
+        const params = { bulk: true, ...(input.throttle ? { throttle: input.throttle } : {}) };
+        if (!m || m.holders.length === 0) {
+          results.push({ uuid, outcome: "refused", detail: "no reachable node holds it" });
+          await audit(ctx, {
+            action: "mirrors.startResync",
+            target,
+            params,
+            outcome: "refused",
+            detail: "not reachable",
+          });
+          continue;
+        }
+        const busy = m.holders.find((h) => (running.get(h.nodeId) ?? 0) >= maxResyncsPerNode);
+        if (busy) {
+          const detail = `node ${busy.nodeId} already runs ${running.get(busy.nodeId)} resyncs (at most ${maxResyncsPerNode})`;
+          results.push({ uuid, outcome: "refused", detail });
+          await audit(ctx, {
+            action: "mirrors.startResync",
+            target,
+            params,
+            outcome: "refused",
+            detail,
+          });
+          continue;
+        }
+        try {
+          const p = await m.holders[0]!.client.resync.start.mutate({
+            uuid,
+            ...(input.throttle ? { throttle: input.throttle } : {}),
+            actor: ctx.user.username,
+          });
+          for (const h of m.holders) running.set(h.nodeId, (running.get(h.nodeId) ?? 0) + 1);
+          results.push({ uuid, outcome: "started", detail: `resync ${p.id}` });
+          await audit(ctx, {
+            action: "mirrors.startResync",
+            target,
+            params,
+            outcome: "ok",
+            detail: `resync ${p.id}`,
+          });
+        } catch (error) {
+          const e = agentError(error);
+          results.push({
+            uuid,
+            outcome: e.code === "BAD_GATEWAY" ? "failed" : "refused",
+            detail: e.message,
+          });
+          await audit(ctx, {
+            action: "mirrors.startResync",
+            target,
+            params,
+            outcome: e.code === "BAD_GATEWAY" ? "failed" : "refused",
+            detail: e.message,
+          });
+        }
+      }
+      return results;
+    }),
+
   cancel: operatorProcedure.input(ZUuid).mutation(async ({ ctx, input }) => {
     const target = `mirror:${input.uuid}`;
     const m = await holderOf(ctx, input.uuid);
