@@ -149,12 +149,17 @@ test.describe
       await expect(page.getByTestId("resync-history")).toContainText("100–163");
       await page.screenshot({ path: "test-results/resync-done.png", fullPage: true });
 
-      // A second, throttled one: cancel it midway.
+      // A second, throttled one on the largest mirror (4,096 regions, far from done within
+      // seconds at any rate): cancel it midway.
+      await page.goto("/mirrors/LVM-sim-db-primary");
+      await expect(progress).not.toHaveAttribute("data-state", /running|paused/, {
+        timeout: 60_000,
+      });
       await form.locator('input[name="first"]').fill("0");
-      await form.locator('input[name="last"]').fill("2047");
-      await form.locator('input[name="throttle"]').fill("5");
+      await form.locator('input[name="last"]').fill("4095");
+      await form.locator('input[name="throttle"]').fill("1");
       await form.getByRole("button", { name: /Plan resync/ }).click();
-      await plan.getByRole("button", { name: /Confirm: resync 2,048 regions/ }).click();
+      await plan.getByRole("button", { name: /Confirm: resync 4,096 regions/ }).click();
       await expect(progress).toHaveAttribute("data-state", /running|paused/);
       await page.getByRole("button", { name: "Cancel resync" }).click();
       await expect(progress).toHaveAttribute("data-state", "cancelled");
@@ -179,7 +184,11 @@ test.describe
       const results = page.getByTestId("bulk-results");
       await expect(results.locator("li")).toHaveCount(3);
       await expect(results).toContainText("at most 2");
-      expect(await results.locator("li", { hasText: ": started" }).count()).toBe(2);
+      // Two may start (a resync the demo itself starts meanwhile counts against the guard too).
+      const started = await results.locator("li", { hasText: ": started" }).count();
+      expect(started).toBeGreaterThanOrEqual(1);
+      expect(started).toBeLessThanOrEqual(2);
+      expect(await results.locator("li", { hasText: "at most 2" }).count()).toBe(3 - started);
       // Leave the cluster as we found it.
       for (const li of await results.locator("li", { hasText: ": started" }).all()) {
         const uuid = (await li.textContent())!.split(":")[0]!;
@@ -190,7 +199,8 @@ test.describe
             origin: `http://127.0.0.1:${e2e.webPort}`,
           },
         });
-        expect(r.status()).toBe(200);
+        // 200, or 409/404 when a small mirror's resync already finished.
+        expect([200, 404, 409]).toContain(r.status());
       }
     });
 
@@ -239,7 +249,8 @@ test.describe
       await expect(
         page.locator(`[data-testid="user-row"][data-username="${admin.username}"]`),
       ).toBeVisible();
-      if ((await existing.count()) === 0) {
+      const createdNow = (await existing.count()) === 0;
+      if (createdNow) {
         const form = page.locator("form");
         await form.locator('input[name="username"]').fill(viewer.username);
         await form.locator('input[name="password"]').fill(viewer.password);
@@ -248,10 +259,14 @@ test.describe
         await expect(page.getByRole("status")).toHaveText(`created ${viewer.username} (viewer)`);
       }
       await expect(existing).toBeVisible();
-      await page.goto("/audit");
-      await expect(
-        page.locator('[data-testid="audit-row"][data-action="users.create"]').first(),
-      ).toBeVisible();
+      if (createdNow) {
+        // On a re-run against the same data directory the viewer exists already, and its
+        // creation is older than the audit page's first screen.
+        await page.goto("/audit");
+        await expect(
+          page.locator('[data-testid="audit-row"][data-action="users.create"]').first(),
+        ).toBeVisible();
+      }
     });
   });
 
