@@ -132,6 +132,32 @@ function agentError(error: unknown): TRPCError {
   return new TRPCError({ code: "BAD_GATEWAY", message: `agent: ${message}` });
 }
 
+/**
+ * Calls an agent on behalf of the signed-in operator and writes the audit row either way:
+ * ok with `detail(result)`, or refused/failed with the agent's reason (then rethrown).
+ */
+async function auditedAgentCall<T>(
+  ctx: ContextInner,
+  entry: { action: string; target: string; params?: unknown },
+  call: () => Promise<T>,
+  detail: (result: T) => string | undefined = () => undefined,
+): Promise<T> {
+  try {
+    const result = await call();
+    const d = detail(result);
+    await audit(ctx, { ...entry, outcome: "ok", ...(d ? { detail: d } : {}) });
+    return result;
+  } catch (error) {
+    const e = agentError(error);
+    await audit(ctx, {
+      ...entry,
+      outcome: e.code === "BAD_GATEWAY" ? "failed" : "refused",
+      detail: e.message,
+    });
+    throw e;
+  }
+}
+
 const ZUuid = z.object({ uuid: z.string().min(1).max(128) });
 const ZRange = ZUuid.extend({
   first: z.number().int().min(0).optional(),
@@ -292,30 +318,12 @@ export const mirrorsRouter = createTRPCRouter({
         });
       }
     }
-    try {
-      const progress = await m.holders[0]!.client.resync.start.mutate({
-        ...input,
-        actor: ctx.user.username,
-      });
-      await audit(ctx, {
-        action: "mirrors.startResync",
-        target,
-        params: input,
-        outcome: "ok",
-        detail: `resync ${progress.id}`,
-      });
-      return progress;
-    } catch (error) {
-      const e = agentError(error);
-      await audit(ctx, {
-        action: "mirrors.startResync",
-        target,
-        params: input,
-        outcome: e.code === "BAD_GATEWAY" ? "failed" : "refused",
-        detail: e.message,
-      });
-      throw e;
-    }
+    return auditedAgentCall(
+      ctx,
+      { action: "mirrors.startResync", target, params: input },
+      () => m.holders[0]!.client.resync.start.mutate({ ...input, actor: ctx.user.username }),
+      (p) => `resync ${p.id}`,
+    );
   }),
 
   /**
@@ -407,28 +415,13 @@ export const mirrorsRouter = createTRPCRouter({
   cancel: operatorProcedure.input(ZUuid).mutation(async ({ ctx, input }) => {
     const target = `mirror:${input.uuid}`;
     const m = await holderOf(ctx, input.uuid);
-    try {
-      const progress = await m.holders[0]!.client.resync.cancel.mutate({
-        uuid: input.uuid,
-        actor: ctx.user.username,
-      });
-      await audit(ctx, {
-        action: "mirrors.cancelResync",
-        target,
-        outcome: "ok",
-        detail: `resync ${progress.id}`,
-      });
-      return progress;
-    } catch (error) {
-      const e = agentError(error);
-      await audit(ctx, {
-        action: "mirrors.cancelResync",
-        target,
-        outcome: "refused",
-        detail: e.message,
-      });
-      throw e;
-    }
+    return auditedAgentCall(
+      ctx,
+      { action: "mirrors.cancelResync", target },
+      () =>
+        m.holders[0]!.client.resync.cancel.mutate({ uuid: input.uuid, actor: ctx.user.username }),
+      (p) => `resync ${p.id}`,
+    );
   }),
 
   throttle: operatorProcedure
@@ -436,25 +429,14 @@ export const mirrorsRouter = createTRPCRouter({
     .mutation(async ({ ctx, input }) => {
       const target = `mirror:${input.uuid}`;
       const m = await holderOf(ctx, input.uuid);
-      try {
-        const progress = await m.holders[0]!.client.resync.throttle.mutate(input);
-        await audit(ctx, {
+      return auditedAgentCall(
+        ctx,
+        {
           action: "mirrors.throttleResync",
           target,
           params: { regionsPerSecond: input.regionsPerSecond },
-          outcome: "ok",
-        });
-        return progress;
-      } catch (error) {
-        const e = agentError(error);
-        await audit(ctx, {
-          action: "mirrors.throttleResync",
-          target,
-          params: { regionsPerSecond: input.regionsPerSecond },
-          outcome: "refused",
-          detail: e.message,
-        });
-        throw e;
-      }
+        },
+        () => m.holders[0]!.client.resync.throttle.mutate(input),
+      );
     }),
 });
