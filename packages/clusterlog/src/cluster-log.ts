@@ -39,7 +39,7 @@ import {
 } from "./requests-resync.ts";
 import { getRegionSize, statusInfo, statusTable } from "./requests-status.ts";
 import type { Result } from "./result.ts";
-import { applyResync, type ResyncOutcome } from "./resync.ts";
+import { applyResync, issueOutOfSyncWrite, type ResyncOutcome } from "./resync.ts";
 import { decodeSnapshot, encodeSnapshot, type SnapshotError } from "./snapshot.ts";
 
 /** One handler per request type, like the kernel's dm-log.c (spec §2). */
@@ -197,7 +197,16 @@ export class ClusterLog {
     const state = this.#state;
     const io = state.pendingIo.get(ioId);
     if (!io) return; // stale or duplicate completion (P2)
+    // I/O of this log held behind this one on another node may go now (`ioHeld`).
+    const held = state.heldIo(io.uuid);
     state.pendingIo.delete(ioId);
+    this.#completed(io, error, data);
+    state.releaseIo(io.uuid, held);
+  }
+
+  #completed(io: PendingIo, error: number, data: Uint8Array | null): void {
+    const state = this.#state;
+    const ioId = io.ioId;
     const group = state.groups.get(io.uuid);
     const answerAll = (err: number) => {
       for (const w of io.waiters) state.reply(w.node, w.header, err);
@@ -231,10 +240,12 @@ export class ClusterLog {
     const state = this.#state;
     state.nodes.delete(node);
     const requeue: LogGroup["waitingResumes"][] = [];
+    const madeOutOfSync: LogGroup[] = [];
     for (const uuid of state.sortedGroupIds()) {
       const group = state.groups.get(uuid)!;
       if (group.members.some((m) => m.node === node)) {
-        releaseMember(group, node, false);
+        const outOfSync = releaseMember(group, node, false);
+        if (outOfSync.length > 0 && group.members.length > 0) madeOutOfSync.push(group);
         for (const m of group.members) {
           const inst = state.memberInstance(group, m.node);
           if (inst) inst.inSync = false; // §4.5 [REC]: reset in_sync on the survivors
@@ -253,7 +264,20 @@ export class ClusterLog {
     for (const key of [...state.instances.keys()].sort()) {
       if (state.instances.get(key)!.node === node) state.instances.delete(key);
     }
-    for (const io of [...state.pendingIo.values()]) this.#reassignIo(io, node);
+    // I/O it owed moves to the new server, and I/O held behind it may go: each emitted
+    // once it is held behind nothing on another node (`ioHeld`), in ioId order.
+    const release = new Map<string, Set<number>>();
+    for (const io of state.pendingIo.values()) {
+      if (!release.has(io.uuid)) release.set(io.uuid, state.heldIo(io.uuid));
+    }
+    for (const io of [...state.pendingIo.values()]) {
+      if (this.#reassignIo(io, node)) release.get(io.uuid)!.add(io.ioId);
+    }
+    for (const [uuid, candidates] of [...release].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      state.releaseIo(uuid, candidates);
+    }
+    // Regions it had marked are out of sync now; the disk must say so before IN_SYNC does.
+    for (const group of madeOutOfSync) issueOutOfSyncWrite(state, group);
     // Joiners that were waiting on a master resume whose master died resume afresh.
     for (const resumes of requeue) {
       for (const w of resumes)
@@ -261,22 +285,23 @@ export class ClusterLog {
     }
   }
 
-  #reassignIo(io: PendingIo, failed: NodeId): void {
+  /** Move `failed`'s pending I/O to the new server; true if it moved (the caller emits it). */
+  #reassignIo(io: PendingIo, failed: NodeId): boolean {
     const state = this.#state;
     const kept = io.waiters.filter((w) => w.node !== failed);
     io.waiters.length = 0;
     io.waiters.push(...kept);
-    if (io.node !== failed) return;
+    if (io.node !== failed) return false;
     const group = state.groups.get(io.uuid);
     const server = group ? state.serverInstance(group) : null;
     if (!group || !server || io.kind === "read") {
       state.pendingIo.delete(io.ioId);
       if (group && group.lastWriteIo === io.ioId) group.lastWriteIo = NO_IO;
       for (const w of io.waiters) state.reply(w.node, w.header, -EIO);
-      return;
+      return false;
     }
     io.node = server.node;
-    state.emitIo(io, group);
+    return true;
   }
 
   /** Serialise everything replicas agree on (spec §4.3 checkpoint, plus P26/P27). */

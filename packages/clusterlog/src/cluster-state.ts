@@ -1,8 +1,8 @@
 import type { RequestHeader } from "./codec.ts";
 import { encodeLogImage, logImageSize } from "./disk-format.ts";
-import { EAGAIN } from "./errno.ts";
+import { EAGAIN, EIO } from "./errno.ts";
 import type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
-import { NO_IO, serverOf } from "./log-state.ts";
+import { isMember, NO_IO, serverOf } from "./log-state.ts";
 import type { IoRequest, NodeId, Reply } from "./operations.ts";
 
 // Everything one replica holds, plus the output buffers of the operation being applied.
@@ -34,8 +34,13 @@ export interface PendingIo {
   readonly uuid: string;
   /** The node doing it; moved to the new server if that node fails. */
   node: NodeId;
-  /** "resume": the I/O of a master resume; "flush": a FLUSH commit. */
-  readonly purpose: "resume" | "flush";
+  /**
+   * "resume": the I/O of a master resume; "flush": a FLUSH commit; "out-of-sync": regions
+   * an ordered operation made out of sync without a mark (operator resync, failed node)
+   * go to disk as not clean — until then IN_SYNC does not call them out of sync
+   * (`outOfSyncPending`).
+   */
+  readonly purpose: "resume" | "flush" | "out-of-sync";
   readonly waiters: PendingReply[];
 }
 
@@ -138,7 +143,7 @@ export class ClusterState {
     };
     this.pendingIo.set(ioId, io);
     group.lastWriteIo = ioId;
-    this.emitIo(io, group);
+    if (!this.ioHeld(io)) this.emitIo(io, group);
     return ioId;
   }
 
@@ -152,7 +157,77 @@ export class ClusterState {
       waiters,
     };
     this.pendingIo.set(io.ioId, io);
-    this.emitIo(io, group);
+    if (!this.ioHeld(io)) this.emitIo(io, group);
+  }
+
+  /**
+   * Whether `io` is held back: an earlier I/O of the same log is still pending on another
+   * node. One node runs its I/O in order, but nothing orders two nodes' writes to the one
+   * shared log device: after a server change (a suspend, a resume, a departure) the old
+   * server's older image could land after the new server's newer one and call regions
+   * clean that a completed FLUSH made dirty. So a log's I/O moves to another node only
+   * once the previous node's is done. Derived from `pendingIo` alone (ascending ioIds),
+   * so a replica restored from a snapshot agrees on what is held.
+   */
+  ioHeld(io: PendingIo): boolean {
+    for (const other of this.pendingIo.values()) {
+      if (other.ioId < io.ioId && other.uuid === io.uuid && other.node !== io.node) return true;
+    }
+    return false;
+  }
+
+  /** The ioIds of `uuid`'s held I/O (see `ioHeld`). */
+  heldIo(uuid: string): Set<number> {
+    const held = new Set<number>();
+    if (this.pendingIo.size < 2) return held;
+    for (const io of this.pendingIo.values()) {
+      if (io.uuid === uuid && this.ioHeld(io)) held.add(io.ioId);
+    }
+    return held;
+  }
+
+  /**
+   * Emit, in ioId order, the I/O of `uuid` among `candidates` (held before a completion
+   * or moved by a departure) that is no longer held. A held write whose node left the
+   * group goes to the current server; one with no group or server left fails like an I/O
+   * of a failed node with no successor (-EIO; a read: -EAGAIN, the kernel resends RESUME).
+   */
+  releaseIo(uuid: string, candidates: ReadonlySet<number>): void {
+    if (candidates.size === 0) return;
+    const ios = [...this.pendingIo.values()]
+      .filter((io) => io.uuid === uuid && candidates.has(io.ioId))
+      .sort((a, b) => a.ioId - b.ioId);
+    for (const io of ios) {
+      const group = this.groups.get(uuid);
+      if (group && io.kind === "write" && !isMember(group, io.node)) {
+        const server = serverOf(group);
+        if (server !== null) io.node = server;
+      }
+      if (this.ioHeld(io)) continue;
+      if (!group || !this.memberInstance(group, io.node)) {
+        this.pendingIo.delete(io.ioId);
+        if (group && group.lastWriteIo === io.ioId) group.lastWriteIo = NO_IO;
+        for (const w of io.waiters)
+          this.reply(w.node, w.header, io.kind === "read" ? -EAGAIN : -EIO);
+        continue;
+      }
+      this.emitIo(io, group);
+    }
+  }
+
+  /**
+   * Whether regions of `uuid` made out of sync without a mark may still be clean on disk
+   * (an "out-of-sync" write is pending). IN_SYNC must not answer "not in sync" for them
+   * meanwhile: the kernel would write such a region to the primary leg only, unmarked,
+   * and the disk log would still call it clean — after a crash it would count as in sync
+   * with legs that differ.
+   */
+  outOfSyncPending(uuid: string): boolean {
+    if (this.pendingIo.size === 0) return false;
+    for (const io of this.pendingIo.values()) {
+      if (io.purpose === "out-of-sync" && io.uuid === uuid) return true;
+    }
+    return false;
   }
 
   /** (Re-)emit the IoRequest for a pending I/O, with the current image for writes. */

@@ -1,6 +1,6 @@
 import type { ClusterState } from "./cluster-state.ts";
 import { decodeRegionList, decodeU64, encodeBool64 } from "./codec.ts";
-import { EINVAL } from "./errno.ts";
+import { EAGAIN, EINVAL } from "./errno.ts";
 import { clearRegion as clearOne, markRegion as markOne, NO_IO } from "./log-state.ts";
 import {
   DEFERRED,
@@ -33,7 +33,12 @@ export function inSync(state: ClusterState, req: RequestContext): Outcome {
   if (!inst || !group) return failure(-EINVAL);
   const region = decodeU64(req.data);
   if (!regionInRange(group, region)) return failure(-EINVAL); // P21 (lvm2 cdcb75919)
-  return { error: 0, payload: encodeBool64(inst.inSync || group.syncBits.test(region)) };
+  const value = inst.inSync || group.syncBits.test(region);
+  // Made out of sync by an operation whose log write is still in flight: the disk may
+  // still call the region clean, and "not in sync" lets the kernel write it to one leg
+  // unmarked. The kernel resends on -EAGAIN (spec §1.4) until the write is durable.
+  if (!value && state.outOfSyncPending(group.uuid)) return failure(-EAGAIN);
+  return { error: 0, payload: encodeBool64(value) };
 }
 
 /** All regions of a MARK/CLEAR/FLUSH list, or null if any is out of range (P21 [REC]). */

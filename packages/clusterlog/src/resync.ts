@@ -1,6 +1,6 @@
 import { type Bitmap, popcount32 } from "./bitmap.ts";
 import type { ClusterState } from "./cluster-state.ts";
-import type { LogGroup } from "./log-state.ts";
+import { type LogGroup, NO_IO } from "./log-state.ts";
 
 // Operator-started resync (issue 5, "Resync control"): an ordered operation makes a region
 // range out of sync, so every replica agrees on which regions need recovery and the
@@ -76,6 +76,7 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
     const before = group.cleanBits.count;
     group.cleanBits.fillRange(first, last + 1, false);
     if (group.cleanBits.count !== before) group.touched = true;
+    if (made.count > 0) issueOutOfSyncWrite(state, group);
     // The recovery cursor restarts at the range (GET_RESYNC_WORK scans from it), and the
     // sticky in_sync (P13) no longer holds on any member.
     group.syncSearch = Math.min(group.syncSearch, first);
@@ -113,6 +114,23 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
   group.resync = null;
   group.sweepHeld = true;
   return { ok: true, regions: outOfSync };
+}
+
+/**
+ * Regions of `group` were just made out of sync without a mark (an operator resync start,
+ * a failed node's marked regions, §4.5): write the log now, not at the next FLUSH. The
+ * kernel writes a region IN_SYNC calls out of sync to the primary leg only and unmarked,
+ * so the disk must call it not clean first; until this write is durable IN_SYNC answers
+ * -EAGAIN for out-of-sync regions (`outOfSyncPending`, the kernel resends). Nothing to do
+ * when the disk already holds the current bits (nothing changed and nothing in flight),
+ * or for a core log.
+ */
+export function issueOutOfSyncWrite(state: ClusterState, group: LogGroup): void {
+  if (group.loading || (!group.touched && group.lastWriteIo === NO_IO)) return;
+  const server = state.serverInstance(group);
+  if (!server || server.config.logType === "clustered-core") return;
+  group.touched = false;
+  state.issueWrite(group, "out-of-sync", []);
 }
 
 /** Whether this resync is finished: no region of its range is out of sync any more. */

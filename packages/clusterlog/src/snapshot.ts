@@ -21,6 +21,8 @@ import { fail, ok, type Result } from "./result.ts";
 
 const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
 const SNAPSHOT_VERSION = 3;
+/** A pending I/O's purpose byte (2 was added within version 3; an older reader sees "flush"). */
+const PURPOSES = ["resume", "flush", "out-of-sync"] as const;
 /**
  * Older versions still read, so a running cluster can upgrade: 1 had no operator resync,
  * 2 no `recoveryInvalidated` (read as false).
@@ -89,7 +91,7 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
       .u8(io.kind === "read" ? 0 : 1)
       .string(io.uuid)
       .u32(io.node);
-    w.u8(io.purpose === "resume" ? 0 : 1);
+    w.u8(io.purpose === "resume" ? 0 : io.purpose === "flush" ? 1 : 2);
     writeWaiters(w, io.waiters);
   }
   return w.finish();
@@ -243,7 +245,7 @@ export function decodeSnapshot(
         kind: r.u8() === 0 ? "read" : "write",
         uuid: r.string(),
         node: r.u32(),
-        purpose: r.u8() === 0 ? "resume" : "flush",
+        purpose: PURPOSES[r.u8()] ?? "flush",
         waiters: readWaiters(r),
       };
       state.pendingIo.set(io.ioId, io);

@@ -292,7 +292,53 @@ export class SimCluster {
   }
 }
 
-/** Random writes to a set of mirrors from `writers` concurrent writers, until stopped. */
+/** A write in flight on a mirror's legs (every node's kernel writes the same leg files). */
+interface InFlightWrite {
+  readonly start: number;
+  readonly end: number;
+  readonly done: Promise<void>;
+}
+
+/**
+ * Writes in flight by leg file and region, across every WriteLoad: two writes to
+ * overlapping bytes are never in flight at once. Neither dm-raid1 nor the block layer
+ * orders overlapping writes in flight together: each leg may apply them in a different
+ * order, so the legs would differ without anything being wrong with the log (no
+ * filesystem or database issues such writes; they wait for the first to complete).
+ */
+const inFlightWrites = new Map<string, InFlightWrite[]>();
+
+async function writeExclusive(
+  mirror: SimMirror,
+  region: number,
+  offset: number,
+  data: Uint8Array,
+): Promise<void> {
+  const key = `${mirror.options.legPaths[0]}:${region}`;
+  const end = offset + data.length;
+  for (;;) {
+    const overlapping = inFlightWrites.get(key)?.find((w) => w.start < end && offset < w.end);
+    if (!overlapping) break;
+    await overlapping.done.catch(() => {});
+  }
+  const done = mirror.write(region, offset, data);
+  const entry: InFlightWrite = { start: offset, end, done };
+  const list = inFlightWrites.get(key) ?? [];
+  list.push(entry);
+  inFlightWrites.set(key, list);
+  try {
+    await done;
+  } finally {
+    list.splice(list.indexOf(entry), 1);
+    if (list.length === 0 && inFlightWrites.get(key) === list) inFlightWrites.delete(key);
+  }
+}
+
+/**
+ * Random writes to a set of mirrors from `writers` concurrent writers, until stopped.
+ * Writes to one region run concurrently, but never two to overlapping bytes
+ * (`writeExclusive`).
+ */
 export class WriteLoad {
   acked = 0;
   failed = 0;
@@ -317,7 +363,7 @@ export class WriteLoad {
             const offset = Math.floor(random() * (mirror.options.regionBytes - options.bytes));
             const data = new Uint8Array(options.bytes).fill(Math.floor(random() * 256));
             try {
-              await mirror.write(region, offset, data);
+              await writeExclusive(mirror, region, offset, data);
               this.acked++;
             } catch {
               this.failed++;
