@@ -68,7 +68,7 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
       return { ok: false, reason: "bad-range" };
     }
     // Word-level: made = sync ∧ range, then sync and clean lose the range (a region out
-    // of sync is never clean, §3.6), written to disk at the next FLUSH (`touched`).
+    // of sync is never clean, §3.6), written to disk at once (`issueOutOfSyncWrite`).
     const made = group.syncBits.clone();
     made.fillRange(0, first, false);
     made.fillRange(last + 1, group.regionCount, false);
