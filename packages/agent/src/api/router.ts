@@ -134,14 +134,20 @@ export const resyncRouter = createTRPCRouter({
    */
   regionMap: agentProcedure
     .input(ZLogUuid.extend({ buckets: z.number().int().min(1).max(1_000_000).default(115_200) }))
-    .output(z.object({ regionCount: z.number(), regionsPerBucket: z.number(), buckets: z.string() }))
+    .output(
+      z.object({ regionCount: z.number(), regionsPerBucket: z.number(), buckets: z.string() }),
+    )
     .query(({ ctx, input }) =>
       resyncCall(() => {
         const map = resyncService(ctx).regionMap(input.uuid, input.buckets);
         return {
           regionCount: map.regionCount,
           regionsPerBucket: map.regionsPerBucket,
-          buckets: Buffer.from(map.buckets.buffer, map.buckets.byteOffset, map.buckets.byteLength).toString("base64"),
+          buckets: Buffer.from(
+            map.buckets.buffer,
+            map.buckets.byteOffset,
+            map.buckets.byteLength,
+          ).toString("base64"),
         };
       }),
     ),

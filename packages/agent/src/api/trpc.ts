@@ -18,7 +18,10 @@ export interface AgentServices {
   /** Event pipeline counters and which host sources were found at start. */
   eventStatus?(): { pipeline: PipelineStats; sources: Record<string, boolean> };
   /** Operator resync control over this node's cluster-log replica (issue 5). */
-  resync?: Pick<ResyncController, "logs" | "progress" | "startResync" | "cancel" | "throttle" | "regionMap">;
+  resync?: Pick<
+    ResyncController,
+    "logs" | "progress" | "startResync" | "cancel" | "throttle" | "regionMap"
+  >;
 }
 
 export interface NodeInfo {

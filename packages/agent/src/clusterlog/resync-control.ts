@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { type RegionMapSummary, regionMap } from "./region-map.ts";
 import { countInSync, type LogGroup, NO_NODE, NO_REGION } from "@mirrorplane/clusterlog";
 import type { THostEvent } from "../events/event.ts";
+import { type RegionMapSummary, regionMap } from "./region-map.ts";
 import type { ClusterLogServer } from "./server.ts";
 
 // Operator resync control (issue 5): start a resync of a whole mirror or a region range,
