@@ -17,9 +17,11 @@ import type { ClusterLogServer } from "./server.ts";
 //
 // Throttling is a pause/unpause cycle of the ordered operation, driven by the node that
 // owns the throttle: in each one-second window, once the limit of regions has been
-// recovered, the sweep is paused until the window ends. Regions a write waits on are
-// still recovered while paused (the core serves the priority list), so a throttle never
-// blocks writers.
+// recovered, the sweep is paused until the window ends. The limit is checked at every
+// operation this replica applies (not only at the samples, which come once a second), so
+// from the first window on a window recovers about the limit — plus the regions in
+// flight when the pause is ordered. Regions a write waits on are still recovered while
+// paused (the core serves the priority list), so a throttle never blocks writers.
 
 /** Where resync events go: the agent's EventPipeline fits (`emit` never blocks). */
 export interface ResyncEventSink {
@@ -72,6 +74,8 @@ interface Tracked {
   windowStart: number;
   windowBase: number;
   pausedByThrottle: boolean;
+  /** The log's in-sync count when the throttle was last checked (skips idle checks). */
+  countSeen: number;
   progressEvents: number;
   latest: ResyncProgress | null;
 }
@@ -102,6 +106,7 @@ export class ResyncController {
   readonly #tracked = new Map<string, Tracked>();
   readonly #now: () => number;
   #timer: NodeJS.Timeout | null = null;
+  #unsubscribe: (() => void) | null = null;
   #busy = false;
 
   constructor(options: ResyncControllerOptions) {
@@ -114,11 +119,29 @@ export class ResyncController {
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.sample(), this.#options.sampleIntervalMs ?? 1000);
     this.#timer.unref();
+    this.#unsubscribe = this.#server.onApplied(() => this.#enforceThrottles());
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+
+  /** At an applied operation: pause every throttled sweep whose window's budget is spent. */
+  #enforceThrottles(): void {
+    for (const t of this.#tracked.values()) {
+      if (t.endedAt !== null || t.throttle === null || t.pausedByThrottle) continue;
+      const group = this.#group(t.uuid);
+      if (!group || group.resync?.id !== t.id || group.syncBits.count === t.countSeen) continue;
+      t.countSeen = group.syncBits.count;
+      if (countInSync(group.syncBits, t.first, t.last) - t.windowBase >= t.throttle) {
+        this.#setPaused(t, true).catch(() => {
+          t.pausedByThrottle = false; // not ordered: the next operation or sample tries again
+        });
+      }
+    }
   }
 
   #group(uuid: string): LogGroup | undefined {
@@ -174,33 +197,40 @@ export class ResyncController {
     try {
       await this.#options.kick?.(input.uuid);
     } finally {
+      // Tracked (its throttle enforced) before the sweep can hand out its first region.
+      // Armed, the sweep has recovered nothing of the range so far.
+      const armed = this.#group(input.uuid);
+      if (armed?.resync?.id === id) {
+        const now = this.#now();
+        this.#tracked.set(input.uuid, {
+          uuid: input.uuid,
+          id,
+          first,
+          last,
+          startedAt: now,
+          state: "running",
+          endedAt: null,
+          throttle: input.throttle ?? null,
+          samples: [],
+          windowStart: now,
+          windowBase: countInSync(armed.syncBits, first, last),
+          pausedByThrottle: false,
+          countSeen: -1,
+          progressEvents: 0,
+          latest: null,
+        });
+      }
       await this.#server.publishControl({
         kind: "resync",
         resync: { action: "unpause", uuid: input.uuid, id },
       });
     }
     const after = this.#group(input.uuid);
-    if (after?.resync?.id !== id) {
+    const tracked = this.#tracked.get(input.uuid);
+    if (after?.resync?.id !== id || tracked?.id !== id) {
+      if (tracked?.id === id) this.#tracked.delete(input.uuid);
       throw new ResyncError("CONFLICT", "another resync started first, or the log went away");
     }
-    const now = this.#now();
-    const tracked: Tracked = {
-      uuid: input.uuid,
-      id,
-      first,
-      last,
-      startedAt: now,
-      state: "running",
-      endedAt: null,
-      throttle: input.throttle ?? null,
-      samples: [],
-      windowStart: now,
-      windowBase: countInSync(after.syncBits, first, last),
-      pausedByThrottle: false,
-      progressEvents: 0,
-      latest: null,
-    };
-    this.#tracked.set(input.uuid, tracked);
     const progress = this.#progress(tracked, after);
     this.#event(
       tracked,
@@ -285,6 +315,7 @@ export class ResyncController {
         windowStart: 0,
         windowBase: 0,
         pausedByThrottle: false,
+        countSeen: -1,
         progressEvents: 0,
         latest: null,
       },

@@ -262,6 +262,7 @@ export class ClusterLogServer {
   #snapshotPosition = 0;
   #snapshotScheduled = false;
   #snapshotTimer: NodeJS.Timeout | null = null;
+  readonly #appliedListeners = new Set<(entry: OrderedOperation) => void>();
 
   constructor(options: ClusterLogServerOptions) {
     this.#options = options;
@@ -286,6 +287,16 @@ export class ClusterLogServer {
   /** The last ordered seq this replica applied. */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /**
+   * Calls `listener` synchronously after every operation this replica applies, in order
+   * (resync-control.ts enforces a throttle at the operation that spends it). It must not
+   * throw or block; returns the unsubscribe.
+   */
+  onApplied(listener: (entry: OrderedOperation) => void): () => void {
+    this.#appliedListeners.add(listener);
+    return () => this.#appliedListeners.delete(listener);
   }
 
   get coalescedWrites(): number {
@@ -611,6 +622,13 @@ export class ClusterLogServer {
       return;
     }
     this.stats.applied++;
+    for (const listener of this.#appliedListeners) {
+      try {
+        listener(entry);
+      } catch (error) {
+        this.#log.error({ err: error, seq: entry.seq }, "applied-operation listener failed");
+      }
+    }
     // Operations delivered while joining are history (a replay after the snapshot): their
     // replies went out long ago and their I/O was done by whoever it was addressed to —
     // performing it again would write a stale image. Nothing new can be addressed to a

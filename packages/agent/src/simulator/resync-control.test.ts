@@ -32,6 +32,9 @@ async function until(what: string, condition: () => boolean | Promise<boolean>):
   throw new Error(`${what} never happened`);
 }
 
+// 64 regions, kcopyd paced at 5 ms a region, so a recovery is seen in progress.
+const PACED = { regions: 64, recoveryDelayMs: 5 };
+
 let cluster: SimCluster | null = null;
 let controller: ResyncController | null = null;
 afterEach(async () => {
@@ -40,21 +43,20 @@ afterEach(async () => {
   cluster = null;
 });
 
-async function setup() {
+async function setup(mirror: { regions: number; recoveryDelayMs: number } = PACED) {
   const c = await SimCluster.start({
     dir: await mkdtemp(join(tmpdir(), "mp-resync-")),
     nodes: 3,
     timings: FAST,
   });
   cluster = c;
-  // 64 regions, created in sync: a resync has something to do only because we ask.
-  // kcopyd paced at 5 ms a region, so a recovery is seen in progress.
+  // Created in sync: a resync has something to do only because we ask.
   await c.addMirror({
     name: "m",
-    regions: 64,
+    regions: mirror.regions,
     regionBytes: 4096,
     sync: "nosync",
-    recoveryDelayMs: 5,
+    recoveryDelayMs: mirror.recoveryDelayMs,
   });
   const events: THostEvent[] = [];
   controller = new ResyncController({
@@ -168,6 +170,29 @@ describe("resync control through the agent API", () => {
     expect(whats(events)).toEqual(expect.arrayContaining(["start", "throttle", "done"]));
     await load.stop();
     expect(await c.legsIdentical("m")).toBe(true);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("a throttle holds from the first second: a large range is not swept all at once", async () => {
+    // 2,048 regions and kcopyd unpaced: unthrottled, the sweep ends well within a second.
+    const { c, caller, load } = await setup({ regions: 2048, recoveryDelayMs: 0 });
+    await load.stop(); // no writer forces a region out of turn (the priority list)
+    const before = Date.now();
+    const started = await caller.resync.start({ uuid: UUID, throttle: 5 });
+    // A couple of samples (a rate needs two), then some more sample intervals.
+    await until(
+      "two samples",
+      async () => (await caller.resync.progress({ uuid: UUID }))!.rate !== null,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const p = (await caller.resync.progress({ uuid: UUID }))!;
+    const elapsed = Date.now() - before;
+    expect(p.state).not.toBe("done");
+    // The limit in every one-second window begun so far, and a few regions in flight
+    // when the limit was reached.
+    const windows = Math.floor(elapsed / 1000) + 1;
+    expect(p.inSync - started.inSync).toBeLessThanOrEqual(5 * windows + 4);
+    await caller.resync.cancel({ uuid: UUID });
     expect(c.violations).toEqual([]);
   });
 

@@ -27,7 +27,12 @@ export interface SimClusterOptions {
   readonly nodes: number;
   readonly timings?: KernelTimings;
   readonly log?: Logger;
-  /** A bus per node; default: one in-process order. */
+  /**
+   * A new bus for each start of node's agent (e.g. a JetStreamBus on a real NATS server);
+   * default: one in-process order. `kill` aborts a bus that has `abort()` (no leave, its
+   * heartbeat left to expire, so the survivors declare the node failed), as a killed
+   * process would; the in-process order is told the node failed instead.
+   */
   readonly busFor?: (node: number) => ClusterBus;
   readonly clusterLog?: ClusterLogOptions;
   /** Save a replica snapshot every this many operations (joiners start from it). */
@@ -56,6 +61,7 @@ export interface Violation {
 
 interface Agent {
   server: ClusterLogServer;
+  readonly bus: ClusterBus;
   readonly socketPath: string;
 }
 
@@ -137,8 +143,9 @@ export class SimCluster {
 
   async #startAgent(node: number): Promise<void> {
     const socketPath = join(this.options.dir, `agent-${node}-${this.#incarnation++}.sock`);
+    const bus = this.options.busFor?.(node) ?? this.order.bus(node);
     const server = new ClusterLogServer({
-      bus: this.options.busFor?.(node) ?? this.order.bus(node),
+      bus,
       devices: this.#devices,
       log: this.log.child({ node }),
       snapshotEvery: this.options.snapshotEvery ?? 512,
@@ -148,7 +155,7 @@ export class SimCluster {
     });
     await server.start();
     await server.listenUnix(socketPath);
-    this.agents.set(node, { server, socketPath });
+    this.agents.set(node, { server, bus, socketPath });
   }
 
   /** Live replicas, lowest node first. */
@@ -197,7 +204,7 @@ export class SimCluster {
         ...(spec.recoveryDelayMs ? { recoveryDelayMs: spec.recoveryDelayMs } : {}),
       };
       const mirror = new SimMirror(host, options, {
-        beforeAck: (m, region) => this.#checkAck(m, region),
+        beforeAck: (m, region) => this.#checkAck(m, region, node),
       });
       await mirror.activate();
       list.push(mirror);
@@ -206,9 +213,15 @@ export class SimCluster {
     return list;
   }
 
-  #checkAck(mirror: SimMirror, region: number): void {
+  #checkAck(mirror: SimMirror, region: number, writer: number): void {
     const uuid = mirror.options.uuid;
+    // The writing node's agent answered from its replica at this point of the order. A
+    // replica still behind it (a bus that delivers to members one after the other, such
+    // as JetStream) holds an earlier state of the same order, so it is checked only once
+    // it has caught up to here; with the in-process order every replica is here already.
+    const at = this.agents.get(writer)?.server.lastSeq ?? 0;
     for (const [node, agent] of this.agents) {
+      if (agent.server.lastSeq < at) continue;
       const group = agent.server.clusterLog.state.groups.get(uuid);
       if (group && !group.loading && group.cleanBits.test(region)) {
         this.violations.push({ mirror: mirror.name, region, where: `replica of node ${node}` });
@@ -228,14 +241,18 @@ export class SimCluster {
 
   /**
    * kill -9 of node's agent: its connections drop with nothing answered, nobody listens on
-   * its socket, and the order declares it failed (as a heartbeat expiry would).
+   * its socket, and the order declares it failed (as a heartbeat expiry would). A bus of
+   * `busFor` with `abort()` drops its connection without a leave instead: the survivors
+   * declare the node failed once its heartbeat expires.
    */
   async kill(node: number): Promise<void> {
     const agent = this.agents.get(node);
     if (!agent) return;
     this.agents.delete(node);
     await this.#relays.get(node)!.cut();
-    this.order.fail(node);
+    const abortable = agent.bus as ClusterBus & { abort?: () => Promise<void> };
+    if (this.options.busFor && abortable.abort) await abortable.abort().catch(() => {});
+    else this.order.fail(node);
     // What is left of the dead process is released; it answers nothing any more.
     await agent.server.stop({ drainTimeoutMs: 0 }).catch(() => {});
   }

@@ -1,7 +1,10 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterBus } from "../clusterlog/bus.ts";
+import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
+import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
 import type { SimMirror } from "./mirror.ts";
 import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
 import type { KernelTimings } from "./ulog-client.ts";
@@ -34,11 +37,12 @@ afterEach(async () => {
   cluster = null;
 });
 
-async function start(nodes: number): Promise<SimCluster> {
+async function start(nodes: number, busFor?: (node: number) => ClusterBus): Promise<SimCluster> {
   cluster = await SimCluster.start({
     dir: await mkdtemp(join(tmpdir(), "mp-sim-")),
     nodes,
     timings: FAST,
+    ...(busFor ? { busFor } : {}),
   });
   return cluster;
 }
@@ -115,45 +119,66 @@ describe("the mirror simulator against one agent", () => {
   });
 });
 
+/**
+ * Three agents, a recovery in progress, writes on every node; node 2's agent killed -9 and
+ * started again. Legs identical and no unsafe ack once recovery finishes; every replica
+ * agrees on the final state.
+ */
+async function writesKillAndBack(c: SimCluster): Promise<void> {
+  await c.addMirror({ ...RESYNCING, integratedFlush: true });
+  await c.addMirror(NOSYNC);
+  const all = [...c.mirrors.values()].flat();
+  // Node 2's kernel (index 1 of every mirror's per-node list) has its own writers: they
+  // wait in the -ESRCH loop while its agent is dead, the others carry on.
+  const onNode2 = [...c.mirrors.values()].map((list) => list[1]!);
+  const survivors = new WriteLoad(
+    all.filter((m) => !onNode2.includes(m)),
+    { writers: 4, bytes: 512 },
+  );
+  const node2 = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 5 });
+  await until("some writes", () => survivors.acked >= 40 && node2.acked >= 20);
+  // Node 2's kernel is quiet when its agent dies. A kernel that keeps writing regions
+  // it has DIRTY needs no log request for that, while the survivors, told the node
+  // failed, recover those regions (§4.5 [REC]) — the copy can race the write. The
+  // simulator found this; it needs fencing of a failed node (docs/KERNEL-BRIDGE.md).
+  await node2.stop();
+  await c.kill(2);
+  const before = survivors.acked;
+  await until("writes go on without node 2", () => survivors.acked >= before + 40);
+  // The survivors have declared node 2 failed (at once in-process; over JetStream once
+  // its heartbeat expired) before it comes back.
+  await until("node 2 declared failed", () =>
+    c.servers().every((s) => {
+      const group = s.clusterLog.state.groups.get(c.specs.get("a")!.uuid);
+      return group !== undefined && !group.members.some((m) => m.node === 2);
+    }),
+  );
+  await c.restart(2);
+  const node2Again = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 6 });
+  // (A write to a region already DIRTY needs no log request at all, as in the kernel's
+  // region hash, so node 2 may ack some writes before it notices its agent is new.)
+  await until("node 2 re-constructed its logs", () => {
+    return c.hosts.get(2)!.client.stats.reconstructs > 0;
+  });
+  await until("node 2 writes again", () => node2Again.acked >= 20);
+  await c.suspendResume("a");
+  await c.suspendResume("b");
+  await node2Again.stop();
+  await settle(c, survivors, ["a", "b"]);
+  // Every replica agrees on the final state (over JetStream, once each has applied the
+  // last operations: deliveries reach the members one after the other).
+  await until("every replica at the same state", () => {
+    const [first, ...others] = c.servers().map((s) => Buffer.from(s.clusterLog.snapshot()));
+    return others.every((o) => Buffer.compare(o, first!) === 0);
+  });
+  const [s1, s2, s3] = c.servers();
+  expect(s2!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
+  expect(s3!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
+}
+
 describe("the mirror simulator against three agents (in-process order)", () => {
   it("writes on every node, recovery in progress, one agent killed -9 and back", async () => {
-    const c = await start(3);
-    await c.addMirror({ ...RESYNCING, integratedFlush: true });
-    await c.addMirror(NOSYNC);
-    const all = [...c.mirrors.values()].flat();
-    // Node 2's kernel (index 1 of every mirror's per-node list) has its own writers: they
-    // wait in the -ESRCH loop while its agent is dead, the others carry on.
-    const onNode2 = [...c.mirrors.values()].map((list) => list[1]!);
-    const survivors = new WriteLoad(
-      all.filter((m) => !onNode2.includes(m)),
-      { writers: 4, bytes: 512 },
-    );
-    const node2 = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 5 });
-    await until("some writes", () => survivors.acked >= 40 && node2.acked >= 20);
-    // Node 2's kernel is quiet when its agent dies. A kernel that keeps writing regions
-    // it has DIRTY needs no log request for that, while the survivors, told the node
-    // failed, recover those regions (§4.5 [REC]) — the copy can race the write. The
-    // simulator found this; it needs fencing of a failed node (docs/KERNEL-BRIDGE.md).
-    await node2.stop();
-    await c.kill(2);
-    const before = survivors.acked;
-    await until("writes go on without node 2", () => survivors.acked >= before + 40);
-    await c.restart(2);
-    const node2Again = new WriteLoad(onNode2, { writers: 2, bytes: 512, seed: 6 });
-    // (A write to a region already DIRTY needs no log request at all, as in the kernel's
-    // region hash, so node 2 may ack some writes before it notices its agent is new.)
-    await until("node 2 re-constructed its logs", () => {
-      return c.hosts.get(2)!.client.stats.reconstructs > 0;
-    });
-    await until("node 2 writes again", () => node2Again.acked >= 20);
-    await c.suspendResume("a");
-    await c.suspendResume("b");
-    await node2Again.stop();
-    await settle(c, survivors, ["a", "b"]);
-    // Every replica agrees on the final state.
-    const [s1, s2, s3] = c.servers();
-    expect(s2!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
-    expect(s3!.clusterLog.snapshot()).toEqual(s1!.clusterLog.snapshot());
+    await writesKillAndBack(await start(3));
   });
 
   it("a leg fails under load on all nodes; after repair and resume all legs match", async () => {
@@ -170,6 +195,42 @@ describe("the mirror simulator against three agents (in-process order)", () => {
     await settle(c, new WriteLoad(mirrors, { writers: 3, bytes: 512, seed: 3 }), ["a"]);
   });
 });
+
+// The same over real NATS JetStream: a nats-server on loopback, every agent's bus a
+// JetStreamBus. A killed agent's bus drops its connection without a leave; the survivors
+// declare it failed once its heartbeat expires (or its next run does, on joining).
+// Known race (issue 5, docs/KERNEL-BRIDGE.md "known issues"): over JetStream a failed
+// node is declared about a second after it dies; meanwhile survivors whose kernels hold
+// a stale in-sync hint write regions that just went out of sync to the primary leg only,
+// while another node's recovery copies them — about 1 run in 20 ends with legs that
+// differ. The bug is real and open, so this reproducer runs only on request:
+// MIRRORPLANE_KNOWN_RACES=1 npx vitest run packages/agent/src/simulator/simulator.test.ts
+describe.runIf(process.env.MIRRORPLANE_KNOWN_RACES === "1" && natsServerBinary() !== null)(
+  "the mirror simulator against three agents (NATS JetStream)",
+  () => {
+    let nats: NatsServer | null = null;
+    beforeAll(async () => {
+      nats = await NatsServer.start();
+    });
+    afterAll(async () => {
+      await nats?.stop();
+    });
+
+    it("writes on every node, recovery in progress, one agent killed -9 and back", async () => {
+      // A stream and buckets of their own for each run of this test.
+      const name = `sim-${process.pid}-${Date.now().toString(36)}`;
+      const c = await start(3, (node) =>
+        createClusterBusFromOptions({
+          nodeId: node,
+          natsUrl: nats!.url,
+          cluster: name,
+          failureTimeoutMs: 1_000,
+        }),
+      );
+      await writesKillAndBack(c);
+    });
+  },
+);
 
 describe("the write load", () => {
   // Two overlapping writes in flight together may reach the legs in different orders
