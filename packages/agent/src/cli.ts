@@ -6,6 +6,7 @@ import {
   ConfigError,
   envLayer,
   fileLayer,
+  logLevels,
   resolveConfig,
   type TAgentConfigLayer,
 } from "./config/config.ts";
@@ -27,6 +28,10 @@ function boolean(value: string): boolean {
   if (/^(true|on|yes|1)$/i.test(value)) return true;
   if (/^(false|off|no|0)$/i.test(value)) return false;
   throw new InvalidArgumentError("not true/false");
+}
+
+function logLevelOption(): Option {
+  return new Option("--log-level <level>").choices(logLevels);
 }
 
 const program = new Command()
@@ -93,17 +98,7 @@ program
       "whether /metrics needs the bearer token (default true)",
     ).argParser(boolean),
   )
-  .addOption(
-    new Option("--log-level <level>").choices([
-      "fatal",
-      "error",
-      "warn",
-      "info",
-      "debug",
-      "trace",
-      "silent",
-    ]),
-  )
+  .addOption(logLevelOption())
   .action(async (opts: TAgentConfigLayer & { config?: string }) => {
     const { config: configFile, ...flags } = opts;
     let log = pino({ name: "mirrorplane-agent" });
@@ -154,17 +149,7 @@ program
       "serve the kernel over the netlink connector: auto (if root and available), on, off",
     ).choices(["auto", "on", "off"]),
   )
-  .addOption(
-    new Option("--log-level <level>").choices([
-      "fatal",
-      "error",
-      "warn",
-      "info",
-      "debug",
-      "trace",
-      "silent",
-    ]),
-  )
+  .addOption(logLevelOption())
   .action(async (opts: TClusterLogFlags & { logLevel?: string }) => {
     const { logLevel, ...flags } = opts;
     const log = pino({ name: "mirrorplane-clusterlog", level: logLevel ?? "info" });

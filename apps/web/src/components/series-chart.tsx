@@ -9,6 +9,7 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
+import { chartGrid, timeAxisProps, timeTooltipProps } from "./chart-style";
 
 export interface ChartPoint {
   t: number;
@@ -43,17 +44,8 @@ export function SeriesChart({
       <div style={{ width: "100%", height: 180 }}>
         <ResponsiveContainer>
           <LineChart data={points} margin={{ top: 4, right: 8, bottom: 0, left: 0 }}>
-            <CartesianGrid stroke="#263241" strokeDasharray="3 3" />
-            <XAxis
-              dataKey="t"
-              type="number"
-              scale="time"
-              domain={["dataMin", "dataMax"]}
-              tickFormatter={(t: number) => timeFormat.format(t)}
-              stroke="#8b9bb0"
-              fontSize={11}
-              minTickGap={40}
-            />
+            <CartesianGrid {...chartGrid} />
+            <XAxis {...timeAxisProps(timeFormat)} />
             <YAxis
               stroke="#8b9bb0"
               fontSize={11}
@@ -61,10 +53,7 @@ export function SeriesChart({
               allowDecimals={false}
               domain={["auto", "auto"]}
             />
-            <Tooltip
-              labelFormatter={(t) => timeFormat.format(Number(t))}
-              contentStyle={{ background: "#171e26", border: "1px solid #263241" }}
-            />
+            <Tooltip {...timeTooltipProps(timeFormat)} />
             <Line
               type="stepAfter"
               dataKey="v"

@@ -11,6 +11,7 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
+import { chartGrid, timeAxisProps, timeTooltipProps } from "./chart-style";
 
 const timeFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
 
@@ -31,17 +32,8 @@ export function TimelineChart({ points }: { points: TimelinePoint[] }) {
       <div style={{ width: "100%", height: 240 }}>
         <ResponsiveContainer>
           <ComposedChart data={points} margin={{ top: 4, right: 8, bottom: 0, left: 0 }}>
-            <CartesianGrid stroke="#263241" strokeDasharray="3 3" />
-            <XAxis
-              dataKey="t"
-              type="number"
-              scale="time"
-              domain={["dataMin", "dataMax"]}
-              tickFormatter={(t: number) => timeFormat.format(t)}
-              stroke="#8b9bb0"
-              fontSize={11}
-              minTickGap={40}
-            />
+            <CartesianGrid {...chartGrid} />
+            <XAxis {...timeAxisProps(timeFormat)} />
             <YAxis
               yAxisId="activity"
               stroke="#8b9bb0"
@@ -57,10 +49,7 @@ export function TimelineChart({ points }: { points: TimelinePoint[] }) {
               width={40}
               allowDecimals={false}
             />
-            <Tooltip
-              labelFormatter={(t) => timeFormat.format(Number(t))}
-              contentStyle={{ background: "#171e26", border: "1px solid #263241" }}
-            />
+            <Tooltip {...timeTooltipProps(timeFormat)} />
             <Legend />
             <Line
               yAxisId="activity"

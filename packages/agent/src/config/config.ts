@@ -7,6 +7,9 @@ import { ZMirrorConfig } from "../events/mirror-map.ts";
  * Agent configuration, layered flags > config file > environment > defaults (STYLE.md §7).
  * This module is the only place the agent reads `process.env`.
  */
+/** pino's levels, as `--log-level` accepts them. */
+export const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
 export const ZAgentConfig = z
   .object({
     /** Stable identity of this host in the cluster; default: kept in `<dataDir>/node-id`. */
@@ -25,7 +28,7 @@ export const ZAgentConfig = z
     token: z.string().min(16, "the agent token must be at least 16 characters"),
     databaseUrl: z.string().min(1).optional(),
     sampleIntervalMs: z.number().int().min(250).max(3_600_000),
-    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    logLevel: z.enum(logLevels),
     /** Follow `<root>/dev/kmsg` for memory and device failures (KERNEL-SOURCES §1.1, §3). */
     kmsg: z.boolean(),
     /** How often the kernel log is read when it has nothing new. */
