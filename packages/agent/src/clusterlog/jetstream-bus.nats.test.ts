@@ -35,6 +35,8 @@ interface Member {
 
 class TestCluster {
   readonly name = `t${++clusterCounter}`;
+  /** Tests that must see no failure give a loaded CI machine more room than 1.5 s. */
+  constructor(readonly failureTimeoutMs = FAILURE_TIMEOUT_MS) {}
   readonly device = new MemoryBlockDevice();
   readonly members = new Map<NodeId, Member>();
   /** Every IS_CLEAN answer of 1 and the regions marked by live members at that point. */
@@ -45,7 +47,7 @@ class TestCluster {
       nodeId: node,
       servers: nats.url,
       cluster: this.name,
-      failureTimeoutMs: FAILURE_TIMEOUT_MS,
+      failureTimeoutMs: this.failureTimeoutMs,
       heartbeatIntervalMs: 250,
       publishTimeoutMs: 2_000,
     });
@@ -251,8 +253,28 @@ describe.skipIf(natsServerBinary() === null)("JetStreamBus against nats-server",
     await cluster.stop();
   });
 
-  it("survives a NATS server restart mid-stream: every request answered once", async () => {
+  it("declares no one failed after this process itself was paused longer than the timeout", async () => {
     const cluster = new TestCluster();
+    const members = [await cluster.start(1), await cluster.start(2), await cluster.start(3)];
+    for (const m of members) await cluster.up(m, diskLogArgs(64, "7:0", "nosync"));
+    await cluster.settle();
+    // Every heartbeat in the bucket expires while the event loop is blocked (a long GC
+    // pause, a starved VM): the first member to tick again must not judge the others.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, FAILURE_TIMEOUT_MS * 2);
+    await new Promise((r) => setTimeout(r, FAILURE_TIMEOUT_MS * 2));
+    for (const m of members) {
+      expect((await m.replica.request(m.kernel.flush([m.node]))).error).toBe(0);
+    }
+    await cluster.settle();
+    for (const m of members) {
+      expect(m.stream.filter((e) => e.op.kind === "node-failed")).toHaveLength(0);
+    }
+    expectAllAnsweredOnce(...members);
+    await cluster.stop();
+  });
+
+  it("survives a NATS server restart mid-stream: every request answered once", async () => {
+    const cluster = new TestCluster(5_000);
     const members = [await cluster.start(1), await cluster.start(2), await cluster.start(3)];
     for (const m of members) await cluster.up(m, diskLogArgs(64, "7:0", "nosync"));
     const load = Promise.all(

@@ -145,6 +145,8 @@ export class JetStreamBus implements ClusterBus {
   #reconnected = false;
   #stalledTicks = 0;
   #seqAtLastTick = 0;
+  /** When our heartbeat was last written (0: not yet). */
+  #lastBeatAt = 0;
 
   constructor(options: JetStreamBusOptions) {
     const failureTimeoutMs = options.failureTimeoutMs ?? 10_000;
@@ -550,6 +552,19 @@ export class JetStreamBus implements ClusterBus {
     this.#ticking = true;
     try {
       await this.#putHeartbeat();
+      const now = Date.now();
+      if (this.#lastBeatAt > 0 && now - this.#lastBeatAt > 2 * this.#opts.heartbeatIntervalMs) {
+        // We ourselves were held up (a long pause of this process, a starved machine, a
+        // publish retried across a NATS hiccup): the others' heartbeats may have lapsed for
+        // the same reason, since agents sharing a host or a network stall together. Judge
+        // no one until every member has had one full timeout from now to refresh.
+        this.#quietUntil = Math.max(this.#quietUntil, now + this.#opts.failureTimeoutMs);
+        this.#log.warn(
+          { gapMs: now - this.#lastBeatAt },
+          "heartbeat was late: no failure declared for one timeout",
+        );
+      }
+      this.#lastBeatAt = now;
       if (this.#reconnected) {
         // Our heartbeat is written again, so the others' can be too: give every member
         // one full timeout from now before anyone is declared failed.
@@ -600,10 +615,26 @@ export class JetStreamBus implements ClusterBus {
         this.#reconnected = true;
         this.#quietUntil = Number.POSITIVE_INFINITY;
         this.#log.info({ server: status.server }, "reconnected to NATS");
-        void this.#putHeartbeat().catch(() => {});
+        void this.#refreshAfterReconnect();
         // Publications in flight are retried by `publish` itself; the owner re-publishes
         // whatever else it still waits for (P23). Message ids make both harmless.
         if (this.#joined && !this.#closing) this.#handlers?.reconnected?.();
+      }
+    }
+  }
+
+  /**
+   * Writes our heartbeat as soon as the server takes it again, without waiting for a tick
+   * that may still hang on a request sent before the disconnect: the others' quiet period
+   * starts when *their* heartbeat is written, so ours must not lag behind it.
+   */
+  async #refreshAfterReconnect(): Promise<void> {
+    for (let attempt = 0; attempt < 20 && !this.#closing; attempt++) {
+      try {
+        await this.#putHeartbeat();
+        return;
+      } catch {
+        await sleep(Math.min(this.#opts.heartbeatIntervalMs, 100));
       }
     }
   }
