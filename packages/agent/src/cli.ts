@@ -149,6 +149,12 @@ program
       "serve the kernel over the netlink connector: auto (if root and available), on, off",
     ).choices(["auto", "on", "off"]),
   )
+  .addOption(
+    new Option(
+      "--rearm <mode>",
+      "suspend/resume a mirror whose kernel's in_sync hint holds resync back: auto (with the connector), dmsetup, off",
+    ).choices(["auto", "dmsetup", "off"]),
+  )
   .addOption(logLevelOption())
   .action(async (opts: TClusterLogFlags & { logLevel?: string }) => {
     const { logLevel, ...flags } = opts;

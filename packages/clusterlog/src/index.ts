@@ -76,6 +76,7 @@ export {
   FrameSplitter,
   type FrameSplitterOptions,
 } from "./frame-splitter.ts";
+export { needsRearm } from "./hint-guard.ts";
 export { type DeviceResolver, LocalDriver, makeRequest, type RequestSpec } from "./local-driver.ts";
 export type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
 export { NO_NODE, NO_REGION, serverOf } from "./log-state.ts";

@@ -32,6 +32,16 @@ export interface LogInstance {
   logDevFailed: boolean;
   /** GET_SYNC_COUNT while pending: rc for nosync at CTR, the last group count after a suspend. */
   pendingSyncCount: number;
+  /**
+   * The highest in_sync hint this node's kernel may hold (spec §2.17): regions below it
+   * are written without asking IS_REMOTE_RECOVERING — and, once out of sync, to the
+   * primary leg only. Set by the hint in each IS_REMOTE_RECOVERING answer, rc while the
+   * group is fully in sync (a GET_SYNC_COUNT answer of rc moves the kernel's hint to rc,
+   * and that read is answered locally, outside the total order), 0 by a resume after
+   * a suspend, rc (unknown) after the -ESRCH re-CTR, which does not reset the kernel's
+   * hint. `hint-guard` in requests-resync.ts.
+   */
+  hintBound: number;
 }
 
 /** A kernel request whose reply waits for I/O (or for a master resume to finish). */
@@ -77,6 +87,12 @@ export interface LogGroup {
   resync: ResyncState | null;
   /** A cancelled resync stopped the sequential sweep until a member's next resume. */
   sweepHeld: boolean;
+  /**
+   * Members whose kernel's in_sync hint (`LogInstance.hintBound`) held back resync work:
+   * their agents suspend and resume that node's mirror (the kernel then resets its hint
+   * to 0). Leaves the set when the node's hint changes or the node leaves the group.
+   */
+  readonly staleHints: Set<NodeId>;
 }
 
 export function newLogGroup(uuid: string, regionCount: number): LogGroup {
@@ -101,6 +117,7 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     waitingResumes: [],
     resync: null,
     sweepHeld: false,
+    staleHints: new Set(),
   };
 }
 
@@ -119,6 +136,7 @@ export function addMember(group: LogGroup, node: NodeId, luid: bigint): void {
 
 export function removeMember(group: LogGroup, node: NodeId): void {
   group.members = group.members.filter((m) => m.node !== node);
+  group.staleHints.delete(node);
 }
 
 /**

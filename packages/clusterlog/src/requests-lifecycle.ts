@@ -4,6 +4,7 @@ import { encodeAscii } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
 import { initialCleanBits } from "./disk-format.ts";
 import { EEXIST, EINVAL } from "./errno.ts";
+import { joinedWithHint, noteFullSync, setHintBound } from "./hint-guard.ts";
 import {
   addMember,
   freeRecoverySlot,
@@ -49,8 +50,12 @@ export function ctr(state: ClusterState, req: RequestContext): Outcome {
       inSync: false,
       logDevFailed: false,
       pendingSyncCount: config.sync === "nosync" ? config.regionCount : 0,
+      // A table load starts with a zeroed hint; the -ESRCH re-CTR keeps whatever the
+      // kernel had, which we cannot know (hint guard, requests-resync.ts).
+      hintBound: reCtrForm ? config.regionCount : 0,
     });
   }
+  if (existing && reCtrForm) existing.hintBound = existing.config.regionCount;
   // Version ≥ 2 kernels register the log device named in the reply. [REC] pitfall P4(b):
   // the re-CTR (payload ending in NUL) has no reply buffer, so a name there is -ENOSPC.
   const sendDevice = req.header.version > 1 && config.logDevice !== null && (quirks || !reCtrForm);
@@ -113,6 +118,9 @@ export function resume(state: ClusterState, req: RequestContext): Outcome {
   if (!inst) return failure(-EINVAL);
   // in_sync is reset at the very start of every RESUME, even the extra one (§2.5).
   inst.inSync = false;
+  // The kernel zeroes its in_sync hint in userspace_resume, i.e. after a suspend; the
+  // RESUME that follows an -ESRCH re-CTR is sent without it and leaves the hint as is.
+  if (inst.recoveryHalted) setHintBound(state, inst, 0);
   // resume_override == 1000: an extra resume without suspend is a no-op — and, like
   // cmirrord, leaves a preceding PRESUSPEND's halt in place (scenario 19 quirk).
   if (inst.official) return SUCCESS;
@@ -136,6 +144,8 @@ function joinGroup(state: ClusterState, group: LogGroup, inst: LogInstance): Out
   inst.recoveryHalted = false;
   group.sweepHeld = false; // a resume: the kernels ask for resync work again (resync.ts)
   syncServerHealth(state, group);
+  noteFullSync(state, group);
+  joinedWithHint(group, inst);
   return SUCCESS;
 }
 
@@ -148,6 +158,7 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
   group.logDevFailed = inst.logDevFailed;
   if (inst.config.logType === "clustered-core") {
     loadBits(group, initialCleanBits(inst.config, null));
+    noteFullSync(state, group);
     return SUCCESS;
   }
   group.loading = true;
@@ -155,6 +166,7 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
   // a device that already failed is treated as empty (spec §2.5).
   if (inst.config.sync !== "default" || inst.logDevFailed) {
     loadBits(group, initialCleanBits(inst.config, null));
+    noteFullSync(state, group);
     state.issueWrite(group, "resume", [waiter]);
   } else {
     state.issueRead(group, inst.node, [waiter]);
@@ -181,6 +193,7 @@ export function masterResumeRead(
   const inst = state.serverInstance(group);
   if (!inst) return;
   loadBits(group, initialCleanBits(inst.config, image));
+  noteFullSync(state, group);
   // Write back at once: header nr_regions := rc and the adjusted bits (spec §5). A read
   // error alone is overwritten by the write's result.
   state.issueWrite(group, "resume", waiters);

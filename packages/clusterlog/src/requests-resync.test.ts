@@ -150,6 +150,12 @@ describe("a recovery raced by a write is not trusted (spec §2.13, §3.5, §4.5 
     h.mark(C, [2]);
     h.log.apply({ kind: "node-failed", node: C }); // §4.5 [REC]: 2 goes out of sync
     expect(h.inSync(A, 2)).toBe(0);
+    // A's kernel saw the full sync count: its hint (rc) lets it write region 2 to the
+    // primary leg only. Nothing is handed out until it is re-armed (hint guard).
+    expect(h.resyncWork(B)).toEqual([0, 0]);
+    expect([...group(h).staleHints]).toEqual([A]);
+    h.suspendResume(A);
+    expect(group(h).staleHints.size).toBe(0);
     expect(h.resyncWork(B)).toEqual([1, 2]);
     return h;
   }
@@ -233,6 +239,7 @@ describe("a recovery raced by a write is not trusted (spec §2.13, §3.5, §4.5 
     h.mark(B, [2]);
     h.mark(C, [2]);
     h.log.apply({ kind: "node-failed", node: C });
+    h.suspendResume(A); // re-armed (hint guard)
     expect(h.resyncWork(B)).toEqual([1, 2]); // B's own mark does not stop the hand-out
     h.mark(B, [2]); // duplicate (P1): the same write the hand-out already knew of
     h.mark(A, [3]);

@@ -1,6 +1,7 @@
 import type { ClusterState } from "./cluster-state.ts";
 import { decodeSetRegionSync, decodeU64, encodePair64, encodeU64 } from "./codec.ts";
 import { EINVAL } from "./errno.ts";
+import { heldByStaleHint, noteFullSync, setHintBound } from "./hint-guard.ts";
 import { freeRecoverySlot, NO_REGION, requestRecovery } from "./log-state.ts";
 import {
   failure,
@@ -44,15 +45,27 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
   // An operator resync still being armed (the kernels are being suspended and resumed so
   // none writes the range with a stale hint, resync.ts) hands out nothing at all.
   if (group.resync?.armed) return none;
-  const busyElsewhere = (region: number) =>
-    group.markers.get(region)?.some((node) => node !== req.node) ?? false;
+  // The hint guard (hint-guard.ts): nor one another member's kernel may write to the
+  // primary leg only because its in_sync hint is above it. The cursor moves back to the
+  // region, so the hints those kernels get once re-armed (sync_search − 1) stay below it.
+  const busyElsewhere = (region: number) => {
+    if (group.markers.get(region)?.some((node) => node !== req.node)) return true;
+    if (!heldByStaleHint(state, group, req.node, region)) return false;
+    group.syncSearch = Math.min(group.syncSearch, region);
+    return true;
+  };
   // Priority list first (LIFO), skipping regions that got in sync meanwhile.
   while (group.recoveryRequests.length > 0) {
     const region = group.recoveryRequests[group.recoveryRequests.length - 1]!;
     if (!group.syncBits.test(region) && busyElsewhere(region)) return none;
     group.recoveryRequests.pop();
     group.queuedRecovery.delete(region);
-    if (!group.syncBits.test(region)) return assign(region);
+    if (!group.syncBits.test(region)) {
+      // The hint guard: while it is copied, no IS_REMOTE_RECOVERING answer may carry a
+      // hint above it (sync_search − 1), or its asker would write it without asking again.
+      group.syncSearch = Math.min(group.syncSearch, region + 1);
+      return assign(region);
+    }
   }
   // A paused operator resync stops the sequential sweep only: regions a write is waiting
   // on (the priority list above) still recover, so a throttle never blocks writers. So
@@ -111,6 +124,7 @@ export function setRegionSync(state: ClusterState, req: RequestContext): Outcome
       const inst = state.memberInstance(group, m.node);
       if (inst) inst.inSync = true;
     }
+    noteFullSync(state, group);
   }
   return SUCCESS;
 }
@@ -139,14 +153,20 @@ export function getSyncCount(state: ClusterState, req: RequestContext): Outcome 
 export function isRemoteRecovering(state: ClusterState, req: RequestContext): Outcome {
   const member = resolveMember(state, req);
   if ("error" in member) return failure(member.error);
-  const { group } = member;
+  const { group, instance } = member;
   const region = decodeU64(req.data);
   if (!regionInRange(group, region)) return failure(-EINVAL);
   if (state.options.cmirrordQuirks && state.serverInstance(group)?.recoveryHalted) {
+    setHintBound(state, instance, group.regionCount);
     return { error: 0, payload: encodePair64(0, group.regionCount) };
   }
   const recovering = !group.syncBits.test(region);
   const hint = group.syncSearch > 0 ? group.syncSearch - 1 : 0;
+  // The kernel stores this hint in place of its last one (hint guard, hint-guard.ts) —
+  // unless the log is fully in sync now: then its next GET_SYNC_COUNT (answered locally,
+  // unordered) may read rc and move the hint there.
+  const full = group.syncBits.count === group.regionCount;
+  setHintBound(state, instance, full ? group.regionCount : hint);
   if (recovering) requestRecovery(group, region);
   return { error: 0, payload: encodePair64(recovering ? 1 : 0, hint) };
 }

@@ -89,6 +89,10 @@ describe("operator resync (ordered operation)", () => {
     h.up(A, NOSYNC_8);
     h.up(B, NOSYNC_8, 0x2222n);
     resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 7 });
+    // B saw the full sync count: until its kernel is re-armed, its hint (rc) holds the
+    // range back (hint guard), as the armed start does in the agent.
+    expect(h.resyncWork(A)).toEqual([0, 0]);
+    h.suspendResume(B, 0x2222n);
     expect(h.resyncWork(A)).toEqual([1, 0]);
     h.setRegionSync(A, 0, true);
     expect(resync(h, { action: "cancel", uuid: U, id: "r1" })).toEqual({ ok: true, regions: 7 });

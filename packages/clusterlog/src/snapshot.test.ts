@@ -180,12 +180,11 @@ describe("snapshots and replication (spec §4.3, [REC] P16, P17, P26, P27)", () 
     expect(restored.value.snapshot()).toEqual(h.log.snapshot());
   });
 
-  it("carries an invalidated recovery (§3.5 [REC]) and still reads version 2 snapshots", () => {
+  it("carries an invalidated recovery (§3.5 [REC])", () => {
     const h = new Harness();
     h.up(A, "4096 clustered-core 1024");
     h.up(B, "4096 clustered-core 1024");
     expect(h.resyncWork(B)).toEqual([1, 0]);
-    const before = h.log.snapshot();
     h.mark(A, [0]); // a write marked during B's recovery of region 0
     const group = h.log.state.groups.get("LVM-test")!;
     expect(group.recoveryInvalidated).toBe(true);
@@ -194,12 +193,34 @@ describe("snapshots and replication (spec §4.3, [REC] P16, P17, P26, P27)", () 
     if (!restored.ok) throw new Error(restored.error.message);
     expect(restored.value.state.groups.get("LVM-test")!.recoveryInvalidated).toBe(true);
     expect(restored.value.snapshot()).toEqual(withFlag);
-    // Version 2 had no flag byte: build one from `before` (same state, flag false) by
-    // dropping the byte that differs when only the flag differs.
-    const replica = ClusterLog.fromSnapshot(before);
-    if (!replica.ok) throw new Error(replica.error.message);
-    replica.value.state.groups.get("LVM-test")!.recoveryInvalidated = true;
-    const flagged = replica.value.snapshot();
+  });
+
+  // Bytes written by version 3 (before the hint guard) for: A and B up on a 4-region core
+  // log, B recovering region 0; the second with B's recovery invalidated.
+  const V3 =
+    "4d50434c0300000000050000000000000001000000000000000200000001000000020000000200000001000000080000004c564d2d746573741111000000000000180000003430393620636c757374657265642d636f7265203130323401000000000000000000000002000000080000004c564d2d746573741111000000000000180000003430393620636c757374657265642d636f7265203130323401000000000000000000000001000000080000004c564d2d74657374040000000000000000020000000100000011110000000000000200000011110000000000000100000000010000000000000000000000000000000002000000010000000000000000000000000000ffffffffffffffff000000000000000000";
+  const V3_INVALIDATED =
+    "4d50434c0300000000050000000000000001000000000000000200000001000000020000000200000001000000080000004c564d2d746573741111000000000000180000003430393620636c757374657265642d636f7265203130323401000000000000000000000002000000080000004c564d2d746573741111000000000000180000003430393620636c757374657265642d636f7265203130323401000000000000000000000001000000080000004c564d2d74657374040000000000000000020000000100000011110000000000000200000011110000000000000100000000010000000000000000000000000000000002000000010000000000000001000000000000ffffffffffffffff000000000000000000";
+
+  it("reads version 3 snapshots: every kernel's hint taken as rc (the safe side)", () => {
+    const old = ClusterLog.fromSnapshot(Buffer.from(V3, "hex"));
+    if (!old.ok) throw new Error(old.error.message);
+    const state = old.value.state;
+    expect([...state.instances.values()].map((i) => i.hintBound)).toEqual([4, 4]);
+    expect(state.groups.get("LVM-test")!.staleHints.size).toBe(0);
+    // The same state built today, with the hints the old version could not record.
+    const h = new Harness();
+    h.up(A, "4096 clustered-core 1024");
+    h.up(B, "4096 clustered-core 1024");
+    h.resyncWork(B);
+    for (const inst of h.log.state.instances.values()) inst.hintBound = 4;
+    expect(old.value.snapshot()).toEqual(h.log.snapshot());
+  });
+
+  it("reads version 2 snapshots (no invalidation flag: read as false)", () => {
+    // Version 2 had no flag byte: drop the one byte that differs between the two v3 images.
+    const before = Buffer.from(V3, "hex");
+    const flagged = Buffer.from(V3_INVALIDATED, "hex");
     const diff = [...before.keys()].filter((i) => before[i] !== flagged[i]);
     expect(diff.length).toBe(1);
     const v2 = Uint8Array.from([...before.subarray(0, diff[0]), ...before.subarray(diff[0]! + 1)]);
@@ -207,7 +228,9 @@ describe("snapshots and replication (spec §4.3, [REC] P16, P17, P26, P27)", () 
     const old = ClusterLog.fromSnapshot(v2);
     if (!old.ok) throw new Error(old.error.message);
     expect(old.value.state.groups.get("LVM-test")!.recoveryInvalidated).toBe(false);
-    expect(old.value.snapshot()).toEqual(before);
+    const v3 = ClusterLog.fromSnapshot(before);
+    if (!v3.ok) throw new Error(v3.error.message);
+    expect(old.value.snapshot()).toEqual(v3.value.snapshot());
   });
 
   it("P17 [REC]: a snapshot records its stream position, so a joiner can tell its age", () => {

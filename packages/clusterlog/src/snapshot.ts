@@ -20,7 +20,7 @@ import { fail, ok, type Result } from "./result.ts";
 // Maps are written in sorted key order, so equal states give equal bytes.
 
 const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
-const SNAPSHOT_VERSION = 3;
+const SNAPSHOT_VERSION = 4;
 /** A pending I/O's purpose byte (2 was added within version 3; an older reader sees "flush"). */
 const PURPOSES = ["resume", "flush", "out-of-sync"] as const;
 /**
@@ -29,6 +29,8 @@ const PURPOSES = ["resume", "flush", "out-of-sync"] as const;
  */
 const SNAPSHOT_VERSION_NO_RESYNC = 1;
 const SNAPSHOT_VERSION_NO_INVALIDATION = 2;
+/** 3 had no hint guard: every kernel's hint is taken as rc, the safe side. */
+const SNAPSHOT_VERSION_NO_HINTS = 3;
 const NONE_U64 = (1n << 64n) - 1n;
 
 export type SnapshotError = "bad-snapshot";
@@ -77,7 +79,7 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
     const inst = state.instances.get(key)!;
     w.u32(inst.node).string(inst.uuid).u64(inst.luid).string(inst.config.args);
     w.bool(inst.official).bool(inst.recoveryHalted).bool(inst.inSync).bool(inst.logDevFailed);
-    w.u64(inst.pendingSyncCount);
+    w.u64(inst.pendingSyncCount).u64(inst.hintBound);
   }
 
   const uuids = state.sortedGroupIds();
@@ -120,6 +122,9 @@ function writeGroup(w: ByteWriter, g: LogGroup): void {
   // One flags byte each (bit 0 as in version 2, bit 1 added later), so the bytes of a
   // state without the later flags are unchanged.
   w.u8((resync !== null ? 1 : 0) | (g.sweepHeld ? 2 : 0));
+  const stale = [...g.staleHints].sort((a, b) => a - b);
+  w.u32(stale.length);
+  for (const n of stale) w.u32(n);
   if (resync) {
     w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
     w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
@@ -169,6 +174,10 @@ function readGroup(r: ByteReader, version: number): LogGroup {
   g.waitingResumes.push(...readWaiters(r));
   const resyncFlags = version > SNAPSHOT_VERSION_NO_RESYNC ? r.u8() : 0;
   g.sweepHeld = (resyncFlags & 2) !== 0;
+  if (version > SNAPSHOT_VERSION_NO_HINTS) {
+    const stale = r.u32();
+    for (let i = 0; i < stale; i++) g.staleHints.add(r.u32());
+  }
   if (resyncFlags & 1) {
     const id = r.string();
     const first = r.u64();
@@ -196,6 +205,7 @@ export function decodeSnapshot(
     if (
       magic !== SNAPSHOT_MAGIC ||
       (version !== SNAPSHOT_VERSION &&
+        version !== SNAPSHOT_VERSION_NO_HINTS &&
         version !== SNAPSHOT_VERSION_NO_INVALIDATION &&
         version !== SNAPSHOT_VERSION_NO_RESYNC)
     ) {
@@ -229,6 +239,7 @@ export function decodeSnapshot(
         inSync: r.bool(),
         logDevFailed: r.bool(),
         pendingSyncCount: r.u64(),
+        hintBound: version > SNAPSHOT_VERSION_NO_HINTS ? r.u64() : parsed.value.config.regionCount,
       });
     }
 

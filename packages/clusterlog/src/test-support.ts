@@ -81,6 +81,12 @@ export class Harness {
   postsuspend(node: NodeId, luid = L1) {
     return this.send(node, T.DM_ULOG_POSTSUSPEND, undefined, { luid });
   }
+  /** `dmsetup suspend` + `dmsetup resume`: what an agent does to re-arm its kernel's hint. */
+  suspendResume(node: NodeId, luid = L1): void {
+    this.presuspend(node, luid);
+    this.postsuspend(node, luid);
+    this.resume(node, luid);
+  }
   dtr(node: NodeId, luid = L1) {
     return this.send(node, T.DM_ULOG_DTR, undefined, { luid });
   }

@@ -113,6 +113,14 @@ describe.skipIf(natsServerBinary() === null)("three agents over JetStream, end t
       expect((await a2.kernel.flush([20])).error).toBe(0);
       // Node 1 also takes the recovery slot for a region a failed write left out of sync.
       expect((await a1.kernel.setRegionSync(40, false)).error).toBe(0);
+      // Nodes 2 and 3 saw the full sync count (hint rc): region 40 waits until each has
+      // asked about it (a write there) and got a hint below it (hint guard).
+      expect(await a1.kernel.resyncWork()).toEqual([0, 0]);
+      for (const a of [a2, a3]) {
+        const [recovering, hint] = (await a.kernel.remoteRecovering(40)) as number[];
+        expect(recovering).toBe(1);
+        expect(hint).toBeLessThanOrEqual(40);
+      }
       expect(await a1.kernel.resyncWork()).toEqual([1, 40]);
 
       const busy = Promise.all([load(a2, 120, 0), load(a3, 120, 8)]);
@@ -125,6 +133,8 @@ describe.skipIf(natsServerBinary() === null)("three agents over JetStream, end t
 
       // No region a live member marked is ever reported clean.
       expect(await a3.kernel.isClean(20)).toBe(0);
+      // Node 3's kernel may hold a hint above them (hint guard): its agent re-arms it.
+      await a3.kernel.suspendResume();
       // Node 1's marked regions and its recovery slot are out of sync and handed out.
       const handed: number[] = [];
       for (let i = 0; i < 10; i++) {

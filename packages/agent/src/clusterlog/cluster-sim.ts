@@ -16,6 +16,7 @@ import {
   MemoryBlockDevice,
   maskRequestType,
   type NodeId,
+  needsRearm,
   type Reply,
 } from "@mirrorplane/clusterlog";
 import type { OrderedOperation } from "./bus.ts";
@@ -24,6 +25,7 @@ import { InProcessOrder, type Publication, type PublishAction } from "./in-proce
 import {
   boolAnswer,
   diskLogArgs,
+  hintAnswer,
   KernelRequests,
   recoveringAnswer,
   resyncRegion,
@@ -43,7 +45,13 @@ import {
 //     image written to disk;
 //  3. every region a failed or departed member had marked is out of sync at that point of
 //     the order and is later handed out as resync work (spec §4.5 [REC], P24, P25);
-//  4. every surviving replica ends byte-for-byte equal to the observer.
+//  4. every surviving replica ends byte-for-byte equal to the observer;
+//  5. no kernel writes a region to the primary leg only ("nosync": below its in_sync
+//     hint, IN_SYNC answered 0) while another node is recovering it — the hint guard
+//     (hint-guard.ts in @mirrorplane/clusterlog). Kernels keep their hint as the real one
+//     does (spec §2.17): from IS_REMOTE_RECOVERING answers, rc after a full sync count,
+//     0 after a suspend/resume, unchanged across an agent restart (the -ESRCH re-CTR);
+//     an agent whose kernel's hint holds resync work back suspends and resumes it.
 //
 // MIRRORPLANE_SIM_TRACE=<file> writes the observer's view of the order to <file>.
 
@@ -77,6 +85,10 @@ export interface ScheduleStats {
   duplicated: number;
   dropped: number;
   resyncHandedOut: number;
+  /** Writes a kernel sent to the primary leg only (a region below its hint, out of sync). */
+  nosyncWrites: number;
+  /** Suspend/resume cycles agents ran to re-arm their kernel's hint. */
+  rearms: number;
   /** Departures holding a mark on the region another member was recovering at that point. */
   recoveryOverlaps: number;
 }
@@ -93,6 +105,10 @@ class SimKernel {
   /** Issued requests not yet answered, by kernel seq. */
   readonly outstanding = new Set<number>();
   recovering: number | null = null;
+  /** The kernel's in_sync hint: regions below it are written without asking (§2.17). */
+  hint = 0;
+  /** Constructed before: a re-construction uses the -ESRCH re-CTR form (P4). */
+  constructed = false;
   constructor(node: NodeId, seqBase: number) {
     this.requests = new KernelRequests(SIM_UUID, BigInt(node) * 0x10n + 1n);
     this.requests.seq = seqBase;
@@ -136,6 +152,8 @@ export async function runSchedule(
     duplicated: 0,
     dropped: 0,
     resyncHandedOut: 0,
+    nosyncWrites: 0,
+    rearms: 0,
     recoveryOverlaps: 0,
   };
   const violations: string[] = [];
@@ -182,6 +200,8 @@ export async function runSchedule(
   const members = new Map<NodeId, SimMember>();
   /** Kernel seqs continue across agent restarts: the kernel outlives its agent. */
   const kernelSeq = new Map<NodeId, number>();
+  /** …and so do its in_sync hint and the fact that its table was loaded. */
+  const kernelHint = new Map<NodeId, number>();
   /** Node ids whose failure or leave is ordered, with the regions they held. */
   const owed = new Map<number, number>(); // region → seq of the failure that owes it
   const lastMarkedBy = new Map<NodeId, number[]>();
@@ -316,6 +336,10 @@ export async function runSchedule(
       runId: `r${stats.joins}`,
     });
     const kernel = new SimKernel(node, kernelSeq.get(node) ?? 1);
+    if (kernelHint.has(node)) {
+      kernel.hint = kernelHint.get(node)!;
+      kernel.constructed = true;
+    }
     members.set(node, { node, replica, kernel });
     stats.joins++;
     await replica.start();
@@ -341,8 +365,11 @@ export async function runSchedule(
     const k = m.kernel;
     if (k.busy) return;
     if (k.phase === "ctr") {
-      send(m, k.requests.ctr(diskLogArgs(REGIONS, "7:0")), (r) => {
-        if (r.error === 0) k.phase = "resume";
+      const args = diskLogArgs(REGIONS, "7:0");
+      send(m, k.constructed ? k.requests.reCtr(args) : k.requests.ctr(args), (r) => {
+        if (r.error !== 0) return;
+        k.phase = "resume";
+        k.constructed = true;
       });
       return;
     }
@@ -373,17 +400,72 @@ export async function runSchedule(
       });
       return;
     }
+    const setHint = (hint: number) => {
+      k.hint = hint;
+      kernelHint.set(m.node, hint);
+    };
+    if (needsRearm(m.replica.log.state, m.node, SIM_UUID)) {
+      // The agent re-arms its kernel: `dmsetup suspend` (marks cleared, PRESUSPEND,
+      // POSTSUSPEND) and `dmsetup resume` (the hint zeroed, RESUME).
+      stats.rearms++;
+      const regions = [...k.marked].sort((a, b) => a - b);
+      k.marked.clear();
+      const suspend = () =>
+        send(m, k.requests.presuspend(), (r) => {
+          if (onError(r)) return;
+          send(m, k.requests.postsuspend(), (p) => {
+            if (onError(p)) return;
+            setHint(0);
+            k.phase = "resume";
+          });
+        });
+      if (regions.length > 0) send(m, k.requests.clear(regions), suspend);
+      else suspend();
+      return;
+    }
     const r = rng();
     const region = Math.floor(rng() * REGIONS);
-    if (r < 0.35 && !k.marked.has(region)) {
+    const write = () => {
+      const request = chance(0.5) ? k.requests.flush([region]) : k.requests.mark([region]);
+      send(m, request, (reply) => {
+        if (!onError(reply)) k.marked.add(region);
+      });
+    };
+    if (r < 0.35 && !k.marked.has(region) && region < k.hint) {
+      // Below the hint the kernel does not ask IS_REMOTE_RECOVERING; IN_SYNC decides
+      // between a mirrored write and a "nosync" one to the primary leg only, unmarked.
+      send(m, k.requests.inSync(region), (answer) => {
+        if (onError(answer)) return;
+        if (boolAnswer(answer) === 1) return write();
+        stats.nosyncWrites++;
+        const g = observer.log.state.groups.get(SIM_UUID);
+        // (A recovery invalidated meanwhile cannot call the region in sync: not a race.)
+        if (
+          g &&
+          g.recoveringRegion === region &&
+          g.recoverer !== m.node &&
+          !g.recoveryInvalidated
+        ) {
+          fail(
+            `node ${m.node} wrote region ${region} to the primary leg only (hint ${k.hint})` +
+              ` while node ${g.recoverer} recovers it`,
+          );
+        }
+      });
+    } else if (r < 0.35 && !k.marked.has(region)) {
       // A write: dm-raid1 asks IS_REMOTE_RECOVERING first and re-queues the write while
       // the region is out of sync anywhere (spec §3.5); only then is it marked.
       send(m, k.requests.isRemoteRecovering(region), (answer) => {
-        if (onError(answer) || recoveringAnswer(answer) !== false) return;
-        const request = chance(0.5) ? k.requests.flush([region]) : k.requests.mark([region]);
-        send(m, request, (reply) => {
-          if (!onError(reply)) k.marked.add(region);
-        });
+        if (onError(answer)) return;
+        setHint(hintAnswer(answer) ?? k.hint);
+        if (recoveringAnswer(answer) !== false) return;
+        write();
+      });
+    } else if (r < 0.38) {
+      // `dmsetup status`: a full count moves the hint to rc (userspace_get_sync_count).
+      send(m, k.requests.getSyncCount(), (answer) => {
+        if (onError(answer)) return;
+        if ((boolAnswer(answer) ?? 0) >= REGIONS) setHint(REGIONS);
       });
     } else if (r < 0.6 && k.marked.size > 0) {
       const victim = pick([...k.marked].sort((a, b) => a - b));
@@ -393,7 +475,8 @@ export async function runSchedule(
       send(m, k.requests.flush(), (reply) => onError(reply));
     } else if (r < 0.85) {
       send(m, k.requests.isClean(region), (reply) => onError(reply));
-    } else {
+    } else if (k.hint < REGIONS) {
+      // userspace_get_resync_work: a kernel whose hint reached rc never asks (§2.17).
       send(m, k.requests.getResyncWork(), (reply) => {
         if (onError(reply)) return;
         k.recovering = resyncRegion(reply);
@@ -475,10 +558,18 @@ export async function runSchedule(
     if (kernels.every((m) => !m.kernel.busy && m.kernel.phase === "active")) break;
     for (const m of kernels) if (!m.kernel.busy && m.kernel.phase !== "active") kernelStep(m);
   }
-  for (let round = 0; round < 4 * REGIONS + 50; round++) {
+  for (let round = 0; round < 8 * REGIONS + 100; round++) {
     await drainRound();
     const idle = [...members.values()].filter((m) => !m.kernel.busy);
     if (idle.length !== members.size) continue;
+    // Agents re-arm kernels whose hint holds resync work back; kernels come back up.
+    const pending = idle.find(
+      (m) => m.kernel.phase !== "active" || needsRearm(m.replica.log.state, m.node, SIM_UUID),
+    );
+    if (pending && pending.kernel.recovering === null) {
+      kernelStep(pending);
+      continue;
+    }
     const withMarks = idle.find((m) => m.kernel.marked.size > 0);
     if (withMarks) {
       const k = withMarks.kernel;
@@ -487,8 +578,12 @@ export async function runSchedule(
       send(withMarks, k.requests.clear(regions), () => {});
       continue;
     }
-    const recoverer = idle.find((m) => m.kernel.recovering !== null) ?? idle[0];
-    if (!recoverer) break;
+    const recoverer =
+      idle.find((m) => m.kernel.recovering !== null) ?? idle.find((m) => m.kernel.hint < REGIONS);
+    if (!recoverer) {
+      if (owed.size === 0) break;
+      continue; // only a re-arm (above) can make a kernel ask again
+    }
     if (recoverer.kernel.recovering !== null) {
       kernelStep(recoverer);
       continue;

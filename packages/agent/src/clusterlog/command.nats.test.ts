@@ -100,6 +100,10 @@ describe.skipIf(natsServerBinary() === null)("mirrorplane-agent clusterlog --nat
       await m2.kernel.isClean(0);
       expect(await m2.kernel.inSync(9)).toBe(0);
       expect(await m2.kernel.syncCount()).toBe(63);
+      // Nodes 1 and 2 saw the full sync count (hint rc): region 9 is handed out once each
+      // has asked about it and got a hint below it (hint guard).
+      for (const m of [m1, m2])
+        expect(((await m.kernel.remoteRecovering(9)) as number[])[0]).toBe(1);
       // One recovery at a time, cluster-wide (§3.3).
       expect(await m3.kernel.resyncWork()).toEqual([1, 9]);
       expect(await m2.kernel.resyncWork()).toEqual([0, 0]);

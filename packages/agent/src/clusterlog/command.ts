@@ -5,7 +5,9 @@ import { z } from "zod";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
+import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { FileLogDevices } from "./log-devices.ts";
+import { HintRearmer } from "./rearm.ts";
 import { ClusterLogServer } from "./server.ts";
 
 // `mirrorplane-agent clusterlog`: only the cluster-log server, in the foreground
@@ -43,6 +45,13 @@ export const ZClusterLogFlags = z.object({
     .optional(),
   /** A member whose heartbeat is older than this is declared failed (JetStream only). */
   failureTimeoutMs: z.coerce.number().int().min(500).max(3_600_000).optional(),
+  /**
+   * Re-arming this host's kernels when their in_sync hint holds resync work back
+   * (rearm.ts): `dmsetup` suspends and resumes the mirror device; `auto` does so when the
+   * kernel bridge is served; `off` leaves it to the operator (the agent logs which log
+   * waits).
+   */
+  rearm: z.enum(["auto", "dmsetup", "off"]).default("auto"),
 });
 export type TClusterLogFlags = z.input<typeof ZClusterLogFlags>;
 
@@ -51,6 +60,8 @@ export interface RunningClusterLog {
   readonly tcpPort: number | null;
   /** The netlink connector transport, when serving the kernel. */
   readonly connector: ConnectorTransport | null;
+  /** Re-arms this host's kernels (null with `--rearm off`, or `auto` without a kernel). */
+  readonly rearmer: HintRearmer | null;
   /** First call drains and stops. */
   stop(): Promise<void>;
 }
@@ -147,6 +158,18 @@ export async function startClusterLogCommand(
       );
     }
   }
+  const useDmsetup = flags.rearm === "dmsetup" || (flags.rearm === "auto" && connector !== null);
+  const rearmer = useDmsetup
+    ? new HintRearmer({
+        server,
+        log,
+        rearm: async (uuid) => {
+          const devices = await dmsetupSuspendResume(uuid);
+          log.info({ uuid, devices }, "mirror suspended and resumed: its kernel asks again");
+        },
+      })
+    : null;
+  rearmer?.start();
   let tcpPort: number | null = null;
   try {
     await server.listenUnix(resolve(flags.socket));
@@ -156,6 +179,7 @@ export async function startClusterLogCommand(
       tcpPort = await server.listenTcp(host, Number(flags.tcp.slice(at + 1)));
     }
   } catch (error) {
+    rearmer?.stop();
     connector?.close();
     await server.stop();
     throw error;
@@ -165,7 +189,9 @@ export async function startClusterLogCommand(
     server,
     tcpPort,
     connector,
+    rearmer,
     stop: () => {
+      rearmer?.stop();
       connector?.close();
       stopping ??= server.stop().then(() => writing);
       return stopping;

@@ -205,6 +205,13 @@ describe.skipIf(natsServerBinary() === null)("JetStreamBus against nats-server",
     // Node 2 is now the server: a new mark is flushed by it.
     expect((await c.replica.request(c.kernel.flush([9]))).error).toBe(0);
     expect(cluster.device.writeCount).toBeGreaterThan(writesBefore);
+    // Node 3's kernel saw the full sync count (hint rc): nothing is handed out until its
+    // agent re-arms it with a suspend/resume (hint guard).
+    const held = await b.replica.request(b.kernel.getResyncWork());
+    expect(decodePair(held.payload).first).toBe(0);
+    for (const request of [c.kernel.presuspend(), c.kernel.postsuspend(), c.kernel.resume()]) {
+      expect((await c.replica.request(request)).error).toBe(0);
+    }
     // The released regions are handed out as resync work.
     const handed = new Set<number>();
     for (let i = 0; i < 4; i++) {

@@ -3,10 +3,13 @@ import {
   DM_ULOG_CTR,
   DM_ULOG_FLUSH,
   DM_ULOG_GET_RESYNC_WORK,
+  DM_ULOG_GET_SYNC_COUNT,
+  DM_ULOG_IN_SYNC,
   DM_ULOG_IS_CLEAN,
   DM_ULOG_IS_REMOTE_RECOVERING,
   DM_ULOG_MARK_REGION,
   DM_ULOG_POSTSUSPEND,
+  DM_ULOG_PRESUSPEND,
   DM_ULOG_RESUME,
   DM_ULOG_SET_REGION_SYNC,
   type DmUlogRequest,
@@ -37,6 +40,19 @@ export class KernelRequests {
 
   ctr(args: string): DmUlogRequest {
     return this.#make(DM_ULOG_CTR, encodeAscii(args));
+  }
+  /** The CTR dm-log-userspace re-sends after -ESRCH: the same string, NUL included (P4). */
+  reCtr(args: string): DmUlogRequest {
+    return this.#make(DM_ULOG_CTR, encodeAscii(args, true));
+  }
+  presuspend(): DmUlogRequest {
+    return this.#make(DM_ULOG_PRESUSPEND);
+  }
+  inSync(region: number): DmUlogRequest {
+    return this.#make(DM_ULOG_IN_SYNC, encodeU64(region));
+  }
+  getSyncCount(): DmUlogRequest {
+    return this.#make(DM_ULOG_GET_SYNC_COUNT);
   }
   resume(): DmUlogRequest {
     return this.#make(DM_ULOG_RESUME);
@@ -87,6 +103,12 @@ export function boolAnswer(reply: Reply): number | null {
 export function recoveringAnswer(reply: Reply): boolean | null {
   if (reply.error !== 0 || reply.payload.length !== 16) return null;
   return decodePair64(reply.payload).first === 1;
+}
+
+/** The in_sync hint of an IS_REMOTE_RECOVERING answer (spec §2.17); null on failure. */
+export function hintAnswer(reply: Reply): number | null {
+  if (reply.error !== 0 || reply.payload.length !== 16) return null;
+  return decodePair64(reply.payload).second;
 }
 
 /** GET_RESYNC_WORK answer: the region handed out, or null for none / failure. */

@@ -320,6 +320,9 @@ describe("§8 pitfalls through the socket", () => {
     const cc = await c.kernel(3);
     await cc.up("40960 clustered-core 1024");
     await a.setRegionSync(8, false);
+    // A's kernel saw the full sync count (hint rc): held until re-armed (hint guard).
+    expect(await cc.resyncWork()).toEqual([0, 0]);
+    await a.suspendResume();
     expect(await cc.resyncWork()).toEqual([1, 8]); // C recovers 8 …
     c.order.fail(3); // … and dies: the slot comes back to A
     expect(await a.resyncWork()).toEqual([1, 8]);

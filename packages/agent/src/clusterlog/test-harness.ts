@@ -156,6 +156,13 @@ export class Kernel {
   resume(luid?: bigint) {
     return this.send(5, undefined, luid === undefined ? {} : { luid });
   }
+  /** `dmsetup suspend` + `dmsetup resume`: how an agent re-arms its kernel's in_sync hint. */
+  async suspendResume(luid?: bigint): Promise<void> {
+    for (const step of [this.presuspend, this.postsuspend, this.resume]) {
+      const r = await step.call(this, luid);
+      if (r.error !== 0) throw new Error(`suspend/resume failed: ${r.error}`);
+    }
+  }
   /** CTR + RESUME, both must succeed. */
   async up(args: string, luid?: bigint): Promise<void> {
     const c = await this.ctr(args, luid === undefined ? {} : { luid });

@@ -233,11 +233,20 @@ export class SimMirror {
     await this.#request(DM_ULOG_POSTSUSPEND);
   }
 
-  /** What the agent does to make a kernel ask for resync work again (KERNEL-BRIDGE.md). */
-  async suspendResume(): Promise<void> {
-    await this.suspend();
-    await this.resume();
+  /**
+   * What the agent does to make a kernel ask for resync work again (KERNEL-BRIDGE.md).
+   * Calls queue behind each other, as two `dmsetup suspend`s of one device would.
+   */
+  suspendResume(): Promise<void> {
+    const next = this.#cycle.then(async () => {
+      if (this.#state === "stopped") return;
+      await this.suspend();
+      await this.resume();
+    });
+    this.#cycle = next.catch(() => {});
+    return next;
   }
+  #cycle: Promise<void> = Promise.resolve();
 
   /** Inject a failure of leg `leg` (not the primary): its writes fail from now on. */
   failLeg(leg: number): void {

@@ -7,6 +7,7 @@ import { type Logger, pino } from "pino";
 import type { ClusterBus } from "../clusterlog/bus.ts";
 import { InProcessOrder } from "../clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../clusterlog/log-devices.ts";
+import { HintRearmer } from "../clusterlog/rearm.ts";
 import { ClusterLogServer } from "../clusterlog/server.ts";
 import { type SimKernelHost, SimMirror, type SimMirrorOptions } from "./mirror.ts";
 import { KERNEL_TIMINGS, type KernelTimings, UlogClient } from "./ulog-client.ts";
@@ -63,6 +64,7 @@ interface Agent {
   server: ClusterLogServer;
   readonly bus: ClusterBus;
   readonly socketPath: string;
+  readonly rearmer: HintRearmer;
 }
 
 /** A Unix-socket relay the test can cut: the "process" boundary of an agent. */
@@ -155,7 +157,25 @@ export class SimCluster {
     });
     await server.start();
     await server.listenUnix(socketPath);
-    this.agents.set(node, { server, bus, socketPath });
+    // The agent re-arms its own kernel when its hint holds resync work back (rearm.ts):
+    // here the simulated kernel's suspend + resume, on a real host dmsetup's.
+    const rearmer = new HintRearmer({
+      server,
+      log: this.log.child({ node }),
+      checkIntervalMs: 100,
+      retryMs: 500,
+      minIntervalMs: 50,
+      rearm: async (uuid) => {
+        const host = this.hosts.get(node);
+        const mirror = [...this.mirrors.values()]
+          .flat()
+          .find((m) => m.host === host && m.options.uuid === uuid);
+        if (!mirror) throw new Error(`no mirror ${uuid} on node ${node}`);
+        await mirror.suspendResume();
+      },
+    });
+    rearmer.start();
+    this.agents.set(node, { server, bus, socketPath, rearmer });
   }
 
   /** Live replicas, lowest node first. */
@@ -249,6 +269,7 @@ export class SimCluster {
     const agent = this.agents.get(node);
     if (!agent) return;
     this.agents.delete(node);
+    agent.rearmer.stop();
     await this.#relays.get(node)!.cut();
     const abortable = agent.bus as ClusterBus & { abort?: () => Promise<void> };
     if (this.options.busFor && abortable.abort) await abortable.abort().catch(() => {});
@@ -303,6 +324,7 @@ export class SimCluster {
     for (const host of this.hosts.values()) host.client.close();
     for (const list of this.mirrors.values()) for (const m of list) await m.stop();
     for (const relay of this.#relays.values()) await relay.cut();
+    for (const agent of this.agents.values()) agent.rearmer.stop();
     for (const agent of this.agents.values()) await agent.server.stop({ drainTimeoutMs: 200 });
     this.agents.clear();
     await rm(this.options.dir, { recursive: true, force: true });

@@ -90,11 +90,11 @@ describe("the mirror simulator against one agent", () => {
     await c.restart(1);
     await until("writes after the restart", () => load.acked >= 60);
     // Regions dirty at the kill are out of sync now, but a kernel whose hint reached the
-    // region count never asks for resync work again until a resume: the agent's job
-    // after a restart (docs/KERNEL-BRIDGE.md).
-    await c.suspendResume("a");
+    // region count never asks for resync work again until a resume: the restarted agent
+    // suspends and resumes it by itself (rearm.ts, docs/KERNEL-BRIDGE.md).
     await settle(c, load, ["a"]);
     expect(c.hosts.get(1)!.client.stats.reconstructs).toBeGreaterThan(0);
+    expect(c.agents.get(1)!.rearmer.stats.rearms).toBeGreaterThan(0);
   });
 
   it("a failed leg: writes go on, its regions go out of sync, repair + resume resyncs them", async () => {
@@ -161,8 +161,7 @@ async function writesKillAndBack(c: SimCluster): Promise<void> {
     return c.hosts.get(2)!.client.stats.reconstructs > 0;
   });
   await until("node 2 writes again", () => node2Again.acked >= 20);
-  await c.suspendResume("a");
-  await c.suspendResume("b");
+  // No operator step: the agents re-arm the kernels whose hints hold the recovery back.
   await node2Again.stop();
   await settle(c, survivors, ["a", "b"]);
   // Every replica agrees on the final state (over JetStream, once each has applied the
@@ -199,13 +198,11 @@ describe("the mirror simulator against three agents (in-process order)", () => {
 // The same over real NATS JetStream: a nats-server on loopback, every agent's bus a
 // JetStreamBus. A killed agent's bus drops its connection without a leave; the survivors
 // declare it failed once its heartbeat expires (or its next run does, on joining).
-// Known race (issue 5, docs/KERNEL-BRIDGE.md "known issues"): over JetStream a failed
-// node is declared about a second after it dies; meanwhile survivors whose kernels hold
-// a stale in-sync hint write regions that just went out of sync to the primary leg only,
-// while another node's recovery copies them — about 1 run in 20 ends with legs that
-// differ. The bug is real and open, so this reproducer runs only on request:
-// MIRRORPLANE_KNOWN_RACES=1 npx vitest run packages/agent/src/simulator/simulator.test.ts
-describe.runIf(process.env.MIRRORPLANE_KNOWN_RACES === "1" && natsServerBinary() !== null)(
+// This found the stale-hint race (issue 5, docs/KERNEL-BRIDGE.md finding 8): survivors
+// whose kernels held an in_sync hint above a failed node's regions wrote them to the
+// primary leg only while another node copied them (legs differed in ~1 run in 20). The
+// hint guard in the core and each agent's re-arm (rearm.ts) close it.
+describe.runIf(natsServerBinary() !== null)(
   "the mirror simulator against three agents (NATS JetStream)",
   () => {
     let nats: NatsServer | null = null;
