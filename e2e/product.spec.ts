@@ -1,34 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { type Browser, expect, type Page, test } from "@playwright/test";
+import { expect, type Page, test } from "@playwright/test";
 import { e2e } from "../playwright.config";
-
-const thp = "/sys/kernel/mm/transparent_hugepage";
-const nodeId = () => readFileSync(join(e2e.dataDir, "agent", "node-id"), "utf8").trim();
-const token = () => readFileSync(join(e2e.dataDir, "agent-token"), "utf8").trim();
-const agentUrl = `http://127.0.0.1:${e2e.agentPort}/trpc/khugepaged.current`;
-const digits = (text: string | null) => (text ?? "").replace(/,/g, "").trim();
-
-const admin = { username: "admin-e2e", password: "e2e-admin-password" };
-const viewer = { username: "viewer-e2e", password: "e2e-viewer-password" };
-
-/** Signs in, doing the first-run step when this data directory has no user yet. */
-async function signIn(
-  browser: Browser,
-  who: { username: string; password: string },
-): Promise<Page> {
-  const page = await browser.newPage();
-  await page.goto("/nodes");
-  await expect(page).toHaveURL(/\/login/);
-  await page.getByLabel("Username").fill(who.username);
-  await page.getByLabel("Password", { exact: true }).fill(who.password);
-  if (await page.getByRole("heading", { name: "Create the first admin" }).isVisible()) {
-    await page.getByLabel("Repeat password").fill(who.password);
-  }
-  await page.getByRole("button", { name: /sign in/i }).click();
-  await expect(page.getByTestId("current-user")).toHaveText(who.username);
-  return page;
-}
+import { admin, agentUrl, digits, nodeId, signIn, thp, token, viewer } from "./helpers";
 
 test.describe
   .serial("as an admin", () => {

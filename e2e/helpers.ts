@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, expect, type Page } from "@playwright/test";
+import { e2e } from "../playwright.config";
+
+// Shared by the e2e specs: the product's data directory, the agent's token, signing in.
+
+export const thp = "/sys/kernel/mm/transparent_hugepage";
+export const nodeId = () => readFileSync(join(e2e.dataDir, "agent", "node-id"), "utf8").trim();
+export const token = () => readFileSync(join(e2e.dataDir, "agent-token"), "utf8").trim();
+export const agentUrl = `http://127.0.0.1:${e2e.agentPort}/trpc/khugepaged.current`;
+export const digits = (text: string | null) => (text ?? "").replace(/,/g, "").trim();
+
+export const admin = { username: "admin-e2e", password: "e2e-admin-password" };
+export const viewer = { username: "viewer-e2e", password: "e2e-viewer-password" };
+
+/** Signs in, doing the first-run step when this data directory has no user yet. */
+export async function signIn(
+  browser: Browser,
+  who: { username: string; password: string },
+): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto("/nodes");
+  await expect(page).toHaveURL(/\/login/);
+  await page.getByLabel("Username").fill(who.username);
+  await page.getByLabel("Password", { exact: true }).fill(who.password);
+  if (await page.getByRole("heading", { name: "Create the first admin" }).isVisible()) {
+    await page.getByLabel("Repeat password").fill(who.password);
+  }
+  await page.getByRole("button", { name: /sign in/i }).click();
+  await expect(page.getByTestId("current-user")).toHaveText(who.username);
+  return page;
+}
