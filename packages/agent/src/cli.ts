@@ -185,8 +185,17 @@ program
       integer,
     ),
   )
+  .addOption(
+    new Option(
+      "--nats <mode>",
+      "order the demo cluster over JetStream on a private nats-server: auto (if installed), off",
+    )
+      .choices(["auto", "off"])
+      .env("MIRRORPLANE_DEMO_NATS"),
+  )
   .action(
     async (opts: {
+      nats?: "auto" | "off";
       dataDir: string;
       tokenFile: string;
       host?: string;
@@ -209,6 +218,7 @@ program
           databaseUrl: opts.databaseUrl,
           sampleIntervalMs: opts.sampleIntervalMs ?? 5000,
           resyncEveryMs: opts.resyncEveryMs ?? 180_000,
+          nats: opts.nats ?? "auto",
           log,
         });
         installShutdown(log, () => demo.stop());

@@ -5,8 +5,8 @@ import { createServer, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// Test support: a real `nats-server -js` on a free loopback port with its store in a
-// temporary directory, which can be killed and restarted on the same port and store (a
+// A real `nats-server -js` on a free loopback port with its store in a temporary
+// directory (the tests, and the demo cluster of `npm start`), which can be killed and restarted on the same port and store (a
 // NATS restart mid-stream) and is removed when stopped. Debian's nats-server is
 // installed by `.ci/run`; `NATS_SERVER` overrides the binary.
 

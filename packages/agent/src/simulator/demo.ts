@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "../api/server.ts";
+import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
+import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
 import { ResyncController } from "../clusterlog/resync-control.ts";
 import { EventPipeline } from "../events/pipeline.ts";
 import { SampleStore } from "../store.ts";
@@ -10,7 +12,8 @@ import { agentVersion } from "../version.ts";
 import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
 
 // `mirrorplane-agent demo` (what `npm start` runs beside the host agent): a small cluster
-// of three agents (in-process order) whose simulated kernels run a few mirrors of
+// of three agents (over NATS JetStream on a private loopback nats-server when the
+// nats-server binary is installed, else the in-process order) whose simulated kernels run a few mirrors of
 // different sizes under live write load, one of them diverged so a recovery is in
 // progress from the start. Node 1's replica serves the resync API (the agent tRPC API:
 // resync.logs / progress / start / cancel / throttle) and writes progress samples and
@@ -26,6 +29,8 @@ export interface DemoOptions {
   readonly sampleIntervalMs: number;
   /** Start a range resync this often (ms; 0: never). */
   readonly resyncEveryMs: number;
+  /** `auto`: order over JetStream when nats-server is installed; `off`: in-process. */
+  readonly nats?: "auto" | "off";
   readonly log: Logger;
 }
 
@@ -46,12 +51,38 @@ export interface RunningDemo {
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const { log } = options;
   const nodeId = "demo-cluster";
+  let nats: NatsServer | null = null;
+  if ((options.nats ?? "auto") === "auto" && natsServerBinary() !== null) {
+    try {
+      nats = await NatsServer.start();
+    } catch (error) {
+      log.warn({ err: error }, "demo: nats-server did not start; using the in-process order");
+    }
+  }
+  const natsUrl = nats?.url;
   const cluster = await SimCluster.start({
     dir: join(options.dataDir, "cluster"),
     nodes: 3,
     log: log.child({ part: "clusterlog" }),
     // Real kernel timings: 15 s request timeout, 250 ms remote-recovering window.
+    ...(natsUrl
+      ? {
+          busFor: (node: number) =>
+            createClusterBusFromOptions({
+              nodeId: node,
+              natsUrl,
+              cluster: "demo",
+              logger: log.child({ part: "jetstream", node }),
+            }),
+        }
+      : {}),
   });
+  log.info(
+    { order: natsUrl ? `NATS JetStream (${natsUrl})` : "in-process" },
+    natsUrl
+      ? "demo cluster ordered over NATS JetStream"
+      : "demo cluster ordered in-process (nats-server not installed)",
+  );
   for (const spec of DEMO_MIRRORS) await cluster.addMirror(spec);
   const all = [...cluster.mirrors.values()].flat();
   const load = new WriteLoad(all, { writers: 6, bytes: 4096, pauseMs: 5 });
@@ -172,6 +203,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       await load.stop().catch(() => {});
       await api.close();
       await cluster.close();
+      await nats?.stop();
       await store?.flush();
       await events.stop();
       await db?.end();
