@@ -10,6 +10,8 @@ import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type RunningAgent, startAgent } from "./agent.ts";
 import type { AgentRouter } from "./api/router.ts";
+import { TestClient } from "./clusterlog/test-client.ts";
+import { Kernel } from "./clusterlog/test-harness.ts";
 import { resolveConfig, type TAgentConfigLayer } from "./config/config.ts";
 
 const token = "integration-token-0123456789";
@@ -141,6 +143,52 @@ describe("the agent against real Postgres", () => {
       ]);
     },
   );
+
+  it("hosts the cluster-log server: a kernel on its socket, resync control on the API", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "mirrorplane-agent-clusterlog-"));
+    dirs.push(dataDir);
+    const socket = join(dataDir, "clusterlog.sock");
+    const agent = await start(
+      {
+        nodeId: "cl-node",
+        // A layer holds what the user wrote; defaults are filled in when it is resolved.
+        clusterLog: { socket, connector: "off", rearm: "off" } as TAgentConfigLayer["clusterLog"],
+      },
+      dataDir,
+    );
+    const kernel = new Kernel(await TestClient.connect(socket));
+    try {
+      await kernel.up("16384 clustered-core 1024 nosync"); // 16 regions, all in sync
+      const client = createTRPCClient<AgentRouter>({
+        links: [
+          httpLink({
+            url: `${agent.apiUrl}/trpc`,
+            transformer: superjson,
+            headers: { authorization: `Bearer ${token}` },
+          }),
+        ],
+      });
+      const logs = await client.resync.logs.query();
+      expect(logs).toMatchObject([{ uuid: "LVM-test", regionCount: 16, inSync: 16 }]);
+      const started = await client.resync.start.mutate({
+        uuid: "LVM-test",
+        first: 2,
+        last: 5,
+        actor: "alice",
+      });
+      expect(started).toMatchObject({ state: "running", total: 4, inSync: 0 });
+      // (A real kernel whose hint reached rc asks only after a resume: `rearm`, off here.)
+      for (const region of [2, 3, 4, 5]) {
+        expect(await kernel.resyncWork()).toEqual([1, region]);
+        expect((await kernel.setRegionSync(region, true)).error).toBe(0);
+      }
+      await client.resync.cancel.mutate({ uuid: "LVM-test" }).catch(() => {});
+      expect((await client.resync.logs.query())[0]).toMatchObject({ inSync: 16 });
+    } finally {
+      kernel.client.destroy();
+      await agent.stop();
+    }
+  });
 
   it("writes tunables with the kernel's validation, audits them, and serves /metrics", async () => {
     const root = await mkdtemp(join(tmpdir(), "mirrorplane-agent-thp-"));

@@ -4,6 +4,9 @@ import { createIngestPool, type IngestPool, pruneSamples } from "@mirrorplane/db
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "./api/server.ts";
 import type { AgentServices, NodeInfo } from "./api/trpc.ts";
+import { type RunningClusterLog, startClusterLogCommand } from "./clusterlog/command.ts";
+import { dmsetupSuspendResume } from "./clusterlog/dmsetup.ts";
+import { ResyncController } from "./clusterlog/resync-control.ts";
 import { readDeviceStates } from "./collectors/devices.ts";
 import { type HostState, hostEvents } from "./collectors/host-events.ts";
 import { khugepagedSeries, readKhugepaged } from "./collectors/khugepaged.ts";
@@ -74,6 +77,43 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     setTunable: (input) => tunables.set(input),
     eventStatus: () => ({ pipeline: events.snapshot(), sources }),
   };
+
+  // The cluster-log server (cmirrord's job) in this process, when configured: the kernel
+  // is served on its socket and connector, and the API gets resync control. Its own
+  // agent re-arms this host's kernels (dmsetup, `rearm`).
+  let clusterLog: RunningClusterLog | null = null;
+  let resync: ResyncController | null = null;
+  if (config.clusterLog) {
+    const clusterLogLog = log.child({ component: "clusterlog" });
+    clusterLog = await startClusterLogCommand(
+      {
+        ...config.clusterLog,
+        dataDir: config.clusterLog.dataDir ?? join(config.dataDir, "clusterlog"),
+      },
+      clusterLogLog,
+    );
+    const rearmer = clusterLog.rearmer;
+    resync = new ResyncController({
+      server: clusterLog.server,
+      nodeId,
+      events,
+      // An operator resync re-arms this host's kernel; the other hosts' agents re-arm
+      // theirs when the replicated state names them (rearm.ts).
+      // A failed suspend/resume leaves the start in place: the hint guard holds the range
+      // until the kernel is re-armed, and the rearmer retries.
+      ...(rearmer
+        ? {
+            kick: async (uuid: string) => {
+              await dmsetupSuspendResume(uuid).catch((error: Error) =>
+                clusterLogLog.warn({ uuid, err: error.message }, "resync start: no re-arm yet"),
+              );
+            },
+          }
+        : {}),
+    });
+    resync.start();
+    services.resync = resync;
+  }
 
   const first = await readKhugepaged(config.root);
   if (!first.available) {
@@ -229,6 +269,8 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       await kmsg?.stop();
       await inFlight;
       await api.close();
+      resync?.stop();
+      await clusterLog?.stop();
       await store?.flush();
       await events.stop();
       const pending = events.snapshot();

@@ -1,11 +1,11 @@
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { z } from "zod";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { dmsetupSuspendResume } from "./dmsetup.ts";
+import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { HintRearmer } from "./rearm.ts";
 import { ClusterLogServer } from "./server.ts";
@@ -15,45 +15,7 @@ import { ClusterLogServer } from "./server.ts";
 // member; with `--nats <url>` it is one member of a multi-host cluster over NATS JetStream
 // (README "Three storage hosts"), ordered by the cluster's stream.
 
-export const ZClusterLogFlags = z.object({
-  socket: z.string().min(1),
-  dataDir: z.string().min(1),
-  tcp: z
-    .string()
-    .regex(/^(.+):(\d{1,5})$/, "expected <loopback address>:<port>")
-    .optional(),
-  logDevice: z.array(z.string().regex(/^\d+:\d+=.+$/, "expected M:m=<path>")).default([]),
-  nodeId: z.coerce.number().int().min(1).max(0xffff_fffe).default(1),
-  root: z.string().min(1).default("/"),
-  snapshotEvery: z.coerce.number().int().min(0).default(4096),
-  /**
-   * The kernel bridge (netlink connector, group 7): `auto` serves it when it can and logs
-   * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
-   */
-  connector: z.enum(["auto", "on", "off"]).default("auto"),
-  /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
-  nats: z
-    .string()
-    .regex(/^\s*(nats|tls|ws|wss):\/\/[^,\s]+(\s*,\s*(nats|tls|ws|wss):\/\/[^,\s]+)*\s*$/, {
-      message: "expected nats://host:port[,nats://host:port...]",
-    })
-    .optional(),
-  /** Names the JetStream stream and KV buckets; every member of one cluster uses the same. */
-  cluster: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, "expected 1-64 of [A-Za-z0-9_-]")
-    .optional(),
-  /** A member whose heartbeat is older than this is declared failed (JetStream only). */
-  failureTimeoutMs: z.coerce.number().int().min(500).max(3_600_000).optional(),
-  /**
-   * Re-arming this host's kernels when their in_sync hint holds resync work back
-   * (rearm.ts): `dmsetup` suspends and resumes the mirror device; `auto` does so when the
-   * kernel bridge is served; `off` leaves it to the operator (the agent logs which log
-   * waits).
-   */
-  rearm: z.enum(["auto", "dmsetup", "off"]).default("auto"),
-});
-export type TClusterLogFlags = z.input<typeof ZClusterLogFlags>;
+export { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 
 export interface RunningClusterLog {
   readonly server: ClusterLogServer;

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { ZClusterLogFlags } from "../clusterlog/flags.ts";
 import { ZMirrorConfig } from "../events/mirror-map.ts";
 
 /**
@@ -54,6 +55,12 @@ export const ZAgentConfig = z
     metricsRequireToken: z.boolean(),
     /** Mirror legs on this host, so failures name their mirror and regions (file only). */
     mirrors: z.array(ZMirrorConfig),
+    /**
+     * Host the cluster-log server (cmirrord's job) in this process, with resync control
+     * on the API: the `clusterlog` command's settings (file only; `dataDir` defaults to
+     * `<dataDir>/clusterlog`). Absent: run it as `mirrorplane-agent clusterlog` instead.
+     */
+    clusterLog: ZClusterLogFlags.partial({ dataDir: true }).optional(),
   })
   .strict();
 export type TAgentConfig = z.infer<typeof ZAgentConfig>;

@@ -1,0 +1,45 @@
+import { z } from "zod";
+
+// The cluster-log server's settings: flags of `mirrorplane-agent clusterlog`, and the
+// `clusterLog` section of the host agent's config file (`mirrorplane-agent run` hosts the
+// same server when it is there). No imports beyond zod, so the config module stays light.
+
+export const ZClusterLogFlags = z.object({
+  socket: z.string().min(1),
+  dataDir: z.string().min(1),
+  tcp: z
+    .string()
+    .regex(/^(.+):(\d{1,5})$/, "expected <loopback address>:<port>")
+    .optional(),
+  logDevice: z.array(z.string().regex(/^\d+:\d+=.+$/, "expected M:m=<path>")).default([]),
+  nodeId: z.coerce.number().int().min(1).max(0xffff_fffe).default(1),
+  root: z.string().min(1).default("/"),
+  snapshotEvery: z.coerce.number().int().min(0).default(4096),
+  /**
+   * The kernel bridge (netlink connector, group 7): `auto` serves it when it can and logs
+   * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
+   */
+  connector: z.enum(["auto", "on", "off"]).default("auto"),
+  /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
+  nats: z
+    .string()
+    .regex(/^\s*(nats|tls|ws|wss):\/\/[^,\s]+(\s*,\s*(nats|tls|ws|wss):\/\/[^,\s]+)*\s*$/, {
+      message: "expected nats://host:port[,nats://host:port...]",
+    })
+    .optional(),
+  /** Names the JetStream stream and KV buckets; every member of one cluster uses the same. */
+  cluster: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "expected 1-64 of [A-Za-z0-9_-]")
+    .optional(),
+  /** A member whose heartbeat is older than this is declared failed (JetStream only). */
+  failureTimeoutMs: z.coerce.number().int().min(500).max(3_600_000).optional(),
+  /**
+   * Re-arming this host's kernels when their in_sync hint holds resync work back
+   * (rearm.ts): `dmsetup` suspends and resumes the mirror device; `auto` does so when the
+   * kernel bridge is served; `off` leaves it to the operator (the agent logs which log
+   * waits).
+   */
+  rearm: z.enum(["auto", "dmsetup", "off"]).default("auto"),
+});
+export type TClusterLogFlags = z.input<typeof ZClusterLogFlags>;

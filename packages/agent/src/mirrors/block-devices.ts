@@ -1,0 +1,75 @@
+import { readlink, realpath } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { exists, list, readLine } from "../collectors/sysfs.ts";
+
+// Block devices by `M:m`, read from sysfs under the agent's root (never a hard-coded `/`):
+//   <root>/sys/dev/block/M:m           → ../../devices/…/block/dm-3 (its kernel name)
+//   <root>/sys/dev/block/M:m/dm/name   → the device-mapper name (dm devices only)
+//   <root>/sys/class/block/<n>/slaves/ → the devices a dm device is built on
+//   <root>/sys/class/block/<n>/partition exists for a partition; its disk is the parent dir.
+
+export interface BlockDevice {
+  readonly majorMinor: string;
+  /** Kernel name (`dm-3`, `sdb1`), or null when sysfs does not know the number. */
+  readonly name: string | null;
+  /** Device-mapper name, for dm devices. */
+  readonly dmName: string | null;
+  /** Whole devices beneath it: leaves of the `slaves` tree, partitions replaced by their disk. */
+  readonly underlying: readonly string[];
+}
+
+const MAJOR_MINOR = /^\d+:\d+$/;
+/** dm stacks are shallow (LV on mimage on PV); a cycle in a broken fixture must not hang us. */
+const MAX_DEPTH = 8;
+
+export function isMajorMinor(text: string): boolean {
+  return MAJOR_MINOR.test(text);
+}
+
+/** The disk a partition belongs to, or the name itself for a whole device. */
+async function wholeDevice(root: string, name: string): Promise<string> {
+  const dir = join(root, "sys/class/block", name);
+  if ((await readLine(join(dir, "partition"))) === null) return name;
+  try {
+    return basename(dirname(await realpath(dir)));
+  } catch {
+    return name;
+  }
+}
+
+async function leaves(root: string, name: string, depth: number, into: Set<string>): Promise<void> {
+  const slaves = await list(join(root, "sys/class/block", name, "slaves"), /^[^.]/);
+  if (slaves.length === 0 || depth >= MAX_DEPTH) {
+    if (depth > 0) into.add(await wholeDevice(root, name));
+    return;
+  }
+  for (const slave of slaves) await leaves(root, slave, depth + 1, into);
+}
+
+export async function resolveBlockDevice(root: string, majorMinor: string): Promise<BlockDevice> {
+  const none = { majorMinor, name: null, dmName: null, underlying: [] };
+  if (!isMajorMinor(majorMinor)) return none;
+  let name: string;
+  try {
+    name = basename(await readlink(join(root, "sys/dev/block", majorMinor)));
+  } catch {
+    return none;
+  }
+  const dmName = (await exists(join(root, "sys/class/block", name, "dm")))
+    ? await readLine(join(root, "sys/class/block", name, "dm/name"))
+    : null;
+  const underlying = new Set<string>();
+  await leaves(root, name, 0, underlying);
+  underlying.delete(name);
+  return { majorMinor, name, dmName, underlying: [...underlying].sort() };
+}
+
+/** Resolves each distinct `M:m` once. */
+export async function resolveBlockDevices(
+  root: string,
+  numbers: Iterable<string>,
+): Promise<Map<string, BlockDevice>> {
+  const resolved = new Map<string, BlockDevice>();
+  for (const mm of new Set(numbers)) resolved.set(mm, await resolveBlockDevice(root, mm));
+  return resolved;
+}
