@@ -225,7 +225,7 @@ describe.runIf(natsServerBinary() !== null)(
           nodeId: node,
           natsUrl: nats!.url,
           cluster: name,
-          failureTimeoutMs: 1_000,
+          failureTimeoutMs: 2_000,
         }),
       );
       await writesKillAndBack(c);
