@@ -18,6 +18,7 @@ import { EventPipeline } from "./events/pipeline.ts";
 import { loadNodeId } from "./identity.ts";
 import { KmsgFollower, readBootId } from "./kmsg/follower.ts";
 import { type AgentMetrics, createAgentMetrics } from "./metrics.ts";
+import { DmsetupMirrorInventory } from "./mirrors/dmsetup-inventory.ts";
 import { SampleStore } from "./store.ts";
 import { agentVersion } from "./version.ts";
 
@@ -97,6 +98,8 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       server: clusterLog.server,
       nodeId,
       events,
+      // Legs and their health from `dmsetup table/status` (fails soft: CTR facts only).
+      inventory: new DmsetupMirrorInventory({ root: config.root }),
       // An operator resync re-arms this host's kernel; the other hosts' agents re-arm
       // theirs when the replicated state names them (rearm.ts).
       // A failed suspend/resume leaves the start in place: the hint guard holds the range

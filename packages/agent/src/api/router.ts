@@ -84,6 +84,51 @@ const ZResyncProgress = z.object({
   logInSync: z.number(),
   regionCount: z.number(),
 });
+/** dm-raid1's health character per leg (KERNEL-SOURCES.md §3.3). */
+const ZLegHealth = z.enum(["A", "F", "D", "S", "R", "U"]);
+const ZMirrorLeg = z.object({
+  /** Kernel name (`dm-3`, `sdb`), `M:m` when unresolved, or the simulator's leg file. */
+  device: z.string(),
+  /** The device-mapper name of a dm leg. */
+  label: z.string().nullable(),
+  majorMinor: z.string().nullable(),
+  health: ZLegHealth,
+  /** The table's first leg (dm-raid1's default mirror at load). */
+  primary: z.boolean(),
+  /** The default mirror now: reads and recovery copy from it (the first leg without errors). */
+  source: z.boolean(),
+  /** Devices the leg is built on (sysfs slaves, recursively; partitions' disks): the blast radius. */
+  underlying: z.array(z.string()),
+});
+/**
+ * A mirror (log group) this replica holds. Every field after `resyncId` is optional: older
+ * agents, and agents without a kernel inventory, leave them out.
+ */
+const ZResyncLog = z.object({
+  uuid: z.string(),
+  regionCount: z.number(),
+  inSync: z.number(),
+  resyncId: z.string().nullable(),
+  /** The dm device (or simulated mirror) name on this host. */
+  name: z.string().nullable().optional(),
+  /** `clustered-disk` or `clustered-core` (from the log's CTR). */
+  logType: z.string().nullable().optional(),
+  /** Region size in 512-byte sectors (from the log's CTR). */
+  regionSectors: z.number().nullable().optional(),
+  /** The mirror's size (the CTR's target length × 512). */
+  sizeBytes: z.number().nullable().optional(),
+  /** This host's kernel's legs in table order; null when it does not report the mirror. */
+  legs: z.array(ZMirrorLeg).nullable().optional(),
+  legsUnknownReason: z.string().nullable().optional(),
+  logDevice: z
+    .object({
+      device: z.string(),
+      majorMinor: z.string().nullable(),
+      health: z.enum(["A", "D"]).nullable(),
+    })
+    .nullable()
+    .optional(),
+});
 const ZLogUuid = z.object({ uuid: z.string().min(1).max(128) });
 export const ZResyncStart = ZLogUuid.extend({
   /** Inclusive region range; both omitted = the whole mirror. */
@@ -115,19 +160,11 @@ async function resyncCall<T>(call: () => Promise<T> | T): Promise<T> {
 }
 
 export const resyncRouter = createTRPCRouter({
-  /** Mirrors (log groups) this replica holds: regions in sync, running resync. */
-  logs: agentProcedure
-    .output(
-      z.array(
-        z.object({
-          uuid: z.string(),
-          regionCount: z.number(),
-          inSync: z.number(),
-          resyncId: z.string().nullable(),
-        }),
-      ),
-    )
-    .query(({ ctx }) => resyncService(ctx).logs()),
+  /**
+   * Mirrors (log groups) this replica holds: regions in sync, running resync; and, where the
+   * agent has a kernel inventory, legs with their health, region size, log type and device.
+   */
+  logs: agentProcedure.output(z.array(ZResyncLog)).query(({ ctx }) => resyncService(ctx).logs()),
   /**
    * The mirror's regions for the dashboard's map: the worst state per bucket (0 in sync,
    * 1 out of sync, 2 marked, 3 recovering), base64 of one byte per bucket.

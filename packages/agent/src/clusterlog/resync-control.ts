@@ -1,6 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { countInSync, type LogGroup, NO_NODE, NO_REGION } from "@mirrorplane/clusterlog";
 import type { THostEvent } from "../events/event.ts";
+import type {
+  MirrorInfo,
+  MirrorInventory,
+  MirrorLeg,
+  MirrorLogDevice,
+} from "../mirrors/inventory.ts";
 import { type RegionMapSummary, regionMap } from "./region-map.ts";
 import type { ClusterLogServer } from "./server.ts";
 
@@ -98,6 +104,30 @@ export interface ResyncControllerOptions {
   readonly now?: () => number;
   /** Mark events as coming from simulated mirrors. */
   readonly simulated?: boolean;
+  /**
+   * This host's kernel's mirrors (legs, health, log device): `logs()` then also reports
+   * them, joined by log uuid, with the region size, log type and size of each log's CTR.
+   * Without one, `logs()` reports the sync state only.
+   */
+  readonly inventory?: MirrorInventory | null;
+}
+
+/** A mirror (log group) this replica holds, with what the kernel and the CTR say about it. */
+export interface ResyncLog {
+  readonly uuid: string;
+  readonly regionCount: number;
+  readonly inSync: number;
+  readonly resyncId: string | null;
+  // Only with an inventory (older agents and API-only embeddings leave them out):
+  readonly name?: string | null;
+  readonly logType?: string | null;
+  readonly regionSectors?: number | null;
+  readonly sizeBytes?: number | null;
+  /** In table order; null when this host's kernel does not report the mirror. */
+  readonly legs?: MirrorLeg[] | null;
+  /** Why `legs` is null. */
+  readonly legsUnknownReason?: string | null;
+  readonly logDevice?: MirrorLogDevice | null;
 }
 
 export class ResyncController {
@@ -155,16 +185,64 @@ export class ResyncController {
     return regionMap(group, maxBuckets);
   }
 
-  /** Mirrors (log groups) this replica knows, with their sync state. */
-  logs(): { uuid: string; regionCount: number; inSync: number; resyncId: string | null }[] {
-    return [...this.#server.clusterLog.state.groups.values()]
-      .map((g) => ({
+  /**
+   * Mirrors (log groups) this replica knows, with their sync state; with an inventory also
+   * legs and their health, region size, log type and device, size.
+   */
+  async logs(): Promise<ResyncLog[]> {
+    const state = this.#server.clusterLog.state;
+    const groups = [...state.groups.values()].sort((a, b) => a.uuid.localeCompare(b.uuid));
+    const inventory = this.#options.inventory;
+    if (!inventory) {
+      return groups.map((g) => ({
         uuid: g.uuid,
         regionCount: g.regionCount,
         inSync: g.syncBits.count,
         resyncId: g.resync?.id ?? null,
-      }))
-      .sort((a, b) => a.uuid.localeCompare(b.uuid));
+      }));
+    }
+    // `list()` never throws by contract; a broken inventory still must not fail the call.
+    const listed = await inventory.list().catch((error: unknown) => ({
+      mirrors: [] as MirrorInfo[],
+      reason: error instanceof Error ? error.message : String(error),
+    }));
+    const byUuid = new Map<string, MirrorInfo>();
+    for (const m of listed.mirrors) if (m.logUuid) byUuid.set(m.logUuid, m);
+    return groups.map((g) => {
+      const kernel = byUuid.get(g.uuid);
+      // The CTR this node's kernel sent, else the log server's: the same table on every node.
+      const config = (state.memberInstance(g, this.#server.nodeId) ?? state.serverInstance(g))
+        ?.config;
+      const ctrLogDevice: MirrorLogDevice | null =
+        config?.logType === "clustered-disk" && config.logDevice
+          ? {
+              device: config.logDevice,
+              majorMinor: /^\d+:\d+$/.test(config.logDevice) ? config.logDevice : null,
+              health: g.logDevFailed ? "D" : "A",
+            }
+          : null;
+      return {
+        uuid: g.uuid,
+        regionCount: g.regionCount,
+        inSync: g.syncBits.count,
+        resyncId: g.resync?.id ?? null,
+        name: kernel?.name ?? null,
+        logType: config?.logType ?? kernel?.logType ?? null,
+        regionSectors: config?.regionSize ?? kernel?.regionSectors ?? null,
+        sizeBytes: config
+          ? Number(config.deviceSize) * 512
+          : kernel
+            ? kernel.sizeSectors * 512
+            : null,
+        legs: kernel?.legs ?? null,
+        legsUnknownReason: kernel
+          ? null
+          : (listed.reason ?? "this host's kernel reports no mirror with this log"),
+        logDevice: kernel?.logDevice
+          ? { ...kernel.logDevice, health: kernel.logDevice.health ?? ctrLogDevice?.health ?? null }
+          : ctrLogDevice,
+      };
+    });
   }
 
   async startResync(input: {

@@ -14,8 +14,8 @@ export interface BlockDevice {
   readonly name: string | null;
   /** Device-mapper name, for dm devices. */
   readonly dmName: string | null;
-  /** Whole devices beneath it: leaves of the `slaves` tree, partitions replaced by their disk. */
-  readonly underlying: readonly string[];
+  /** Every device beneath it (the `slaves` tree) and the disk of each partition in it. */
+  readonly underlying: string[];
 }
 
 const MAJOR_MINOR = /^\d+:\d+$/;
@@ -37,13 +37,19 @@ async function wholeDevice(root: string, name: string): Promise<string> {
   }
 }
 
-async function leaves(root: string, name: string, depth: number, into: Set<string>): Promise<void> {
-  const slaves = await list(join(root, "sys/class/block", name, "slaves"), /^[^.]/);
-  if (slaves.length === 0 || depth >= MAX_DEPTH) {
-    if (depth > 0) into.add(await wholeDevice(root, name));
-    return;
+/** Every device beneath `name` (its slaves, theirs…), and the disk of each partition. */
+async function beneath(
+  root: string,
+  name: string,
+  depth: number,
+  into: Set<string>,
+): Promise<void> {
+  if (depth >= MAX_DEPTH) return;
+  for (const slave of await list(join(root, "sys/class/block", name, "slaves"), /^[^.]/)) {
+    into.add(slave);
+    into.add(await wholeDevice(root, slave));
+    await beneath(root, slave, depth + 1, into);
   }
-  for (const slave of slaves) await leaves(root, slave, depth + 1, into);
 }
 
 export async function resolveBlockDevice(root: string, majorMinor: string): Promise<BlockDevice> {
@@ -59,7 +65,9 @@ export async function resolveBlockDevice(root: string, majorMinor: string): Prom
     ? await readLine(join(root, "sys/class/block", name, "dm/name"))
     : null;
   const underlying = new Set<string>();
-  await leaves(root, name, 0, underlying);
+  await beneath(root, name, 0, underlying);
+  // A leg that is itself a partition fails with its disk.
+  underlying.add(await wholeDevice(root, name));
   underlying.delete(name);
   return { majorMinor, name, dmName, underlying: [...underlying].sort() };
 }

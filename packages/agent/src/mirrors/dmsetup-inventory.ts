@@ -32,13 +32,14 @@ function dmsetup(binary: string, args: string[], timeoutMs: number): Promise<str
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
       const detail = missing
         ? "not installed"
-        : (stderr || error.message).trim().split("\n").slice(-2).join(" / ");
+        : // dmsetup says what is wrong first (e.g. no /dev/mapper/control), then "Command failed."
+          (stderr || error.message).trim().split("\n").slice(0, 2).join(" / ");
       reject(new Error(`${binary} ${args.join(" ")}: ${detail}`));
     });
   });
 }
 
-/** A leg or log device number as the operator knows it: dm name, else kernel name, else M:m. */
+/** A leg or log device number by its kernel name (and dm name), or as `M:m` when sysfs has none. */
 function legFrom(device: string, resolved: Map<string, BlockDevice>) {
   const block = resolved.get(device);
   return {
@@ -71,7 +72,10 @@ export async function mirrorInventory(
       // Both list the legs in table order; a status from another table load (a reload
       // between the two calls) is not trusted.
       const s = status?.legs[i];
-      return { ...legFrom(leg.device, resolved), health: s?.device === leg.device ? s.health : "U" };
+      return {
+        ...legFrom(leg.device, resolved),
+        health: s?.device === leg.device ? s.health : "U",
+      };
     });
     const log = t.logDevice ? legFrom(t.logDevice, resolved) : null;
     return {
@@ -115,10 +119,9 @@ export class DmsetupMirrorInventory implements MirrorInventory {
     const binary = this.#options.binary ?? "dmsetup";
     const timeoutMs = this.#options.timeoutMs ?? 5000;
     try {
-      const [table, status] = await Promise.all([
-        dmsetup(binary, ["table", "--target", "mirror"], timeoutMs),
-        dmsetup(binary, ["status", "--target", "mirror"], timeoutMs),
-      ]);
+      // Table first: a status line that no longer matches its table leaves legs unclassified.
+      const table = await dmsetup(binary, ["table", "--target", "mirror"], timeoutMs);
+      const status = await dmsetup(binary, ["status", "--target", "mirror"], timeoutMs);
       return { mirrors: await mirrorInventory(table, status, this.#options.root), reason: null };
     } catch (error) {
       return { mirrors: [], reason: error instanceof Error ? error.message : String(error) };

@@ -34,8 +34,11 @@ export interface MirrorLeg {
    * first `A` leg; none when every leg has failed.
    */
   readonly source: boolean;
-  /** Whole devices beneath it (sysfs `slaves`, a partition's disk), for the blast radius. */
-  readonly underlying: readonly string[];
+  /**
+   * Devices it is built on (sysfs `slaves`, recursively, and each partition's disk): a
+   * failure of any of them takes the leg too (the blast radius).
+   */
+  readonly underlying: string[];
 }
 
 export interface MirrorLogDevice {
@@ -55,12 +58,12 @@ export interface MirrorInfo {
   readonly regionSectors: number | null;
   /** The mirror target's length in 512-byte sectors. */
   readonly sizeSectors: number;
-  readonly legs: readonly MirrorLeg[];
+  readonly legs: MirrorLeg[];
   readonly logDevice: MirrorLogDevice | null;
 }
 
 export interface MirrorInventoryResult {
-  readonly mirrors: readonly MirrorInfo[];
+  readonly mirrors: MirrorInfo[];
   /** Why the kernel's mirrors could not be listed (then `mirrors` is empty), else null. */
   readonly reason: string | null;
 }
@@ -71,9 +74,7 @@ export interface MirrorInventory {
 }
 
 /** Marks `primary` (the first leg) and `source` (the first leg without errors). */
-export function withRoles(
-  legs: readonly Omit<MirrorLeg, "primary" | "source">[],
-): readonly MirrorLeg[] {
+export function withRoles(legs: readonly Omit<MirrorLeg, "primary" | "source">[]): MirrorLeg[] {
   const source = legs.findIndex((l) => l.health === "A");
   return legs.map((leg, i) => ({ ...leg, primary: i === 0, source: i === source }));
 }

@@ -10,6 +10,7 @@ import { EventPipeline } from "../events/pipeline.ts";
 import { SampleStore } from "../store.ts";
 import { agentVersion } from "../version.ts";
 import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
+import { SimMirrorInventory } from "./sim-inventory.ts";
 
 // `mirrorplane-agent demo` (what `npm start` runs beside the host agent): a small cluster
 // of three agents (over NATS JetStream on a private loopback nats-server when the
@@ -106,13 +107,16 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     },
   });
   await events.start();
+  const server = cluster.servers()[0]!;
   const resync = new ResyncController({
-    server: cluster.servers()[0]!,
+    server,
     nodeId,
     events,
     kick: (uuid) => cluster.suspendResume(uuid.replace(/^LVM-sim-/, "")),
     sampleIntervalMs: 1000,
     simulated: true,
+    // Legs and their health as the serving node's simulated kernel reports them.
+    inventory: new SimMirrorInventory(cluster, server.nodeId),
   });
   resync.start();
   const api = await startApiServer({

@@ -2,7 +2,33 @@
 
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
+import { LegHealthChar } from "~/components/leg-health";
+import { formatBytes, shortDevice } from "~/lib/bytes";
 import { useTRPC } from "~/trpc/react";
+
+interface TBlast {
+  uuid: string;
+  name: string | null;
+  detail: string;
+  bytesAtRisk: number | null;
+}
+
+/** The mirrors that lose their last good copy, or plainly none. */
+function BlastRadius({ entries }: { entries: readonly TBlast[] }) {
+  if (entries.length === 0)
+    return <span className="muted">no mirror loses its last good copy</span>;
+  return (
+    <ul style={{ margin: 0, paddingLeft: 16 }}>
+      {entries.map((b) => (
+        <li key={b.uuid} className="error">
+          <Link href={`/mirrors/${encodeURIComponent(b.uuid)}`}>{b.name ?? b.uuid}</Link>:{" "}
+          {b.detail}
+          {b.bytesAtRisk !== null ? ` (${formatBytes(b.bytesAtRisk)})` : ""}
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function DevicesView() {
   const trpc = useTRPC();
@@ -10,6 +36,9 @@ export function DevicesView() {
     ...trpc.devices.summary.queryOptions({ days: 7 }),
     refetchInterval: 5_000,
   });
+  const legs = useQuery({ ...trpc.devices.mirrorLegs.queryOptions(), refetchInterval: 5_000 });
+  const legDevice = (nodeId: string | null, device: string) =>
+    legs.data?.devices.find((d) => d.nodeId === nodeId && d.device === device) ?? null;
   if (summary.isPending) return <p className="muted">Loading…</p>;
   if (summary.isError) return <p className="error">{summary.error.message}</p>;
   const s = summary.data;
@@ -43,6 +72,93 @@ export function DevicesView() {
           </tbody>
         </table>
       </div>
+      <div className="panel" data-testid="blast-radius">
+        <h2>Mirror legs: blast radius</h2>
+        {legs.isError ? (
+          <p className="error">{legs.error.message}</p>
+        ) : !legs.data ? (
+          <p className="muted">Asking the agents…</p>
+        ) : (
+          <>
+            {legs.data.devices.length === 0 ? (
+              <p className="muted">No agent reports a mirror leg.</p>
+            ) : (
+              <table data-testid="leg-devices">
+                <thead>
+                  <tr>
+                    <th>Node</th>
+                    <th>Device</th>
+                    <th>Legs on it</th>
+                    <th>If it fails now</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {legs.data.devices.map((d) => (
+                    <tr
+                      key={`${d.nodeId}/${d.device}`}
+                      data-testid="leg-device-row"
+                      data-at-risk={d.blastRadius.length}
+                    >
+                      <td>{d.nodeId}</td>
+                      <td title={d.device}>{shortDevice(d.device)}</td>
+                      <td>
+                        {d.legs.map((l) => (
+                          <div key={`${l.uuid}/${l.leg}`}>
+                            <LegHealthChar health={l.health} /> {l.name ?? l.uuid} leg {l.leg}
+                            {l.source ? <span className="muted"> (source)</span> : null}
+                          </div>
+                        ))}
+                      </td>
+                      <td>
+                        <BlastRadius entries={d.blastRadius} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            {legs.data.unknown.length > 0 && (
+              <p className="muted">
+                Legs not reported (their devices are not listed):{" "}
+                {legs.data.unknown.map((u) => `${u.uuid} on ${u.nodeId} (${u.reason})`).join("; ")}
+              </p>
+            )}
+            {legs.data.unreachable.length > 0 && (
+              <p className="error">
+                Not reachable: {legs.data.unreachable.map((u) => u.nodeId).join(", ")}
+              </p>
+            )}
+            <p className="muted">{legs.data.caveat}</p>
+            <h2 style={{ marginTop: 16 }}>If a node fails now</h2>
+            <table data-testid="node-blast-radius">
+              <tbody>
+                {legs.data.nodes.map((n) => (
+                  <tr key={n.nodeId}>
+                    <td>{n.nodeId}</td>
+                    <td>
+                      {n.blastRadius.length === 0 ? (
+                        <span className="muted">nothing only this node provides</span>
+                      ) : (
+                        <ul style={{ margin: 0, paddingLeft: 16 }}>
+                          {n.blastRadius.map((b) => (
+                            <li key={b.uuid}>
+                              <Link href={`/mirrors/${encodeURIComponent(b.uuid)}`}>
+                                {b.name ?? b.uuid}
+                              </Link>
+                              : {b.detail}
+                            </li>
+                          ))}
+                        </ul>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <p className="muted">{legs.data.nodeCaveat}</p>
+          </>
+        )}
+      </div>
       <div>
         <div className="panel">
           <h2>Devices with failures (7 days)</h2>
@@ -57,6 +173,7 @@ export function DevicesView() {
                   <th>Health</th>
                   <th>Failures</th>
                   <th>Last report</th>
+                  <th>If it fails now</th>
                 </tr>
               </thead>
               <tbody>
@@ -75,6 +192,15 @@ export function DevicesView() {
                     </td>
                     <td className="num">{d.failures}</td>
                     <td title={d.lastMessage}>{d.lastAt.toLocaleString("en-GB")}</td>
+                    <td>
+                      {legDevice(d.nodeId, d.device) ? (
+                        <BlastRadius entries={legDevice(d.nodeId, d.device)!.blastRadius} />
+                      ) : (
+                        <span className="muted">
+                          {legs.data ? "backs no mirror leg the agents report" : "…"}
+                        </span>
+                      )}
+                    </td>
                   </tr>
                 ))}
               </tbody>

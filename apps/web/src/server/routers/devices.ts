@@ -1,6 +1,8 @@
 import { z } from "zod";
+import { deviceBlastRadius, legDevices, nodeBlastRadius } from "../blast-radius";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
 import { eventSelect, serializeEvent } from "./events";
+import { blastRadiusCaveats, collect, mirrorView } from "./mirrors";
 
 const memoryKinds = [
   "memory_failure",
@@ -14,6 +16,37 @@ const memoryKinds = [
 const deviceKinds = ["device_failure", "device_recovered"];
 
 export const devicesRouter = createTRPCRouter({
+  /**
+   * Every device (per node) a mirror leg is on or built on, the legs on it, and its blast
+   * radius (DASHBOARD.md edge 6): the mirrors that lose their last good copy if it fails now.
+   */
+  mirrorLegs: protectedProcedure.query(async ({ ctx }) => {
+    const { mirrors, unreachable } = await collect(ctx);
+    const all = [...mirrors.values()].map(mirrorView);
+    return {
+      devices: legDevices(all).map((d) => ({
+        ...d,
+        blastRadius: deviceBlastRadius(all, d.nodeId, d.device).atRisk,
+      })),
+      // Per node holding a mirror: what only it provides (nodeBlastRadius says what that is).
+      nodes: [...new Set(all.flatMap((m) => m.views.map((v) => v.nodeId)))]
+        .sort()
+        .map((nodeId) => ({
+          nodeId,
+          blastRadius: nodeBlastRadius(all, nodeId).atRisk,
+        })),
+      nodeCaveat: blastRadiusCaveats.node,
+      // Mirrors whose legs a node's agent did not report: their devices are not listed.
+      unknown: all.flatMap((m) =>
+        m.views
+          .filter((v) => !v.legs)
+          .map((v) => ({ uuid: m.uuid, nodeId: v.nodeId, reason: v.reason })),
+      ),
+      unreachable,
+      caveat: blastRadiusCaveats.device,
+    };
+  }),
+
   /**
    * Memory and devices (DASHBOARD.md): per device its current health (the last failure or
    * recovery reported), failure counts, and the memory-failure ranges with the mirror

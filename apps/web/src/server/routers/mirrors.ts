@@ -1,6 +1,12 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { AgentClient } from "../agents";
+import {
+  deviceBlastRadius,
+  nodeBlastRadius,
+  type THolderView,
+  type TMirrorView,
+} from "../blast-radius";
 import { freshness } from "../freshness";
 import {
   audit,
@@ -14,6 +20,7 @@ import {
 export const maxResyncsPerNode = 2;
 
 type Logs = Awaited<ReturnType<AgentClient["resync"]["logs"]["query"]>>;
+type Log = Logs[number];
 
 interface Holder {
   nodeId: string;
@@ -56,6 +63,64 @@ export function observeTrend(
   return "stalled";
 }
 
+export interface TCollectedMirror {
+  uuid: string;
+  regionCount: number;
+  inSync: number;
+  resyncId: string | null;
+  holders: Holder[];
+  /** The first holder's report of each (the CTR is the same table on every node). */
+  name: string | null;
+  logType: string | null;
+  regionSectors: number | null;
+  sizeBytes: number | null;
+  logDevice: {
+    nodeId: string;
+    device: string;
+    majorMinor: string | null;
+    health: "A" | "D" | null;
+  } | null;
+  /** Each holder's own kernel's view of the legs. */
+  views: THolderView[];
+}
+
+function holderView(nodeId: string, log: Log): THolderView {
+  if (log.legs) return { nodeId, legs: log.legs, reason: null };
+  return {
+    nodeId,
+    legs: null,
+    reason:
+      log.legsUnknownReason ??
+      (log.legs === undefined ? "this agent does not report legs" : "legs not reported"),
+  };
+}
+
+/** Region size in bytes, when the agent reported it. */
+export function regionBytes(m: { regionSectors: number | null }): number | null {
+  return m.regionSectors === null ? null : m.regionSectors * 512;
+}
+
+export function mirrorView(m: TCollectedMirror): TMirrorView {
+  return {
+    uuid: m.uuid,
+    name: m.name,
+    regionCount: m.regionCount,
+    inSync: m.inSync,
+    regionBytes: regionBytes(m),
+    views: m.views,
+  };
+}
+
+/** The legs to show for a mirror: the first holder's view that has them. */
+function shownLegs(m: TCollectedMirror) {
+  const view = m.views.find((v) => v.legs) ?? m.views[0] ?? null;
+  return {
+    legs: view?.legs ?? null,
+    legsNodeId: view?.nodeId ?? null,
+    legsUnknownReason: view?.legs ? null : (view?.reason ?? null),
+  };
+}
+
 /** Asks every reachable agent which mirrors (cluster logs) it holds. */
 export async function collect(ctx: ContextInner) {
   const nodes = await ctx.db.node.findMany({
@@ -83,30 +148,34 @@ export async function collect(ctx: ContextInner) {
       }
     }),
   );
-  const mirrors = new Map<
-    string,
-    {
-      uuid: string;
-      regionCount: number;
-      inSync: number;
-      resyncId: string | null;
-      holders: Holder[];
-    }
-  >();
+  const mirrors = new Map<string, TCollectedMirror>();
   for (const r of results) {
     if (!r.logs || !("client" in r) || !r.client) continue;
     for (const log of r.logs) {
-      const m = mirrors.get(log.uuid) ?? {
+      const m: TCollectedMirror = mirrors.get(log.uuid) ?? {
         uuid: log.uuid,
         regionCount: log.regionCount,
         inSync: log.inSync,
         resyncId: log.resyncId,
         holders: [],
+        name: null,
+        logType: null,
+        regionSectors: null,
+        sizeBytes: null,
+        logDevice: null,
+        views: [],
       };
       m.holders.push({ nodeId: r.node, client: r.client });
       // Replicas agree; if a report is behind, show the less-synced (never the rosier) one.
       m.inSync = Math.min(m.inSync, log.inSync);
       m.resyncId ??= log.resyncId;
+      // Older agents leave the kernel's facts out (undefined): unknown, not absent.
+      m.name ??= log.name ?? null;
+      m.logType ??= log.logType ?? null;
+      m.regionSectors ??= log.regionSectors ?? null;
+      m.sizeBytes ??= log.sizeBytes ?? null;
+      m.logDevice ??= log.logDevice ? { nodeId: r.node, ...log.logDevice } : null;
+      m.views.push(holderView(r.node, log));
       mirrors.set(log.uuid, m);
     }
   }
@@ -116,13 +185,23 @@ export async function collect(ctx: ContextInner) {
   };
 }
 
-async function holderOf(ctx: ContextInner, uuid: string) {
-  const { mirrors } = await collect(ctx);
+function held(mirrors: Map<string, TCollectedMirror>, uuid: string): TCollectedMirror {
   const m = mirrors.get(uuid);
   if (!m || m.holders.length === 0)
     throw new TRPCError({ code: "NOT_FOUND", message: `no reachable node holds mirror ${uuid}` });
   return m;
 }
+
+async function holderOf(ctx: ContextInner, uuid: string) {
+  return held((await collect(ctx)).mirrors, uuid);
+}
+
+/** What the blast radius can and cannot say (shown beside it). */
+export const blastRadiusCaveats = {
+  device:
+    "From each node's own kernel view: a mirror is listed when every leg without errors is on this device (or built on it), or when it is out of sync and its resync source leg is. Devices are named as that node names them.",
+  node: "Legs of a clustered mirror are shared storage: a node failure loses no leg. Listed: mirrors no other reachable node holds, and mirrors where only this node still sees a leg without errors. Where legs physically live is not reported by the agents.",
+} as const;
 
 function agentError(error: unknown): TRPCError {
   const code = (error as { data?: { code?: string } }).data?.code;
@@ -175,12 +254,18 @@ export const mirrorsRouter = createTRPCRouter({
       mirrors: [...mirrors.values()]
         .map((m) => ({
           uuid: m.uuid,
+          name: m.name,
           regionCount: m.regionCount,
           inSync: m.inSync,
           percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
           resyncRunning: m.resyncId !== null,
           trend: observeTrend(m.uuid, m.inSync, m.regionCount, ctx.now().getTime()),
           nodes: m.holders.map((h) => h.nodeId),
+          logType: m.logType,
+          regionBytes: regionBytes(m),
+          sizeBytes: m.sizeBytes,
+          logDevice: m.logDevice,
+          ...shownLegs(m),
         }))
         .sort((a, b) => a.percent - b.percent || a.uuid.localeCompare(b.uuid)),
       unreachable,
@@ -188,18 +273,63 @@ export const mirrorsRouter = createTRPCRouter({
   }),
 
   detail: protectedProcedure.input(ZUuid).query(async ({ ctx, input }) => {
-    const m = await holderOf(ctx, input.uuid);
+    const { mirrors } = await collect(ctx);
+    const m = held(mirrors, input.uuid);
     const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
       () => null,
     );
+    const all = [...mirrors.values()].map(mirrorView);
     return {
       uuid: m.uuid,
+      name: m.name,
       regionCount: m.regionCount,
       inSync: m.inSync,
       nodes: m.holders.map((h) => h.nodeId),
       progress,
+      logType: m.logType,
+      regionBytes: regionBytes(m),
+      sizeBytes: m.sizeBytes,
+      logDevice: m.logDevice,
+      // Each holder's kernel's legs, and per leg what its device's failure would take.
+      views: m.views.map((v) => ({
+        nodeId: v.nodeId,
+        reason: v.reason,
+        legs:
+          v.legs?.map((leg) => ({
+            ...leg,
+            blastRadius: deviceBlastRadius(all, v.nodeId, leg.device).atRisk,
+          })) ?? null,
+      })),
+      blastRadiusCaveat: blastRadiusCaveats.device,
     };
   }),
+
+  /**
+   * Blast radius (DASHBOARD.md edge 6): the mirrors that lose their last good copy if this
+   * device (as `nodeId` names it) or, without a device, this node fails now.
+   */
+  blastRadius: protectedProcedure
+    .input(
+      z.object({
+        nodeId: z.string().min(1).max(200),
+        device: z.string().min(1).max(4096).optional(),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      const { mirrors, unreachable } = await collect(ctx);
+      const all = [...mirrors.values()].map(mirrorView);
+      const result =
+        input.device === undefined
+          ? nodeBlastRadius(all, input.nodeId)
+          : deviceBlastRadius(all, input.nodeId, input.device);
+      return {
+        nodeId: input.nodeId,
+        device: input.device ?? null,
+        ...result,
+        caveat: input.device === undefined ? blastRadiusCaveats.node : blastRadiusCaveats.device,
+        unreachable,
+      };
+    }),
 
   /** The region map, reduced on the agent to about one bucket per canvas pixel. */
   regionMap: protectedProcedure
@@ -267,6 +397,11 @@ export const mirrorsRouter = createTRPCRouter({
         message: `the mirror has ${m.regionCount} regions (0–${m.regionCount - 1})`,
       });
     const regions = last - first + 1;
+    const bytesPerRegion = regionBytes(m);
+    // dm-raid1 copies each region from the default mirror (the source leg) to the others; a
+    // leg with errors cannot take the copy, so its regions stay out of sync.
+    const { legs, legsNodeId, legsUnknownReason } = shownLegs(m);
+    const source = legs?.find((l) => l.source) ?? null;
     const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
       () => null,
     );
@@ -280,6 +415,22 @@ export const mirrorsRouter = createTRPCRouter({
       first,
       last,
       regions,
+      regionBytes: bytesPerRegion,
+      /** Bytes copied: regions × region size (the mirror's last region may be shorter). */
+      bytes:
+        bytesPerRegion === null
+          ? null
+          : Math.min(
+              regions * bytesPerRegion,
+              (m.sizeBytes ?? Number.POSITIVE_INFINITY) - first * bytesPerRegion,
+            ),
+      source: source && { ...source, index: legs!.indexOf(source), nodeId: legsNodeId },
+      targets:
+        legs
+          ?.map((l, index) => ({ ...l, index }))
+          .filter((l) => !l.source)
+          .map(({ device, label, health, index }) => ({ device, label, health, index })) ?? null,
+      legsUnknownReason,
       wholeMirror: first === 0 && last === m.regionCount - 1,
       currentlyOutOfSync: m.regionCount - m.inSync,
       estimatedSeconds: rate ? regions / rate : null,

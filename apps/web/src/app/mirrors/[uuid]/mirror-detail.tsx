@@ -2,7 +2,9 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
+import { LegHealthChar, legHealthMeaning } from "~/components/leg-health";
 import { RegionMap } from "~/components/region-map";
+import { formatBytes, shortDevice } from "~/lib/bytes";
 import { formatDuration, formatEta, formatPercent } from "~/lib/eta";
 import { useTRPC } from "~/trpc/react";
 
@@ -108,6 +110,22 @@ export function MirrorDetail({
             regions; held by {d.nodes.join(", ")}
           </p>
           <progress max={d.regionCount} value={d.inSync} style={{ width: "100%" }} />
+          <p className="muted" data-testid="mirror-facts">
+            {d.name ? `${d.name}: ` : ""}
+            {formatBytes(d.sizeBytes)} in regions of {formatBytes(d.regionBytes)}; log{" "}
+            {d.logType ?? "type not reported"}
+            {d.logDevice ? (
+              <>
+                {" "}
+                on {shortDevice(d.logDevice.device)}{" "}
+                {d.logDevice.health ? (
+                  <LegHealthChar health={d.logDevice.health} />
+                ) : (
+                  "(health unknown)"
+                )}
+              </>
+            ) : null}
+          </p>
         </div>
         <div className="panel" data-testid="resync-progress" data-state={p?.state ?? "none"}>
           <h2>Resync</h2>
@@ -198,6 +216,96 @@ export function MirrorDetail({
             </div>
           )}
         </div>
+      </div>
+
+      <div className="panel" data-testid="mirror-legs">
+        <h2>Legs</h2>
+        {d.views.map((v) => (
+          <div key={v.nodeId}>
+            {d.views.length > 1 && (
+              <h3 style={{ fontSize: 13 }}>As {v.nodeId}'s kernel sees them</h3>
+            )}
+            {!v.legs ? (
+              <p className="muted">
+                {v.nodeId} does not report this mirror's legs: {v.reason}
+              </p>
+            ) : (
+              <table>
+                <thead>
+                  <tr>
+                    <th>Leg</th>
+                    <th>Device</th>
+                    <th>Health</th>
+                    <th>Role</th>
+                    <th>In sync</th>
+                    <th>If it fails now</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {v.legs.map((leg, i) => (
+                    <tr
+                      // biome-ignore lint/suspicious/noArrayIndexKey: a leg is its position in the table
+                      key={i}
+                      data-testid="leg-row"
+                      data-health={leg.health}
+                      data-source={leg.source ? "true" : "false"}
+                    >
+                      <td className="num">{i}</td>
+                      <td title={leg.device}>
+                        <span style={{ whiteSpace: "nowrap" }}>{shortDevice(leg.device)}</span>
+                        {leg.label && <div className="muted">{leg.label}</div>}
+                        {leg.majorMinor && <div className="muted">{leg.majorMinor}</div>}
+                        {leg.underlying.length > 0 && (
+                          <div className="muted">on {leg.underlying.join(", ")}</div>
+                        )}
+                      </td>
+                      <td>
+                        <LegHealthChar health={leg.health} />{" "}
+                        <span className="muted">{legHealthMeaning[leg.health] ?? ""}</span>
+                      </td>
+                      <td data-testid="leg-role">
+                        {leg.source
+                          ? "resync source: recovery copies from it, reads go to it"
+                          : leg.health === "A"
+                            ? "copy target"
+                            : "not written by recovery (errors)"}
+                        {leg.primary && !leg.source ? " (the table's primary, failed over)" : ""}
+                        {leg.primary && leg.source ? " (primary)" : ""}
+                      </td>
+                      <td data-testid="leg-sync">
+                        {leg.source
+                          ? "holds every region's current data"
+                          : leg.health === "A"
+                            ? `${formatPercent(
+                                (100 * d.inSync) / Math.max(1, d.regionCount),
+                                d.inSync === d.regionCount,
+                              )} (${(d.regionCount - d.inSync).toLocaleString("en-US")} regions stale)`
+                            : "not in sync: it has errors"}
+                      </td>
+                      <td data-testid="leg-blast-radius">
+                        {leg.blastRadius.length === 0 ? (
+                          <span className="muted">no mirror loses its last good copy</span>
+                        ) : (
+                          <ul style={{ margin: 0, paddingLeft: 16 }}>
+                            {leg.blastRadius.map((b) => (
+                              <li key={b.uuid} className="error">
+                                {b.name ?? b.uuid}: {b.detail}
+                                {b.bytesAtRisk !== null ? ` (${formatBytes(b.bytesAtRisk)})` : ""}
+                              </li>
+                            ))}
+                          </ul>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </div>
+        ))}
+        <p className="muted" style={{ marginTop: 8 }}>
+          {d.blastRadiusCaveat}
+        </p>
       </div>
 
       <div className="panel">
@@ -294,14 +402,51 @@ export function MirrorDetail({
             <p>
               <strong>This will</strong> mark regions {plan.data.first}–{plan.data.last} (
               {plan.data.regions.toLocaleString("en-US")} regions
+              {plan.data.bytes !== null ? (
+                <span data-testid="plan-bytes">, {formatBytes(plan.data.bytes)}</span>
+              ) : (
+                ", size unknown: the agent does not report the region size"
+              )}
               {plan.data.wholeMirror ? ", the whole mirror" : ""}) out of sync through the cluster's
-              ordered log, then copy them from the in-sync leg. Writes continue meanwhile.{" "}
+              ordered log, then copy them{" "}
+              {plan.data.source ? (
+                <span data-testid="plan-source">
+                  from leg {plan.data.source.index} ({shortDevice(plan.data.source.device)},{" "}
+                  <LegHealthChar health={plan.data.source.health} />, as {plan.data.source.nodeId}{" "}
+                  sees it)
+                </span>
+              ) : (
+                "from the source leg"
+              )}
+              {plan.data.targets && plan.data.targets.length > 0 && (
+                <>
+                  {" "}
+                  to{" "}
+                  {plan.data.targets.map((t, i) => (
+                    <span key={t.index}>
+                      {i > 0 ? ", " : ""}leg {t.index} ({shortDevice(t.device)},{" "}
+                      <LegHealthChar health={t.health} />)
+                    </span>
+                  ))}
+                </>
+              )}
+              . Writes continue meanwhile.{" "}
               {plan.data.estimatedSeconds === null
                 ? "No duration estimate yet (no throttle and no measured rate)."
                 : `Estimated ${formatDuration(plan.data.estimatedSeconds)} at the ${plan.data.rateBasis}.`}{" "}
               Currently out of sync: {plan.data.currentlyOutOfSync.toLocaleString("en-US")} regions.
               Source nodes:{" "}
               {plan.data.sourceHealth.map((s) => `${s.nodeId} (${s.freshness})`).join(", ")}.
+              {plan.data.targets?.some((t) => t.health !== "A") && (
+                <span className="error">
+                  {" "}
+                  A leg with errors does not take the copy: its regions stay out of sync until it is
+                  repaired.
+                </span>
+              )}
+              {plan.data.source === null && plan.data.legsUnknownReason && (
+                <span className="muted"> Legs unknown: {plan.data.legsUnknownReason}.</span>
+              )}
             </p>
             <button
               type="button"
