@@ -93,7 +93,6 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       },
       clusterLogLog,
     );
-    const rearmer = clusterLog.rearmer;
     resync = new ResyncController({
       server: clusterLog.server,
       nodeId,
@@ -104,7 +103,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       // theirs when the replicated state names them (rearm.ts).
       // A failed suspend/resume leaves the start in place: the hint guard holds the range
       // until the kernel is re-armed, and the rearmer retries.
-      ...(rearmer
+      ...(clusterLog.rearmWithDmsetup
         ? {
             kick: async (uuid: string) => {
               await dmsetupSuspendResume(uuid).catch((error: Error) =>

@@ -22,8 +22,10 @@ export interface RunningClusterLog {
   readonly tcpPort: number | null;
   /** The netlink connector transport, when serving the kernel. */
   readonly connector: ConnectorTransport | null;
-  /** Re-arms this host's kernels (null with `--rearm off`, or `auto` without a kernel). */
-  readonly rearmer: HintRearmer | null;
+  /** Re-arms this host's kernels (with `--rearm off`, or `auto` without a kernel, it only reports). */
+  readonly rearmer: HintRearmer;
+  /** Whether re-arming runs dmsetup. */
+  readonly rearmWithDmsetup: boolean;
   /** First call drains and stops. */
   stop(): Promise<void>;
 }
@@ -121,17 +123,25 @@ export async function startClusterLogCommand(
     }
   }
   const useDmsetup = flags.rearm === "dmsetup" || (flags.rearm === "auto" && connector !== null);
-  const rearmer = useDmsetup
-    ? new HintRearmer({
-        server,
-        log,
-        rearm: async (uuid) => {
+  // Without dmsetup the rearmer still watches, so a resync held by this kernel's hint is
+  // logged (with the uuid, every 30 s) and shown in its `lastError` instead of waiting
+  // silently.
+  const rearmer = new HintRearmer({
+    server,
+    log,
+    rearm: useDmsetup
+      ? async (uuid) => {
           const devices = await dmsetupSuspendResume(uuid);
           log.info({ uuid, devices }, "mirror suspended and resumed: its kernel asks again");
+        }
+      : async () => {
+          throw new Error(
+            `re-arming is off (--rearm ${flags.rearm}${connector ? "" : ", no kernel connector"}): ` +
+              "suspend and resume this mirror by hand (dmsetup suspend, dmsetup resume)",
+          );
         },
-      })
-    : null;
-  rearmer?.start();
+  });
+  rearmer.start();
   let tcpPort: number | null = null;
   try {
     await server.listenUnix(resolve(flags.socket));
@@ -141,7 +151,7 @@ export async function startClusterLogCommand(
       tcpPort = await server.listenTcp(host, Number(flags.tcp.slice(at + 1)));
     }
   } catch (error) {
-    rearmer?.stop();
+    rearmer.stop();
     connector?.close();
     await server.stop();
     throw error;
@@ -152,8 +162,9 @@ export async function startClusterLogCommand(
     tcpPort,
     connector,
     rearmer,
+    rearmWithDmsetup: useDmsetup,
     stop: () => {
-      rearmer?.stop();
+      rearmer.stop();
       connector?.close();
       stopping ??= server.stop().then(() => writing);
       return stopping;
