@@ -22,6 +22,16 @@ const ZEnv = z.object({
         .map((o) => o.trim())
         .filter(Boolean),
     ),
+  /** Events older than this many days are deleted (server/retention.ts); 0 keeps them all. */
+  MIRRORPLANE_EVENT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(90),
+  /** Unacknowledged warning/error/critical events are kept up to this many days. */
+  MIRRORPLANE_EVENT_RETENTION_OPEN_DAYS: z.coerce.number().int().min(1).max(36_500).default(365),
+  /** A mirror out of sync this long, and not recovering on track, raises an alarm (alarms.ts). */
+  MIRRORPLANE_ALARM_WITHOUT_REDUNDANCY_MINUTES: z.coerce
+    .number()
+    .min(1)
+    .max(7 * 24 * 60)
+    .default(30),
 });
 
 export type TEnv = z.infer<typeof ZEnv>;

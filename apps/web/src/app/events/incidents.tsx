@@ -14,14 +14,17 @@ export function Incidents() {
   });
   if (!incidents.data?.length) return null;
   const exportHref = (i: (typeof incidents.data)[number], format: "json" | "md") => {
+    // incident=1: the self-contained incident export (events, operator actions, charts).
     const q = new URLSearchParams({
       format,
+      incident: "1",
       from: i.started.toISOString(),
       to: i.ended.toISOString(),
     });
     if (i.nodeId) q.set("nodeId", i.nodeId);
     if (i.mirror) q.set("mirror", i.mirror);
     else if (i.device) q.set("device", i.device);
+    else q.set("kind", i.subject);
     return `/api/events/export?${q}`;
   };
   return (

@@ -1,7 +1,7 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { useEffect } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { SeriesChart } from "~/components/series-chart";
 import { TimelineChart } from "~/components/timeline-chart";
@@ -74,10 +74,24 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
     refetchInterval,
   });
 
+  // About one point per pixel of the timeline (in 20 px steps, so a resize by a few pixels
+  // does not refetch); the server never goes below one-second buckets.
+  const [timelineWidth, setTimelineWidth] = useState(600);
+  const onTimelineWidth = useCallback(
+    (px: number) => setTimelineWidth(Math.min(2_000, Math.max(20, Math.round(px / 20) * 20))),
+    [],
+  );
+  const [resyncScope, setResyncScope] = useState<"cluster" | "node">("cluster");
   const timeline = useQuery({
-    ...trpc.khugepaged.timeline.queryOptions({ nodeId: nodeId ?? "", windowMs, buckets: 120 }),
+    ...trpc.khugepaged.timeline.queryOptions({
+      nodeId: nodeId ?? "",
+      windowMs,
+      buckets: timelineWidth,
+      resyncScope,
+    }),
     enabled: nodeId !== null,
     refetchInterval,
+    placeholderData: (previous) => previous,
   });
 
   if (nodes.isPending) return <p className="muted">Loading…</p>;
@@ -210,7 +224,15 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
         </div>
       )}
 
-      {timeline.data && <TimelineChart points={timeline.data.points} />}
+      {timeline.data && (
+        <TimelineChart
+          points={timeline.data.points}
+          bucketMs={timeline.data.bucketMs}
+          resyncScope={resyncScope}
+          onResyncScope={setResyncScope}
+          onWidth={onTimelineWidth}
+        />
+      )}
       <h2 style={{ marginTop: 8 }}>History</h2>
       {series.isError && <p className="error">Cannot load history: {series.error.message}</p>}
       <div className="grid">

@@ -3,13 +3,14 @@
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { FreshnessBadge } from "~/components/freshness-badge";
+import { formatDuration } from "~/lib/eta";
 import { formatAge } from "~/lib/format";
 import { useTRPC } from "~/trpc/react";
 
 const healthText = {
   ok: "Healthy: every node reports on time and nothing failed in the last day.",
   attention:
-    "Needs attention: a node is late, errors were reported in the last day, or a mirror's recovery has stalled.",
+    "Needs attention: a node is late, errors were reported in the last day, or a mirror alarms (below).",
   unknown:
     "Unknown: a node has missed three reports (or none has reported) — its state is not known.",
 } as const;
@@ -34,6 +35,12 @@ export function OverviewView() {
           <strong>{s.health.toUpperCase()}</strong> — {healthText[s.health]}
         </p>
       </div>
+      <Alarms alarms={s.alarms} limitMs={s.alarmThresholds.withoutRedundancyMs} now={now} />
+      {s.exposureError && (
+        <p className="error">
+          Cannot read since when mirrors are without redundancy: {s.exposureError}
+        </p>
+      )}
       <div className="grid">
         <div className="panel">
           <h2>
@@ -104,6 +111,23 @@ export function OverviewView() {
                         >
                           {m.trend}
                         </span>
+                        {m.onTrack && <span className="muted"> on track</span>}
+                      </td>
+                      <td className="muted" data-testid="without-redundancy">
+                        {m.outOfSyncSince && (
+                          <span
+                            title={`out of sync since ${m.outOfSyncSince.toLocaleString("en-GB")}${m.outOfSyncSinceBasis === "resync-start" ? " (the start of the running resync)" : " (first seen out of sync)"}`}
+                          >
+                            without redundancy{" "}
+                            {m.outOfSyncSinceBasis === "first-observed" ? "≥ " : ""}
+                            {formatDuration(
+                              Math.max(0, now.getTime() - m.outOfSyncSince.getTime()) / 1000,
+                            )}
+                          </span>
+                        )}
+                        {m.projectedFinishAt && (
+                          <span> · in sync ~{m.projectedFinishAt.toLocaleTimeString("en-GB")}</span>
+                        )}
                       </td>
                     </tr>
                   ))}
@@ -154,5 +178,69 @@ export function OverviewView() {
         </div>
       </div>
     </>
+  );
+}
+
+const alarmLabel = {
+  "without-redundancy": "without redundancy",
+  stalled: "stalled",
+  "eta-slipping": "ETA slipping",
+} as const;
+
+type TAlarmRow = {
+  kind: keyof typeof alarmLabel;
+  severity: "critical" | "warning";
+  mirror: string;
+  since: Date | null;
+  message: string;
+};
+
+/** The mirrors' alarms, worst first; a recovering mirror on track has none. */
+function Alarms({ alarms, limitMs, now }: { alarms: TAlarmRow[]; limitMs: number; now: Date }) {
+  return (
+    <div className="panel" data-testid="alarms" data-count={alarms.length}>
+      <h2>
+        Alarms <span className="muted">({alarms.length})</span>
+      </h2>
+      {alarms.length === 0 ? (
+        <p className="muted">
+          No alarms. Mirrors raise one when they stall, when their projected finish keeps moving
+          later, or when they have been without redundancy for over {formatDuration(limitMs / 1000)}{" "}
+          and are not recovering on track; a rebuild on track raises none.
+        </p>
+      ) : (
+        <table>
+          <tbody>
+            {alarms.map((a) => (
+              <tr
+                key={`${a.mirror}/${a.kind}`}
+                data-testid="alarm"
+                data-kind={a.kind}
+                data-severity={a.severity}
+              >
+                <td>
+                  <span
+                    className="badge late"
+                    style={
+                      a.severity === "critical"
+                        ? { background: "rgba(248, 81, 73, 0.15)", color: "var(--bad)" }
+                        : undefined
+                    }
+                  >
+                    {a.severity}
+                  </span>
+                </td>
+                <td>{alarmLabel[a.kind]}</td>
+                <td>
+                  <Link href={`/mirrors/${encodeURIComponent(a.mirror)}`}>{a.mirror}</Link>
+                </td>
+                <td>{a.message}</td>
+                <td className="muted">{a.since ? `since ${formatAge(a.since, now)}` : ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
   );
 }

@@ -1,6 +1,8 @@
 import type { Db, Prisma } from "@mirrorplane/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { eventSelect, serializeEvent } from "../event-rows";
+import { incidentExport, ZIncidentRef } from "../incident-export";
 import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
 
 const severities = ["debug", "info", "notice", "warning", "error", "critical"] as const;
@@ -49,47 +51,7 @@ export function eventWhere(f: TEventFilter, now: Date = new Date()): Prisma.Even
   };
 }
 
-export const eventSelect = {
-  id: true,
-  occurredAt: true,
-  receivedAt: true,
-  nodeId: true,
-  kind: true,
-  severity: true,
-  source: true,
-  device: true,
-  mirror: true,
-  leg: true,
-  message: true,
-  rangeStart: true,
-  rangeEnd: true,
-  rangeUnit: true,
-  count: true,
-  regionStart: true,
-  regionEnd: true,
-  simulated: true,
-  rawLine: true,
-  acknowledgedAt: true,
-  acknowledgedBy: true,
-  ackNote: true,
-  ackExpiresAt: true,
-} satisfies Prisma.EventSelect;
-
-type Row = Prisma.EventGetPayload<{ select: typeof eventSelect }>;
-
-/** Browser-safe row: bigints and decimals as strings. */
-export function serializeEvent(r: Row) {
-  return {
-    ...r,
-    id: r.id.toString(),
-    count: r.count.toString(),
-    rangeStart: r.rangeStart?.toString() ?? null,
-    rangeEnd: r.rangeEnd?.toString() ?? null,
-    regionStart: r.regionStart?.toString() ?? null,
-    regionEnd: r.regionEnd?.toString() ?? null,
-  };
-}
-export type TEventRow = ReturnType<typeof serializeEvent>;
+export { eventSelect, serializeEvent, type TEventRow } from "../event-rows";
 
 /**
  * Distinct values of an indexed column by skip scan (one index probe per value), not
@@ -225,6 +187,15 @@ export const eventsRouter = createTRPCRouter({
         device: r.device,
       }));
     }),
+
+  /**
+   * One incident, self-contained (DASHBOARD.md edge 13): its events, the operator actions
+   * on its subject or node around it, and its chart data (server/incident-export.ts).
+   * `/api/events/export?incident=1&…` serves the same as a JSON or Markdown download.
+   */
+  incidentExport: protectedProcedure
+    .input(ZIncidentRef)
+    .query(({ ctx, input }) => incidentExport(ctx.db, input, ctx.now())),
 
   /** Acknowledge (or un-acknowledge) events; kept on the server and audited. */
   acknowledge: operatorProcedure

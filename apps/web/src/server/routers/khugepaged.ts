@@ -2,6 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { downsampledSeries } from "../downsample";
 import { freshness } from "../freshness";
+import { bucketMsFor, timelinePoints } from "../timeline";
 import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
 
 const ZSeriesInput = z.object({
@@ -29,7 +30,11 @@ const ZSetTunable = z.object({
 export const khugepagedRouter = createTRPCRouter({
   /**
    * One time axis across layers (DASHBOARD.md edge 10): per bucket, khugepaged's collapse
-   * activity beside the memory-error, device-error and resync event counts.
+   * activity beside the memory-error, device-error and resync event counts and the resync
+   * rate (regions/s; server/timeline.ts). `buckets` is the chart's width in pixels (about
+   * one point per pixel). Mirrors are cluster-wide and agents do not say which host backs
+   * which leg yet, so the rate is the whole cluster's by default; `resyncScope: "node"`
+   * keeps only the runs this node recorded.
    */
   timeline: protectedProcedure
     .input(
@@ -41,66 +46,22 @@ export const khugepagedRouter = createTRPCRouter({
           .min(60_000)
           .max(30 * 86_400_000)
           .default(3_600_000),
-        buckets: z.number().int().min(10).max(600).default(120),
+        buckets: z.number().int().min(10).max(2_000).default(120),
+        resyncScope: z.enum(["cluster", "node"]).default("cluster"),
       }),
     )
     .query(async ({ ctx, input }) => {
       const to = ctx.now();
       const from = new Date(to.getTime() - input.windowMs);
-      const bucketSecs = input.windowMs / 1000 / input.buckets;
-      const [samples, events] = await Promise.all([
-        ctx.db.$queryRaw<Array<{ bucket: Date; series: string; value: number }>>`
-          SELECT date_bin(make_interval(secs => ${bucketSecs}::float8), at, ${from}::timestamptz) AS bucket, series,
-                 max(value) AS value
-            FROM samples
-           WHERE node_id = ${input.nodeId} AND at >= ${from} AND at <= ${to}
-             AND series IN ('khugepaged.pages_collapsed', 'vmstat.thp_collapse_alloc', 'vmstat.thp_fault_alloc')
-           GROUP BY 1, 2 ORDER BY 1`,
-        ctx.db.$queryRaw<Array<{ bucket: Date; grp: string; n: bigint }>>`
-          SELECT date_bin(make_interval(secs => ${bucketSecs}::float8), occurred_at, ${from}::timestamptz) AS bucket,
-                 CASE WHEN kind IN ('memory_failure','memory_device_loss','pmem_badblocks','edac_error','hwpoison_counter','soft_offline') THEN 'memory'
-                      WHEN kind IN ('device_failure') THEN 'device'
-                      WHEN kind = 'resync' THEN 'resync' ELSE 'other' END AS grp,
-                 count(*) AS n
-            FROM events
-           WHERE (node_id = ${input.nodeId} OR node_id IS NULL) AND occurred_at >= ${from} AND occurred_at <= ${to}
-           GROUP BY 1, 2`,
-      ]);
-      type Point = {
-        t: number;
-        collapsed: number | null;
-        faults: number | null;
-        memory: number;
-        device: number;
-        resync: number;
-      };
-      const points = new Map<number, Point>();
-      const point = (t: number) => {
-        let p = points.get(t);
-        if (!p) {
-          p = { t, collapsed: null, faults: null, memory: 0, device: 0, resync: 0 };
-          points.set(t, p);
-        }
-        return p;
-      };
-      for (let i = 0; i < input.buckets; i++)
-        point(from.getTime() + Math.round(i * bucketSecs * 1000));
-      // Counters become per-bucket increases (a wrapped or reset counter shows as nothing, not negative).
-      const last = new Map<string, number>();
-      for (const s of samples) {
-        const prev = last.get(s.series);
-        last.set(s.series, s.value);
-        if (prev === undefined) continue;
-        const delta = Math.max(0, s.value - prev);
-        const p = point(s.bucket.getTime());
-        if (s.series === "vmstat.thp_fault_alloc") p.faults = (p.faults ?? 0) + delta;
-        else p.collapsed = (p.collapsed ?? 0) + delta;
-      }
-      for (const e of events) {
-        const p = point(e.bucket.getTime());
-        if (e.grp === "memory" || e.grp === "device" || e.grp === "resync") p[e.grp] += Number(e.n);
-      }
-      return { from, to, points: [...points.values()].sort((a, b) => a.t - b.t) };
+      const bucketMs = bucketMsFor(from, to, input.buckets);
+      const points = await timelinePoints(ctx.db, {
+        nodeId: input.nodeId,
+        from,
+        to,
+        bucketMs,
+        resync: input.resyncScope === "node" ? { nodeId: input.nodeId } : {},
+      });
+      return { from, to, bucketMs, resyncScope: input.resyncScope, points };
     }),
 
   /**

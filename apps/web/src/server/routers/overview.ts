@@ -1,4 +1,6 @@
+import { assessMirror, rollUpAlarms, type TAlarm } from "../alarms";
 import { freshness, type TFreshness } from "../freshness";
+import { mirrorWatch, type TExposure } from "../mirror-watch";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
 import { collect, observeTrend } from "./mirrors";
 
@@ -64,18 +66,65 @@ export const overviewRouter = createTRPCRouter({
         : nodeStates.some((n) => n.freshness === "late") || counts.critical + counts.error > 0
           ? "attention"
           : "ok";
-    const mirrors = mirrorState
+    // Progress-aware alarms (alarms.ts): a recovering mirror on track raises none.
+    const watch = mirrorWatch();
+    const observed = mirrorState
       ? [...mirrorState.mirrors.values()].map((m) => ({
           uuid: m.uuid,
-          percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
-          trend: observeTrend(m.uuid, m.inSync, m.regionCount, now.getTime()),
-          resyncRunning: m.resyncId !== null,
+          inSync: m.inSync,
+          regionCount: m.regionCount,
+          resyncId: m.resyncId,
+          nodeId: m.holders[0]?.nodeId ?? null,
         }))
       : [];
+    let exposures = new Map<string, TExposure>();
+    let exposureError: string | null = null;
+    try {
+      exposures = await watch.observe(ctx.db, observed, now);
+    } catch (error) {
+      // The alarms still come from what the agents say; only the durations are missing.
+      exposureError = error instanceof Error ? error.message : String(error);
+    }
+    const alarms: TAlarm[] = [];
+    const mirrors = mirrorState
+      ? [...mirrorState.mirrors.values()].map((m) => {
+          const trend = observeTrend(m.uuid, m.inSync, m.regionCount, now.getTime());
+          const exposure = exposures.get(m.uuid) ?? null;
+          const assessment = assessMirror(
+            {
+              uuid: m.uuid,
+              trend,
+              inSync: m.inSync,
+              regionCount: m.regionCount,
+              history: watch.history(m.uuid),
+              outOfSyncSince: exposure ? exposure.since.getTime() : null,
+              now: now.getTime(),
+            },
+            watch.config,
+          );
+          alarms.push(...assessment.alarms);
+          return {
+            uuid: m.uuid,
+            percent: m.regionCount ? (100 * m.inSync) / m.regionCount : 100,
+            trend,
+            resyncRunning: m.resyncId !== null,
+            onTrack: assessment.onTrack,
+            outOfSyncSince: exposure?.since ?? null,
+            /** "resync-start": from the running resync's start; else when first seen out of sync. */
+            outOfSyncSinceBasis: exposure?.basis ?? null,
+            projectedFinishAt:
+              assessment.projectedFinishAt === null ? null : new Date(assessment.projectedFinishAt),
+          };
+        })
+      : [];
     const stalled = mirrors.filter((m) => m.trend === "stalled");
-    const finalHealth: THealth = health === "ok" && stalled.length > 0 ? "attention" : health;
+    const rolledUp = rollUpAlarms(alarms);
+    const finalHealth: THealth = health === "ok" && rolledUp.length > 0 ? "attention" : health;
     return {
       health: finalHealth,
+      alarms: rolledUp.map((a) => ({ ...a, since: a.since === null ? null : new Date(a.since) })),
+      alarmThresholds: { withoutRedundancyMs: watch.config.withoutRedundancyMs },
+      exposureError,
       mirrors: {
         total: mirrors.length,
         inSync: mirrors.filter((m) => m.trend === "in-sync").length,

@@ -1,5 +1,6 @@
 import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
+import { incidentExport, incidentMarkdown, ZIncidentRef } from "~/server/incident-export";
 import { listEvents, type TEventRow, ZEventFilter } from "~/server/routers/events";
 
 export const dynamic = "force-dynamic";
@@ -9,12 +10,18 @@ const maxRows = 100_000;
 /**
  * Export of the events matching a filter, as JSON (machine-readable, DASHBOARD.md
  * complaint 15) or Markdown (for an incident write-up). Streamed page by page.
+ *
+ * With `incident=1` it exports one incident instead, self-contained (edge 13): its events,
+ * the operator actions around it and its chart data (server/incident-export.ts). The
+ * incident is named as the incidents list has it: `from`, `to`, `nodeId` (absent: the
+ * events with no node) and one of `mirror`, `device`, `kind`.
  */
 export async function GET(req: Request) {
   const user = await sessionUser(req.headers);
   if (!user) return new Response("sign in first\n", { status: 401 });
   const params = new URL(req.url).searchParams;
   const format = params.get("format") === "md" ? "md" : "json";
+  if (params.get("incident") === "1") return exportIncident(params, format, user.username);
   const parsed = ZEventFilter.safeParse({
     from: params.get("from") ? new Date(params.get("from")!) : undefined,
     to: params.get("to") ? new Date(params.get("to")!) : undefined,
@@ -70,6 +77,38 @@ export async function GET(req: Request) {
     headers: {
       "content-type": format === "json" ? "application/json" : "text/markdown; charset=utf-8",
       "content-disposition": `attachment; filename="mirrorplane-events-${stamp}.${format}"`,
+      "cache-control": "no-store",
+    },
+  });
+}
+
+async function exportIncident(
+  params: URLSearchParams,
+  format: "json" | "md",
+  username: string,
+): Promise<Response> {
+  const date = (name: string) => (params.get(name) ? new Date(params.get(name)!) : undefined);
+  const parsed = ZIncidentRef.safeParse({
+    from: date("from"),
+    to: date("to"),
+    nodeId: params.get("nodeId") || null,
+    mirror: params.get("mirror") || undefined,
+    device: params.get("device") || undefined,
+    kind: params.get("kind") || undefined,
+  });
+  if (!parsed.success)
+    return new Response(`bad incident: ${parsed.error.message}\n`, { status: 400 });
+  const now = new Date();
+  const x = await incidentExport(db(), parsed.data, now);
+  const stamp = now.toISOString().replace(/[:.]/g, "-");
+  const body =
+    format === "json"
+      ? `${JSON.stringify({ exportedAt: now, exportedBy: username, ...x })}\n`
+      : incidentMarkdown(x, username, now);
+  return new Response(body, {
+    headers: {
+      "content-type": format === "json" ? "application/json" : "text/markdown; charset=utf-8",
+      "content-disposition": `attachment; filename="mirrorplane-incident-${stamp}.${format}"`,
       "cache-control": "no-store",
     },
   });

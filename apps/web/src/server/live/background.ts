@@ -1,0 +1,110 @@
+import type { Db } from "@mirrorplane/db";
+import type { AgentDirectory } from "../agents";
+import type { MirrorWatch } from "../mirror-watch";
+import { runRetention, type TRetentionPolicy } from "../retention";
+import { collect } from "../routers/mirrors";
+
+/**
+ * The web process's background work, beside the live hub (which polls only while a tab
+ * listens): what must happen whether or not anyone looks.
+ *
+ * - the mirror watch (every `watchIntervalMs`): asks the agents for their mirrors' sync
+ *   state, so a mirror's time without redundancy is recorded from when it began, not from
+ *   when someone opened the overview, and the ETA history is there when they do;
+ * - event retention (first `retentionFirstMs` after start, then every
+ *   `retentionIntervalMs`): server/retention.ts, audited.
+ *
+ * Each job skips a tick while its previous run is still going; errors are logged and the
+ * next tick tries again. Timers are unref'd: they never keep the process alive.
+ */
+export interface BackgroundOptions {
+  db: Db;
+  agents: AgentDirectory;
+  watch: MirrorWatch;
+  retention: TRetentionPolicy;
+  watchIntervalMs?: number;
+  retentionFirstMs?: number;
+  retentionIntervalMs?: number;
+  now?: () => Date;
+  log?: (line: string) => void;
+}
+
+export interface Background {
+  /** Runs the mirror watch once (also what each tick does). */
+  watchOnce(): Promise<void>;
+  /** Runs retention once (also what each tick does). */
+  retainOnce(): Promise<void>;
+  stop(): void;
+}
+
+export function startBackground(options: BackgroundOptions): Background {
+  const now = options.now ?? (() => new Date());
+  const log = options.log ?? ((line: string) => console.log(line));
+  let watching = false;
+  let retaining = false;
+  const watchOnce = async () => {
+    if (watching) return;
+    watching = true;
+    try {
+      const { mirrors } = await collect({
+        db: options.db,
+        agents: options.agents,
+        now,
+        user: null,
+      });
+      await options.watch.observe(
+        options.db,
+        [...mirrors.values()].map((m) => ({
+          uuid: m.uuid,
+          inSync: m.inSync,
+          regionCount: m.regionCount,
+          resyncId: m.resyncId,
+          nodeId: m.holders[0]?.nodeId ?? null,
+        })),
+        now(),
+      );
+    } catch (error) {
+      log(JSON.stringify({ msg: "mirror watch failed", error: (error as Error).message }));
+    } finally {
+      watching = false;
+    }
+  };
+  const retainOnce = async () => {
+    if (retaining) return;
+    retaining = true;
+    try {
+      await runRetention(options.db, options.retention, now(), log);
+    } catch {
+      // runRetention logged and audited the failure; the next tick tries again.
+    } finally {
+      retaining = false;
+    }
+  };
+  const timers: Array<ReturnType<typeof setInterval>> = [];
+  const watchTimer = setInterval(() => void watchOnce(), options.watchIntervalMs ?? 15_000);
+  watchTimer.unref();
+  timers.push(watchTimer);
+  const first = setTimeout(() => {
+    void retainOnce();
+    const t = setInterval(() => void retainOnce(), options.retentionIntervalMs ?? 3_600_000);
+    t.unref();
+    timers.push(t);
+  }, options.retentionFirstMs ?? 60_000);
+  first.unref();
+  return {
+    watchOnce,
+    retainOnce,
+    stop() {
+      clearTimeout(first);
+      for (const t of timers) clearInterval(t);
+    },
+  };
+}
+
+// Started once per server process (instrumentation.ts), however many bundles load this.
+const g = globalThis as unknown as { mirrorplaneBackground?: Background };
+
+export function startBackgroundOnce(options: BackgroundOptions): Background {
+  g.mirrorplaneBackground ??= startBackground(options);
+  return g.mirrorplaneBackground;
+}

@@ -1,0 +1,160 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createDb, type Db } from "@mirrorplane/db";
+import { createTestDatabase } from "@mirrorplane/db/testing";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createAgentDirectory } from "./agents";
+import { startBackground } from "./live/background";
+import { installMirrorWatch, MirrorWatch } from "./mirror-watch";
+import { defaultRetentionPolicy } from "./retention";
+import { createCaller } from "./root";
+import { type ContextUser, createContextInner } from "./trpc";
+
+// The overview's progress-aware alarms against the real demo cluster `npm start` runs
+// (`mirrorplane-agent demo`: three simulated agents and kernels, mirrors under write load,
+// LVM-sim-db-primary in its initial sync for a few minutes), through the tRPC caller on
+// real Postgres.
+const repo = join(import.meta.dirname, "../../../..");
+const token = "overview-alarms-token-0123456789";
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>) {
+  for (let i = 0; i < 600; i++) {
+    const v = await probe();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} never happened`);
+}
+
+describe("overview alarms with the demo cluster (real agents, real Postgres)", () => {
+  let database: { url: string; drop(): Promise<void> };
+  let db: Db;
+  let dir: string;
+  let demo: ChildProcess | undefined;
+  const agents = createAgentDirectory(token, 3_000);
+  const as = (user: ContextUser | null) =>
+    createCaller(createContextInner({ db, agents, now: () => new Date(), user }));
+  const viewer: ContextUser = { id: "v", username: "vera", role: "viewer" };
+  const operator: ContextUser = { id: "o", username: "otto", role: "operator" };
+
+  beforeAll(async () => {
+    database = await createTestDatabase(inject("pgAdminUrl"), "overview");
+    db = createDb(database.url, { poolSize: 4 });
+    await db.user.create({
+      data: { id: "o", name: "otto", username: "otto", email: "otto@users.mirrorplane.invalid" },
+    });
+    dir = await mkdtemp(join(tmpdir(), "mp-overview-"));
+    await writeFile(join(dir, "token"), `${token}\n`);
+    demo = spawn(
+      process.execPath,
+      [
+        join(repo, "packages/agent/bin/mirrorplane-agent.js"),
+        "demo",
+        ...["--data-dir", join(dir, "demo"), "--token-file", join(dir, "token")],
+        ...["--port", "0", "--nats", "off", "--resync-every-ms", "0"],
+        // One registration at start; no sample is due during the test, so the node stays fresh.
+        ...["--sample-interval-ms", "3600000", "--database-url", database.url],
+      ],
+      { cwd: repo, stdio: "ignore" },
+    );
+    await until("the demo cluster registered", () =>
+      db.node.findUnique({ where: { id: "demo-cluster" }, select: { id: true } }),
+    );
+  }, 60_000);
+  afterAll(async () => {
+    if (demo && demo.exitCode === null) {
+      const exited = new Promise((r) => demo!.once("exit", r));
+      demo.kill("SIGTERM");
+      await exited;
+    }
+    await db.$disconnect();
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it("a mirror recovering on track raises no alarm, and its time without redundancy survives a restart", async () => {
+    // Any exposure at all would be over this limit: only "on track" keeps it quiet.
+    installMirrorWatch(new MirrorWatch({ withoutRedundancyMs: 1 }));
+    const first = await as(viewer).overview.summary();
+    const primary = first.mirrors.list.find((m) => m.uuid === "LVM-sim-db-primary")!;
+    expect(primary.percent).toBeLessThan(100);
+    expect(primary.outOfSyncSince).toBeInstanceOf(Date);
+    expect(primary.outOfSyncSinceBasis).toBe("first-observed");
+    // Look again once it has gained regions: recovering, on track, no alarm.
+    const second = await until("a second look sees it recovering", async () => {
+      const s = await as(viewer).overview.summary();
+      const m = s.mirrors.list.find((x) => x.uuid === "LVM-sim-db-primary");
+      return m?.trend === "recovering" ? s : null;
+    });
+    const recovering = second.mirrors.list.find((m) => m.uuid === "LVM-sim-db-primary")!;
+    expect(recovering.onTrack).toBe(true);
+    expect(second.alarms).toEqual([]);
+    expect(second.health).toBe("ok");
+    expect(recovering.outOfSyncSince).toEqual(primary.outOfSyncSince);
+
+    // A restart of the web app: a fresh watch, nothing in memory.
+    installMirrorWatch(new MirrorWatch({ withoutRedundancyMs: 1 }));
+    const restarted = await as(viewer).overview.summary();
+    expect(
+      restarted.mirrors.list.find((m) => m.uuid === "LVM-sim-db-primary")!.outOfSyncSince,
+    ).toEqual(primary.outOfSyncSince);
+    expect(
+      await db.event.count({ where: { kind: "redundancy", mirror: "LVM-sim-db-primary" } }),
+    ).toBe(1);
+  });
+
+  it("the background watch dates an operator's resync episode from the resync's start", async () => {
+    const watch = installMirrorWatch(new MirrorWatch());
+    const started = await as(operator).mirrors.startResync({
+      uuid: "LVM-sim-logs",
+      first: 0,
+      last: 2047,
+      throttle: 50,
+    });
+    const startEvent = await until("the resync's start event is stored", () =>
+      db.event.findFirst({
+        where: {
+          kind: "resync",
+          mirror: "LVM-sim-logs",
+          data: { path: ["what"], equals: "start" },
+        },
+        select: { occurredAt: true },
+      }),
+    );
+    const background = startBackground({
+      db,
+      agents,
+      watch,
+      retention: defaultRetentionPolicy,
+      watchIntervalMs: 3_600_000,
+      retentionFirstMs: 3_600_000,
+    });
+    try {
+      await background.watchOnce();
+    } finally {
+      background.stop();
+    }
+    const lost = await db.event.findFirst({
+      where: { kind: "redundancy", mirror: "LVM-sim-logs" },
+      select: { occurredAt: true, data: true, nodeId: true },
+    });
+    expect(lost).toMatchObject({
+      occurredAt: startEvent.occurredAt,
+      nodeId: "demo-cluster",
+      data: { what: "lost", basis: "resync-start", resyncId: started.id },
+    });
+    const s = await as(viewer).overview.summary();
+    expect(s.mirrors.list.find((m) => m.uuid === "LVM-sim-logs")).toMatchObject({
+      resyncRunning: true,
+      outOfSyncSince: startEvent.occurredAt,
+      outOfSyncSinceBasis: "resync-start",
+    });
+    await as(operator).mirrors.cancel({ uuid: "LVM-sim-logs" });
+  });
+
+  it("refuses signed-out callers", async () => {
+    await expect(as(null).overview.summary()).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+  });
+});
