@@ -51,11 +51,11 @@ export function ctr(state: ClusterState, req: RequestContext): Outcome {
       logDevFailed: false,
       pendingSyncCount: config.sync === "nosync" ? config.regionCount : 0,
       // A table load starts with a zeroed hint; the -ESRCH re-CTR keeps whatever the
-      // kernel had, which we cannot know (hint guard, requests-resync.ts).
+      // kernel had, which we cannot know (hint-guard.ts).
       hintBound: reCtrForm ? config.regionCount : 0,
     });
   }
-  if (existing && reCtrForm) existing.hintBound = existing.config.regionCount;
+  if (existing && reCtrForm) setHintBound(state, existing, existing.config.regionCount);
   // Version ≥ 2 kernels register the log device named in the reply. [REC] pitfall P4(b):
   // the re-CTR (payload ending in NUL) has no reply buffer, so a name there is -ENOSPC.
   const sendDevice = req.header.version > 1 && config.logDevice !== null && (quirks || !reCtrForm);

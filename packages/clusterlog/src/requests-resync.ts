@@ -45,8 +45,8 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
   // An operator resync still being armed (the kernels are being suspended and resumed so
   // none writes the range with a stale hint, resync.ts) hands out nothing at all.
   if (group.resync?.armed) return none;
-  // The hint guard (hint-guard.ts): nor one another member's kernel may write to the
-  // primary leg only because its in_sync hint is above it. The cursor moves back to the
+  // The hint guard (hint-guard.ts): nor a region another member's kernel may write to the
+  // primary leg only, because its in_sync hint is above it. The cursor moves back to the
   // region, so the hints those kernels get once re-armed (sync_search − 1) stay below it.
   const busyElsewhere = (region: number) => {
     if (group.markers.get(region)?.some((node) => node !== req.node)) return true;
