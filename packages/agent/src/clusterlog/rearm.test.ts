@@ -19,7 +19,7 @@ describe("HintRearmer", () => {
     cluster = await TestCluster.create();
     const a = await cluster.startNode(1);
     const b = await cluster.startNode(2);
-    const c = await cluster.startNode(3);
+    await cluster.startNode(3);
     const ka = await cluster.kernel(1);
     const kb = await cluster.kernel(2);
     const kc = await cluster.kernel(3);
