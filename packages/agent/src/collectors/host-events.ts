@@ -1,8 +1,9 @@
 import type { TSeverity } from "@mirrorplane/db/enums";
 import type { THostEvent } from "../events/event.ts";
-import type { MirrorMap } from "../events/mirror-map.ts";
+import { type MirrorLocation, type MirrorMap, placeEvent } from "../events/mirror-map.ts";
 import { type DeviceState, deviceHealth } from "./devices.ts";
 import type { MemorySnapshot } from "./memory.ts";
+import type { DiskPartition } from "./pmem-layout.ts";
 
 export interface HostState {
   memory: MemorySnapshot;
@@ -121,21 +122,25 @@ export function hostEvents(
         end: BigInt(r.startSector + r.sectors - 1),
         unit: "sector" as const,
       };
-      const where = ctx.mirrors?.locate(dev.device, range);
-      out.push(
-        base(`pmem:${dev.device}:${r.startSector}:${r.sectors}`, {
-          kind: "pmem_badblocks",
-          severity: "error",
-          device: dev.device,
-          message: `${dev.device}: ${r.sectors} bad sector(s) at ${r.startSector}${dev.badblocksTruncated ? " (list truncated at one page: there may be more)" : ""}`,
-          range: { start: String(range.start), end: String(range.end), unit: "sector" },
-          count: r.sectors,
-          mirror: where?.mirror,
-          leg: where?.leg,
-          regions: where?.regions,
-          data: { what: "badblocks", type: dev.type, truncated: dev.badblocksTruncated },
-        }),
-      );
+      // Legs on the disk or on its partitions; a leg's device outside its data still names it.
+      const onDisk =
+        dev.type === "pmem"
+          ? (ctx.mirrors?.locateOnDisk(dev.device, range, { partitions: dev.partitions }) ?? [])
+          : [];
+      const where = onDisk[0] ?? ctx.mirrors?.locate(dev.device, range);
+      const event = base(`pmem:${dev.device}:${r.startSector}:${r.sectors}`, {
+        kind: "pmem_badblocks",
+        severity: "error",
+        device: dev.device,
+        message: `${dev.device}: ${r.sectors} bad sector(s) at ${r.startSector}${dev.badblocksTruncated ? " (list truncated at one page: there may be more)" : ""}`,
+        range: { start: String(range.start), end: String(range.end), unit: "sector" },
+        count: r.sectors,
+        mirror: where?.mirror,
+        leg: where?.leg,
+        regions: where?.regions,
+        data: { what: "badblocks", type: dev.type, truncated: dev.badblocksTruncated },
+      });
+      out.push(...placeEvent(event, onDisk.length > 1 ? onDisk.map(located) : []));
     }
   }
 
@@ -145,15 +150,28 @@ export function hostEvents(
       ...next.memory.pmem.map((d) => d.device),
       ...next.memory.dax.map((d) => d.device),
     ]);
-    const gone = [
+    const gone: LostDevice[] = [
       ...prev.memory.pmem.map((d) => ({
         device: d.device,
         sizeBytes: d.sizeBytes,
         type: d.type as string,
+        partitions: d.partitions,
       })),
       ...prev.memory.dax.map((d) => ({ device: d.device, sizeBytes: d.sizeBytes, type: "dax" })),
     ].filter((d) => !present.has(d.device));
-    for (const d of gone) out.push(deviceLossEvent(ctx, d));
+    const goneNames = new Set(gone.map((d) => d.device));
+    for (const d of gone) {
+      if (d.type === "region") {
+        // The region's block devices (named pmem<region>[.<ns>][s]): each one that vanished
+        // too has its own event naming its legs; the region names the legs of the others.
+        const disks = prev.memory.pmem.filter(
+          (p) => p.type === "pmem" && regionOfDisk(p.device) === d.device,
+        );
+        d.blockDevices = disks.map((p) => p.device);
+        d.disks = disks.filter((p) => !goneNames.has(p.device));
+      }
+      out.push(...deviceLossEvents(ctx, d));
+    }
   }
 
   // Device state files (§3.2): transitions, and failures already present at start.
@@ -225,9 +243,61 @@ function stateEvent(
   };
 }
 
+/** `pmem0`, `pmem0.1`, `pmem0s` → `region0` (nvdimm_namespace_disk_name). */
+export function regionOfDisk(disk: string): string | null {
+  const m = /^pmem(\d+)/.exec(disk);
+  return m ? `region${m[1]}` : null;
+}
+
+export interface LostDevice {
+  device: string;
+  sizeBytes: number | null;
+  type: string;
+  /** A pmem disk's partitions (legs may be on them). */
+  partitions?: DiskPartition[] | undefined;
+  /** A region: the block devices it carried. */
+  blockDevices?: string[] | undefined;
+  /** A region: its disks whose legs this event names (those without an event of their own). */
+  disks?: Array<{ device: string; sizeBytes: number | null; partitions: DiskPartition[] }>;
+}
+
+function located(l: MirrorLocation & { device: string }) {
+  return { device: null, location: { mirror: l.mirror, leg: l.leg, regions: l.regions } };
+}
+
+/**
+ * A whole memory device is gone: one event (one per mirror leg on it, each leg affected
+ * whole: on the disk, on its partitions, or for a region on the disks it carried).
+ */
+export function deviceLossEvents(ctx: DiffContext, d: LostDevice): THostEvent[] {
+  const event = deviceLossEvent(ctx, d);
+  const mirrors = ctx.mirrors;
+  if (!mirrors) return [event];
+  const disks =
+    d.type === "pmem"
+      ? [{ device: d.device, sizeBytes: d.sizeBytes, partitions: d.partitions ?? [] }]
+      : (d.disks ?? []);
+  const locations =
+    d.type === "pmem" || d.type === "region"
+      ? disks.flatMap((disk) =>
+          mirrors.locateOnDisk(disk.device, null, {
+            diskSectors: disk.sizeBytes === null ? null : Math.floor(disk.sizeBytes / 512),
+            partitions: disk.partitions,
+          }),
+        )
+      : mirrors.locateAll(d.device).map((l) => ({ ...l, device: d.device }));
+  if (d.blockDevices) event.data.blockDevices = d.blockDevices;
+  if (locations.length === 0) return [event];
+  delete event.mirror;
+  delete event.leg;
+  delete event.regions;
+  return placeEvent(event, locations.map(located));
+}
+
 /**
  * One event for a whole memory device (pmem namespace, nd region, DAX instance), whatever
  * its size: a 6 TiB device is 1.6 billion pages and still one row (KERNEL-SOURCES §1.8).
+ * Names the first leg found on the device; `deviceLossEvents` names every one.
  */
 export function deviceLossEvent(
   ctx: DiffContext,

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { type DiskPartition, readPartitions } from "./pmem-layout.ts";
 import { exists, list, readInteger, readLine, readText } from "./sysfs.ts";
 
 /**
@@ -71,6 +72,8 @@ export interface PmemDevice {
   badblocks: BadRange[];
   /** The file is cut at one page; more ranges may exist than it shows. */
   badblocksTruncated: boolean;
+  /** Partitions of a pmem disk (mirror legs may be on them); [] for regions. */
+  partitions: DiskPartition[];
 }
 
 export interface DaxDevice {
@@ -228,6 +231,7 @@ async function readPmem(root: string): Promise<PmemDevice[]> {
       type: "pmem",
       sizeBytes: sectors === null ? null : sectors * 512,
       ...(await readBadblocksOf(dir)),
+      partitions: await readPartitions(root, dev),
     });
   }
   const ndDir = join(root, "sys/bus/nd/devices");
@@ -238,6 +242,7 @@ async function readPmem(root: string): Promise<PmemDevice[]> {
       type: "region",
       sizeBytes: await readInteger(join(dir, "size")),
       ...(await readBadblocksOf(dir)),
+      partitions: [],
     });
   }
   return out;

@@ -2,8 +2,16 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
+import {
+  mergeLayouts,
+  type PmemLayout,
+  pmemLayoutSignature,
+  readPmemLayout,
+} from "../collectors/pmem-layout.ts";
+import { hostPageSize } from "../collectors/tunables.ts";
 import type { THostEvent } from "../events/event.ts";
 import type { MirrorMap } from "../events/mirror-map.ts";
+import { PmemMap } from "../events/pmem-map.ts";
 import { KmsgInterpreter } from "./interpret.ts";
 import { KmsgSplitter, parseKmsgRecord } from "./record.ts";
 
@@ -25,6 +33,11 @@ export interface KmsgFollowerOptions {
   mirrors?: MirrorMap | undefined;
   /** Read this many records at most before yielding to the event loop. */
   maxRecordsPerTurn?: number;
+  /**
+   * The pmem layout (`<root>/sys/bus/nd`) is read again when its device names change, and
+   * at least this often (partitions resized in place); default one minute.
+   */
+  pmemLayoutMaxAgeMs?: number;
 }
 
 interface Cursor {
@@ -51,6 +64,10 @@ export class KmsgFollower {
   private savedSeq: number | null = null;
   private isFile = false;
   private bootId = "unknown-boot";
+  private memory: PmemMap | null = null;
+  private layout: PmemLayout | null = null;
+  private layoutSignature = "";
+  private layoutReadAt = 0;
   records = 0;
   malformedRecords = 0;
 
@@ -74,12 +91,25 @@ export class KmsgFollower {
     const cursor = await loadCursor(this.options.cursorPath);
     const resumeAfter = cursor && cursor.bootId === this.bootId ? cursor.seq : null;
     this.savedSeq = resumeAfter;
+    const pageSize = await hostPageSize(this.options.root);
+    this.memory = new PmemMap({
+      layout: { namespaces: [] },
+      pageSize,
+      mirrors: this.options.mirrors,
+    });
+    await this.refreshLayout(true);
+    if (pageSize === null && this.memory.namespaces.length > 0)
+      this.options.log.warn(
+        { source: "pmem-map", root: this.options.root },
+        "page size unknown (no proc/self/smaps under the root): pfns cannot be placed on pmem devices",
+      );
     this.interpreter = new KmsgInterpreter({
       nodeId: this.options.nodeId,
       bootId: this.bootId,
       bootWallMs: Date.now() - monotonicUsec() / 1000,
       coalesceWindowUsec: this.options.coalesceWindowMs * 1000,
       mirrors: this.options.mirrors,
+      memory: this.memory,
       resumeAfterSeq: resumeAfter,
     });
     this.options.log.info(
@@ -124,10 +154,59 @@ export class KmsgFollower {
     }, ms);
   }
 
+  /**
+   * Reads the pmem layout again when the nd bus or the pmem disks changed (or it is old),
+   * keeping namespaces that vanished as last known: a device that fails and goes away
+   * before its kernel lines are read is still found where it was.
+   */
+  private async refreshLayout(force = false): Promise<void> {
+    const memory = this.memory;
+    if (!memory) return;
+    try {
+      const signature = await pmemLayoutSignature(this.options.root);
+      const maxAge = this.options.pmemLayoutMaxAgeMs ?? 60_000;
+      const changed = signature !== this.layoutSignature;
+      if (!force && !changed && Date.now() - this.layoutReadAt < maxAge) return;
+      const fresh = await readPmemLayout(this.options.root);
+      this.layout = mergeLayouts(fresh, this.layout);
+      memory.setLayout(this.layout);
+      this.layoutSignature = signature;
+      this.layoutReadAt = Date.now();
+      if (force || changed)
+        this.options.log.info(
+          {
+            source: "pmem-map",
+            namespaces: this.layout.namespaces.map((n) => ({
+              name: n.name,
+              mode: n.mode,
+              device: n.blockDevice ?? n.daxDevice,
+              placed: n.start !== null,
+              dataStart: n.dataStart !== null,
+              gone: n.gone === true,
+            })),
+          },
+          fresh.namespaces.length === 0
+            ? "source pmem-map: absent (no pmem namespace)"
+            : `source pmem-map: ${fresh.namespaces.length} pmem namespace(s) to place memory failures on`,
+        );
+      const unplaced = fresh.namespaces.filter(
+        (n) => n.start === null || (n.positional && n.dataStart === null),
+      );
+      if ((force || changed) && unplaced.length > 0)
+        this.options.log.warn(
+          { source: "pmem-map", namespaces: unplaced.map((n) => n.name) },
+          "pmem namespaces whose address or data start sysfs does not show (root-only resource files): memory failures on them are mapped conservatively (widened or whole device)",
+        );
+    } catch (error) {
+      this.options.log.warn({ err: error }, "reading the pmem layout failed; keeping the last one");
+    }
+  }
+
   private async poll(): Promise<void> {
     const handle = this.handle;
     const interpreter = this.interpreter;
     if (!handle || !interpreter || this.stopped) return;
+    await this.refreshLayout();
     const buffer = Buffer.alloc(readBufferBytes);
     const max = this.options.maxRecordsPerTurn ?? 20_000;
     let seen = 0;

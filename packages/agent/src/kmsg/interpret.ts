@@ -1,5 +1,6 @@
 import type { THostEvent } from "../events/event.ts";
-import type { MirrorMap } from "../events/mirror-map.ts";
+import { type MirrorMap, placeEvent } from "../events/mirror-map.ts";
+import { applyMemoryPlacement, type PmemMap } from "../events/pmem-map.ts";
 import { PageCoalescer, type PageRun } from "./coalesce.ts";
 import { type KernelFinding, parseKernelMessage, resultSeverity } from "./messages.ts";
 import { dictDevice, type KmsgRecord, kernelTimeToWall } from "./record.ts";
@@ -13,6 +14,11 @@ export interface InterpreterOptions {
   /** Per-page reports further apart than this (kernel time) start a new range. */
   coalesceWindowUsec: number;
   mirrors?: MirrorMap | undefined;
+  /**
+   * pmem namespaces of this host: memory failures on pmem/DAX name the block device, the
+   * mirror legs and the regions they hit (DASHBOARD.md edge 4).
+   */
+  memory?: PmemMap | undefined;
   /** Last sequence already reported (from the saved cursor), to detect lost records. */
   resumeAfterSeq?: number | null | undefined;
 }
@@ -20,6 +26,8 @@ export interface InterpreterOptions {
 /** Injected pfns remembered to tag their outcome lines simulated (bounded). */
 const maxInjectedPfns = 4096;
 const maxRawLine = 2048;
+/** Findings about a failed page (its pfn in `data.pfn`) that are placed on pmem devices. */
+const placedKinds = new Set(["memory_failure", "memory_failure_lost", "process_killed"]);
 
 /**
  * Turns kernel log records into events: classifies each message, coalesces per-page
@@ -75,14 +83,14 @@ export class KmsgInterpreter {
       this.handle(this.fragment, out);
       this.fragment = null;
     }
-    for (const run of this.coalescer.closeIdle(nowUsec)) out.push(this.runEvent(run));
+    for (const run of this.coalescer.closeIdle(nowUsec)) out.push(...this.runEvents(run));
     return out;
   }
 
   /** Closes everything (shutdown). */
   drain(): THostEvent[] {
     const out = this.idle(Number.NEGATIVE_INFINITY);
-    for (const run of this.coalescer.drain()) out.push(this.runEvent(run));
+    for (const run of this.coalescer.drain()) out.push(...this.runEvents(run));
     return out;
   }
 
@@ -122,10 +130,10 @@ export class KmsgInterpreter {
         tsUsec: record.tsUsec,
         rawLine: clip(record.message),
       }))
-        out.push(this.runEvent(run));
+        out.push(...this.runEvents(run));
       return;
     }
-    out.push(this.findingEvent(found, record));
+    out.push(...this.findingEvents(found, record));
   }
 
   private rememberInjected(pfn: number): void {
@@ -141,12 +149,13 @@ export class KmsgInterpreter {
     return `${this.options.nodeId}:${this.options.bootId}:kmsg:${seq}`;
   }
 
-  private runEvent(run: PageRun): THostEvent {
+  /** One range of pages: one event, or one per mirror leg it hits on pmem. */
+  private runEvents(run: PageRun): THostEvent[] {
     const pages =
       run.count === 1
         ? `pfn ${hex(run.firstPfn)}`
         : `${run.count} pages (pfn ${hex(run.firstPfn)}–${hex(run.lastPfn)})`;
-    return {
+    const event: THostEvent = {
       key: this.key(run.firstSeq),
       kind: "memory_failure",
       severity: run.pageType === "already poisoned page" ? "info" : resultSeverity[run.result],
@@ -169,9 +178,15 @@ export class KmsgInterpreter {
         bootId: this.options.bootId,
       },
     };
+    const memory = this.options.memory;
+    if (!memory) return [event];
+    return applyMemoryPlacement(
+      event,
+      memory.placePfns(run.firstPfn, run.lastPfn, { devicePage: run.pageType === "dax page" }),
+    );
   }
 
-  private findingEvent(found: KernelFinding, record: KmsgRecord): THostEvent {
+  private findingEvents(found: KernelFinding, record: KmsgRecord): THostEvent[] {
     const device = found.device ?? dictDevice(record.dict);
     const event: THostEvent = {
       key: this.key(record.seq),
@@ -202,13 +217,45 @@ export class KmsgInterpreter {
       };
     if (found.simulated === undefined && typeof found.data.pfn === "number")
       event.simulated = this.injected.has(found.data.pfn);
+    const memory = this.options.memory;
+    if (memory && found.kind === "memory_device_loss" && device !== null) {
+      // A whole memory device: every leg on it, its partitions, or (a namespace or region
+      // name) the block devices it carries, each affected whole.
+      const { devices, locations } = memory.locateDevice(device);
+      event.data.devices = devices;
+      return placeEvent(
+        event,
+        locations.map((l) => ({
+          device,
+          location: { mirror: l.mirror, leg: l.leg, regions: l.regions },
+        })),
+      );
+    }
     const where = this.options.mirrors?.locate(found.leg ?? device, found.range);
     if (where) {
       event.mirror = where.mirror;
       event.leg = where.leg;
       if (where.regions) event.regions = where.regions;
     }
-    return event;
+    const pfn = found.data.pfn;
+    if (
+      memory &&
+      placedKinds.has(found.kind) &&
+      found.what !== "injected" &&
+      typeof pfn === "number" &&
+      Number.isSafeInteger(pfn) &&
+      pfn >= 0
+    ) {
+      // No struct page (a raw or BTT namespace, KERNEL-SOURCES §1.1): device memory too.
+      const outside =
+        found.what === "detail" && found.data.detail === "memory outside kernel control";
+      const placement = memory.placePfns(pfn, pfn, { devicePage: outside });
+      if (placement !== null) {
+        event.range = { start: String(pfn), end: String(pfn), unit: "pfn" };
+        return applyMemoryPlacement(event, placement);
+      }
+    }
+    return [event];
   }
 
   private gapEvent(from: number, to: number, record: KmsgRecord): THostEvent {
