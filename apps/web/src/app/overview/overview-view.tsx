@@ -138,7 +138,7 @@ export function OverviewView() {
         </div>
       </div>
       <div className="grid">
-        <div className="panel">
+        <div className="panel wide">
           <h2>Recent events</h2>
           {s.recentEvents.length === 0 ? (
             <p className="muted">No events recorded.</p>
@@ -150,14 +150,14 @@ export function OverviewView() {
                     <td className="muted">{e.occurredAt.toLocaleString("en-GB")}</td>
                     <td>{e.severity}</td>
                     <td>{e.kind}</td>
-                    <td>{e.message}</td>
+                    <td style={{ overflowWrap: "anywhere" }}>{e.message}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
           )}
         </div>
-        <div className="panel">
+        <div className="panel wide">
           <h2>
             Recent operator actions <Link href="/audit">all</Link>
           </h2>
