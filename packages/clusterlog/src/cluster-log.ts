@@ -3,12 +3,18 @@ import {
   ClusterState,
   NO_PAYLOAD,
   type PendingIo,
+  type ReplySink,
 } from "./cluster-state.ts";
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
 import { EAGAIN, EINVAL, EIO, ENOENT, ESRCH } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
-import type { ApplyResult, NodeId, Operation, Reply } from "./operations.ts";
-import { DEFERRED, type RequestContext, type RequestHandler } from "./request-context.ts";
+import type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
+import {
+  DEFERRED,
+  type Outcome,
+  type RequestContext,
+  type RequestHandler,
+} from "./request-context.ts";
 import {
   checkRequestPayloadSize,
   DM_ULOG_CLEAR_REGION,
@@ -100,31 +106,49 @@ export class ClusterLog {
 
   apply(op: Operation): ApplyResult {
     const state = this.#state;
-    state.replies = [];
-    state.io = [];
+    state.beginOperation(null);
+    const resync = this.#apply(op);
+    // Fresh arrays for the caller: the shared empty one must never be handed out.
+    const io = state.io.length === 0 ? [] : state.io;
+    return resync ? { replies: state.replies, io, resync } : { replies: state.replies, io };
+  }
+
+  /**
+   * `apply`, with every reply handed to `sink` as it is produced instead of collected as a
+   * `Reply` object (PERF.md PB1: the server copies replies straight into its output).
+   * Returns the I/O requested; do not change the array (it may be shared when empty).
+   */
+  applyTo(op: Operation, sink: ReplySink): readonly IoRequest[] {
+    const state = this.#state;
+    state.beginOperation(sink);
+    try {
+      this.#apply(op);
+    } finally {
+      state.sink = null;
+    }
+    return state.io;
+  }
+
+  #apply(op: Operation): ResyncOutcome | undefined {
+    const state = this.#state;
     state.position++;
-    let resync: ResyncOutcome | undefined;
     switch (op.kind) {
       case "request":
         this.#request(op.node, op.request);
-        break;
+        return undefined;
       case "io-done":
         this.#ioDone(op.ioId, op.error, op.data ?? null);
-        break;
+        return undefined;
       case "node-join":
         state.nodes.add(op.node);
-        break;
+        return undefined;
       case "node-leave":
       case "node-failed":
         this.#nodeDown(op.node);
-        break;
+        return undefined;
       case "resync":
-        resync = applyResync(state, op.resync);
-        break;
+        return applyResync(state, op.resync);
     }
-    return resync
-      ? { replies: state.replies, io: state.io, resync }
-      : { replies: state.replies, io: state.io };
   }
 
   /**
@@ -134,22 +158,54 @@ export class ClusterLog {
    * replica stays identical to its peers.
    */
   answerLocally(node: NodeId, request: DmUlogRequest): Reply | null {
+    let answer: Reply | null = null;
+    this.answerLocallyTo(node, request, {
+      reply: (to, header, form, error, payload) => {
+        // A copy: the payload may be shared (`ReplySink`), and the caller keeps this one.
+        answer = {
+          node: to,
+          header,
+          form,
+          error,
+          payload: payload.length ? payload.slice() : payload,
+        };
+      },
+    });
+    return answer;
+  }
+
+  /**
+   * `answerLocally`, with the reply handed to `sink` instead of returned as a `Reply`
+   * object (PB1). Returns false, having called nothing, for a request that must go
+   * through the order.
+   */
+  answerLocallyTo(node: NodeId, request: DmUlogRequest, sink: ReplySink): boolean {
     const type = maskRequestType(request.requestType);
-    if (!LOCAL_READ_ONLY.has(type) || !isRequestType(type)) return null;
+    if (!LOCAL_READ_ONLY.has(type) || !isRequestType(type)) return false;
     const header: RequestHeader = request;
     const sizeError = checkRequestPayloadSize(type, request.data.length);
-    const outcome =
-      sizeError !== 0
-        ? { error: sizeError }
-        : HANDLERS[type](this.#state, { node, header, data: request.data });
-    if (outcome === DEFERRED) return null;
-    return {
+    const state = this.#state;
+    let outcome: Outcome;
+    if (sizeError !== 0) outcome = { error: sizeError };
+    else {
+      // The handler may answer with a shared payload: the sink copies it (`ReplySink`).
+      const outer = state.sink;
+      state.sink = sink;
+      try {
+        outcome = HANDLERS[type](state, { node, header, data: request.data });
+      } finally {
+        state.sink = outer;
+      }
+    }
+    if (outcome === DEFERRED) return false;
+    sink.reply(
       node,
       header,
-      form: "full",
-      error: this.#unknownLogError(node, header, type, outcome.error),
-      payload: outcome.error === 0 && outcome.payload ? outcome.payload : NO_PAYLOAD,
-    };
+      "full",
+      this.#unknownLogError(node, header, type, outcome.error),
+      outcome.error === 0 && outcome.payload ? outcome.payload : NO_PAYLOAD,
+    );
+    return true;
   }
 
   #request(node: NodeId, request: DmUlogRequest): void {
@@ -159,7 +215,7 @@ export class ClusterLog {
     const type = maskRequestType(request.requestType); // [REC] spec §1.2
     if (type === 0) {
       // "Bad transmission": a bare NACK with EAGAIN makes the kernel resend (spec §1.1).
-      state.replies.push({ node, header, form: "ack", error: -EAGAIN, payload: NO_PAYLOAD });
+      state.emitReply(node, header, "ack", -EAGAIN, NO_PAYLOAD);
       return;
     }
     if (!isRequestType(type)) {
@@ -173,7 +229,7 @@ export class ClusterLog {
     if (type === DM_ULOG_CLEAR_REGION) {
       // cmirrord ACKs CLEAR before distributing it; its outcome never reaches the kernel
       // (spec §2.11, scenario 12).
-      state.replies.push({ node, header, form: "ack", error: 0, payload: NO_PAYLOAD });
+      state.emitReply(node, header, "ack", 0, NO_PAYLOAD);
       return;
     }
     if (outcome !== DEFERRED) {

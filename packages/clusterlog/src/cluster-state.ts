@@ -28,6 +28,23 @@ export interface ClusterLogOptions {
   readonly esrchForUnknownLog?: boolean;
 }
 
+/**
+ * Takes the replies of an operation as they are produced (`ClusterLog.applyTo`), instead
+ * of `Reply` objects collected in an array: a server that only copies a reply into its
+ * output buffer needs no object per reply (PERF.md PB1). `payload` is empty whenever
+ * `error` ≠ 0; it may be shared between replies: copy it during the call, never change
+ * it. The sink must not call back into the ClusterLog.
+ */
+export interface ReplySink {
+  reply(
+    node: NodeId,
+    header: RequestHeader,
+    form: Reply["form"],
+    error: number,
+    payload: Uint8Array,
+  ): void;
+}
+
 export interface PendingIo {
   readonly ioId: number;
   readonly kind: "read" | "write";
@@ -50,6 +67,12 @@ export interface PendingIo {
  */
 export const NO_PAYLOAD = new Uint8Array(0);
 
+/**
+ * `ClusterState.io` while the operation being applied has requested no I/O: shared, and
+ * replaced by a fresh array at the first request (most operations request none, PB1).
+ */
+const NO_IO_REQUESTS: IoRequest[] = [];
+
 export function instanceKey(node: NodeId, uuid: string, luid: bigint): string {
   return `${node}\u0000${luid}\u0000${uuid}`;
 }
@@ -64,8 +87,11 @@ export class ClusterState {
   /** Operations applied so far: the snapshot's position in the stream (P17 [REC]). */
   position = 0;
 
+  /** The replies of the operation being applied, when no `sink` takes them. */
   replies: Reply[] = [];
-  io: IoRequest[] = [];
+  /** Where the replies of the operation being applied go instead (`ClusterLog.applyTo`). */
+  sink: ReplySink | null = null;
+  io: IoRequest[] = NO_IO_REQUESTS;
   /** The last instance key built, reused while requests keep naming the same log (PB1). */
   #lastKey = { node: -1, uuid: "", luid: -1n, key: "" };
 
@@ -77,13 +103,31 @@ export class ClusterState {
   }
 
   reply(node: NodeId, header: RequestHeader, error: number, payload?: Uint8Array): void {
-    this.replies.push({
-      node,
-      header,
-      form: "full",
-      error,
-      payload: error === 0 && payload ? payload : NO_PAYLOAD,
-    });
+    this.emitReply(node, header, "full", error, error === 0 && payload ? payload : NO_PAYLOAD);
+  }
+
+  /** A reply of the operation being applied: to the sink, or collected in `replies`. */
+  emitReply(
+    node: NodeId,
+    header: RequestHeader,
+    form: Reply["form"],
+    error: number,
+    payload: Uint8Array,
+  ): void {
+    if (this.sink) this.sink.reply(node, header, form, error, payload);
+    else this.replies.push({ node, header, form, error, payload });
+  }
+
+  /** Start collecting the output of one operation (`sink` null: replies into `replies`). */
+  beginOperation(sink: ReplySink | null): void {
+    this.sink = sink;
+    if (!sink) this.replies = [];
+    this.io = NO_IO_REQUESTS;
+  }
+
+  #pushIo(request: IoRequest): void {
+    if (this.io === NO_IO_REQUESTS) this.io = [];
+    this.io.push(request);
   }
 
   /**
@@ -235,7 +279,7 @@ export class ClusterState {
     const inst = this.memberInstance(group, io.node);
     const logDevice = inst?.config.logDevice ?? "";
     if (io.kind === "read") {
-      this.io.push({
+      this.#pushIo({
         kind: "read",
         ioId: io.ioId,
         node: io.node,
@@ -244,7 +288,7 @@ export class ClusterState {
         length: logImageSize(group.regionCount),
       });
     } else {
-      this.io.push({
+      this.#pushIo({
         kind: "write",
         ioId: io.ioId,
         node: io.node,

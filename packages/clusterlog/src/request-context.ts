@@ -41,6 +41,17 @@ export function resolveMember(
   return { group, instance };
 }
 
+/**
+ * `resolveMember` when only the group is needed: the group, or the negative errno. No
+ * object per request (PERF.md PB1: IS_CLEAN, MARK, CLEAR and FLUSH resolve through this).
+ */
+export function resolveGroup(state: ClusterState, req: RequestContext): LogGroup | number {
+  const group = state.groups.get(req.header.uuid);
+  if (!group || !state.memberInstance(group, req.node)) return -ENOENT;
+  if (group.loading) return -EAGAIN;
+  return group;
+}
+
 /** Regions are valid in [0, region_count): reject R ≥ rc everywhere, [REC] pitfall P21. */
 export function regionInRange(group: { regionCount: number }, region: number): boolean {
   return Number.isInteger(region) && region >= 0 && region < group.regionCount;

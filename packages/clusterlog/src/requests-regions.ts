@@ -1,5 +1,5 @@
 import type { ClusterState } from "./cluster-state.ts";
-import { decodeRegionList, decodeU64, encodeBool64 } from "./codec.ts";
+import { decodeU64, encodeBool64 } from "./codec.ts";
 import { EAGAIN, EINVAL } from "./errno.ts";
 import { clearRegion as clearOne, markRegion as markOne, NO_IO } from "./log-state.ts";
 import {
@@ -8,7 +8,7 @@ import {
   type Outcome,
   type RequestContext,
   regionInRange,
-  resolveMember,
+  resolveGroup,
   SUCCESS,
 } from "./request-context.ts";
 
@@ -16,12 +16,26 @@ import {
 
 /** DM_ULOG_IS_CLEAN (spec §2.7): clustered, 0 or 1 exactly (P12). */
 export function isClean(state: ClusterState, req: RequestContext): Outcome {
-  const member = resolveMember(state, req);
-  if ("error" in member) return failure(member.error);
+  const group = resolveGroup(state, req);
+  if (typeof group === "number") return failure(group);
   const region = decodeU64(req.data);
-  if (!regionInRange(member.group, region)) return failure(-EINVAL); // [REC] §2.7
-  return { error: 0, payload: encodeBool64(member.group.cleanBits.test(region)) };
+  if (!regionInRange(group, region)) return failure(-EINVAL); // [REC] §2.7
+  return bool64(state, group.cleanBits.test(region));
 }
+
+/**
+ * The 0/1 answer of IS_CLEAN and IN_SYNC. While a reply sink takes the replies (it copies
+ * a payload at once and never changes it, `ReplySink`), one of two shared outcomes: no
+ * object and no array per answer (PERF.md PB1). Otherwise a fresh payload the caller may
+ * keep.
+ */
+function bool64(state: ClusterState, value: boolean): Outcome {
+  if (state.sink) return value ? ONE : ZERO;
+  return { error: 0, payload: encodeBool64(value) };
+}
+
+const ONE: Outcome = { error: 0, payload: encodeBool64(true) };
+const ZERO: Outcome = { error: 0, payload: encodeBool64(false) };
 
 /**
  * DM_ULOG_IN_SYNC (spec §2.8): answered from the node's own replica; an official log only.
@@ -38,22 +52,29 @@ export function inSync(state: ClusterState, req: RequestContext): Outcome {
   // still call the region clean, and "not in sync" lets the kernel write it to one leg
   // unmarked. The kernel resends on -EAGAIN (spec §1.4) until the write is durable.
   if (!value && state.outOfSyncPending(group.uuid)) return failure(-EAGAIN);
-  return { error: 0, payload: encodeBool64(value) };
+  return bool64(state, value);
 }
 
-/** All regions of a MARK/CLEAR/FLUSH list, or null if any is out of range (P21 [REC]). */
-function regionsInRange(group: { regionCount: number }, data: Uint8Array): number[] | null {
-  const regions = decodeRegionList(data);
-  return regions.every((r) => regionInRange(group, r)) ? regions : null;
+/**
+ * Whether every region of a MARK/CLEAR/FLUSH list (`u64[]`, its size a multiple of 8) is
+ * in range, P21 [REC]: all or nothing. Read from the bytes, no array per request (PB1);
+ * the handlers then read each region again with `decodeU64`.
+ */
+function regionsInRange(group: { regionCount: number }, data: Uint8Array): boolean {
+  for (let off = 0; off + 8 <= data.length; off += 8) {
+    if (!regionInRange(group, decodeU64(data, off))) return false;
+  }
+  return true;
 }
 
 /** DM_ULOG_MARK_REGION (spec §2.10): record (node, R) for every listed region. */
 export function markRegion(state: ClusterState, req: RequestContext): Outcome {
-  const member = resolveMember(state, req);
-  if ("error" in member) return failure(member.error);
-  const regions = regionsInRange(member.group, req.data);
-  if (!regions) return failure(-EINVAL);
-  for (const region of regions) markOne(member.group, req.node, region);
+  const group = resolveGroup(state, req);
+  if (typeof group === "number") return failure(group);
+  const data = req.data;
+  if (!regionsInRange(group, data)) return failure(-EINVAL);
+  for (let off = 0; off + 8 <= data.length; off += 8)
+    markOne(group, req.node, decodeU64(data, off));
   return SUCCESS;
 }
 
@@ -62,11 +83,12 @@ export function markRegion(state: ClusterState, req: RequestContext): Outcome {
  * bare ACK cmirrord sends (scenario 12), so a failure here is invisible to the kernel.
  */
 export function clearRegion(state: ClusterState, req: RequestContext): Outcome {
-  const member = resolveMember(state, req);
-  if ("error" in member) return failure(member.error);
-  const regions = regionsInRange(member.group, req.data);
-  if (!regions) return failure(-EINVAL);
-  for (const region of regions) clearOne(member.group, req.node, region);
+  const group = resolveGroup(state, req);
+  if (typeof group === "number") return failure(group);
+  const data = req.data;
+  if (!regionsInRange(group, data)) return failure(-EINVAL);
+  for (let off = 0; off + 8 <= data.length; off += 8)
+    clearOne(group, req.node, decodeU64(data, off));
   return SUCCESS;
 }
 
@@ -79,25 +101,24 @@ export function clearRegion(state: ClusterState, req: RequestContext): Outcome {
  * performs no write).
  */
 export function flush(state: ClusterState, req: RequestContext): Outcome {
-  const member = resolveMember(state, req);
-  if ("error" in member) return failure(member.error);
-  const { group, instance } = member;
-  const regions = regionsInRange(group, req.data);
-  if (!regions) return failure(-EINVAL);
-  for (const region of regions) markOne(group, req.node, region);
+  const group = resolveGroup(state, req);
+  if (typeof group === "number") return failure(group);
+  const data = req.data;
+  if (!regionsInRange(group, data)) return failure(-EINVAL);
+  for (let off = 0; off + 8 <= data.length; off += 8)
+    markOne(group, req.node, decodeU64(data, off));
 
-  const waiter = { node: req.node, header: req.header };
   if (!group.touched) {
     const inFlight =
       group.lastWriteIo === NO_IO ? undefined : state.pendingIo.get(group.lastWriteIo);
     if (!inFlight) return SUCCESS;
-    inFlight.waiters.push(waiter);
+    inFlight.waiters.push({ node: req.node, header: req.header });
     return DEFERRED;
   }
   group.touched = false;
   // The server's table decides whether there is a disk to write (it is the writer, §4.2).
-  const server = state.serverInstance(group) ?? instance;
+  const server = state.serverInstance(group) ?? state.memberInstance(group, req.node)!;
   if (server.config.logType === "clustered-core") return SUCCESS;
-  state.issueWrite(group, "flush", [waiter]);
+  state.issueWrite(group, "flush", [{ node: req.node, header: req.header }]);
   return DEFERRED;
 }

@@ -79,6 +79,22 @@ export interface ClusterBus {
    */
   publishQuiet?(op: Operation, msgId: string, onFailed: (error: unknown) => void): void;
 
+  /**
+   * Optional: `publishQuiet` for the msgId `idPrefix + idNumber`, which the bus need not
+   * build as a string (PERF.md PB1: the in-process order de-duplicates such ids by number
+   * within their prefix, and its entries build `msgId` only when it is read). Number the
+   * ids of a prefix 1, 2, 3…: the in-process order then remembers them with one
+   * comparison each. An id published this way must always be published this way
+   * (re-publication included). A lost publication calls `onFailed` with the operation,
+   * never synchronously.
+   */
+  publishNumbered?(
+    op: Operation,
+    idPrefix: string,
+    idNumber: number,
+    onFailed: (error: unknown, op: Operation) => void,
+  ): void;
+
   /** Saves a snapshot for joiners; only the latest one is kept. */
   saveSnapshot(snapshot: BusSnapshot): Promise<void>;
 

@@ -15,6 +15,11 @@ export const DISCARD_LIMIT = 1 << 20;
 export interface FrameSink {
   /** A whole frame (header + payload); a view the sink may keep. */
   frame(bytes: Uint8Array): void;
+  /**
+   * Optional, used instead of `frame`: the frame is `length` bytes at `at` in `view`, a
+   * DataView of the chunk the sink may keep (PB1: no view per frame).
+   */
+  frameAt?(view: DataView, at: number, length: number): void;
   /** A frame longer than MAX_FRAME_SIZE: its 160-byte header; the rest is skipped. */
   oversized(header: Uint8Array, length: number): void;
   /** The stream cannot be framed any more; nothing further is reported. */
@@ -90,9 +95,11 @@ export class FrameReader {
         break;
       }
       if (data.length - off < 4 + length) break;
-      // A plain Uint8Array view: Buffer#subarray builds a Buffer through its species, which
-      // costs several times more per frame (PERF.md PB1).
-      sink.frame(new Uint8Array(data.buffer, data.byteOffset + off + 4, length));
+      // The chunk's DataView and an offset where the sink takes them (no object per frame);
+      // otherwise a plain Uint8Array view: Buffer#subarray builds a Buffer through its
+      // species, which costs several times more per frame (PERF.md PB1).
+      if (sink.frameAt) sink.frameAt(view, off + 4, length);
+      else sink.frame(new Uint8Array(data.buffer, data.byteOffset + off + 4, length));
       off += 4 + length;
     }
     if (!this.#stopped && off < data.length) this.#held = data.slice(off);

@@ -35,6 +35,8 @@ export interface InProcessOrderOptions {
    * a duplicate window too). Default 8,192: far more than can be outstanding (in-process a
    * publication is ordered at once unless a simulation hook holds it), and small enough
    * that the ids stay young for the garbage collector (PERF.md PB1: 65,536 cost ~20 %).
+   * Numbered ids (`publishNumbered`) ordered in turn are remembered without this limit,
+   * at no cost; the window applies to those ordered out of turn.
    */
   readonly dedupWindow?: number;
   /** Called with every snapshot saved (the `clusterlog` command writes it to its data dir). */
@@ -46,12 +48,132 @@ interface Held {
   readonly resolve: (seq: number) => void;
 }
 
+/**
+ * A publication whose msgId is `prefix + n` (`publishNumbered`): the string is built only
+ * when `msgId` is read (a hook, a trace), and de-duplication goes by the number (PB1).
+ */
+class NumberedPublication implements Publication {
+  readonly origin: NodeId;
+  readonly prefix: string;
+  readonly n: number;
+  readonly op: Operation;
+
+  constructor(origin: NodeId, prefix: string, n: number, op: Operation) {
+    this.origin = origin;
+    this.prefix = prefix;
+    this.n = n;
+    this.op = op;
+  }
+
+  get msgId(): string {
+    return this.prefix + this.n;
+  }
+}
+
+/** An ordered entry; a numbered one builds its msgId string only if it is read (PB1). */
+class Entry implements OrderedOperation {
+  readonly seq: number;
+  readonly origin: NodeId;
+  readonly op: Operation;
+  #msgId: string | null;
+  readonly #prefix: string;
+  readonly #n: number;
+
+  /** `n` < 0: `id` is the msgId; otherwise the msgId is `id + n`. */
+  constructor(seq: number, origin: NodeId, id: string, n: number, op: Operation) {
+    this.seq = seq;
+    this.origin = origin;
+    this.op = op;
+    this.#msgId = n < 0 ? id : null;
+    this.#prefix = id;
+    this.#n = n;
+  }
+
+  get msgId(): string {
+    this.#msgId ??= this.#prefix + this.#n;
+    return this.#msgId;
+  }
+}
+
+/** The numbered ids (`prefix + n`) of one prefix that the order remembers. */
+interface PrefixIds {
+  /** Every number from 1 to here was ordered (a publisher numbers its ids 1, 2, 3…). */
+  upTo: number;
+  /** Numbers above `upTo + 1` ordered out of turn (held, lost and re-published), in two generations. */
+  recent: Set<number>;
+  older: Set<number>;
+}
+
+/**
+ * The numbered msgIds remembered for de-duplication (PERF.md PB1). A publisher that numbers
+ * its ids 1, 2, 3… and whose publications are ordered in turn costs one comparison per
+ * publication: every number up to `upTo` was ordered. Numbers ordered out of turn (a
+ * simulation hook held or lost one) are kept in sets in two generations, like the string
+ * ids, until the gap below them fills: at least the last `window` of them are remembered.
+ */
+class NumberedIds {
+  readonly #window: number;
+  readonly #byPrefix = new Map<string, PrefixIds>();
+  /** Numbers added to the current generation (every prefix's `recent`). */
+  #size = 0;
+  #lastPrefix: string | null = null;
+  #last: PrefixIds | null = null;
+
+  constructor(window: number) {
+    this.#window = window;
+  }
+
+  #of(prefix: string): PrefixIds {
+    if (prefix === this.#lastPrefix) return this.#last!;
+    let ids = this.#byPrefix.get(prefix);
+    if (!ids) {
+      ids = { upTo: 0, recent: new Set(), older: new Set() };
+      this.#byPrefix.set(prefix, ids);
+    }
+    this.#lastPrefix = prefix;
+    this.#last = ids;
+    return ids;
+  }
+
+  has(prefix: string, n: number): boolean {
+    const ids = this.#of(prefix);
+    if (n <= ids.upTo) return true;
+    return (ids.recent.size > 0 && ids.recent.has(n)) || (ids.older.size > 0 && ids.older.has(n));
+  }
+
+  /** Remember `n` (not remembered yet: the caller asked `has`). */
+  add(prefix: string, n: number): void {
+    const ids = this.#of(prefix);
+    if (n !== ids.upTo + 1) {
+      ids.recent.add(n);
+      if (++this.#size >= this.#window) this.#nextGeneration();
+      return;
+    }
+    ids.upTo = n;
+    // The gap filled: numbers ordered out of turn just above it join the run.
+    while (ids.recent.size > 0 || ids.older.size > 0) {
+      const next = ids.upTo + 1;
+      if (!ids.recent.delete(next) && !ids.older.delete(next)) break;
+      ids.upTo = next;
+    }
+  }
+
+  /** The current generation becomes the older one; the older one is forgotten. */
+  #nextGeneration(): void {
+    this.#size = 0;
+    for (const ids of this.#byPrefix.values()) {
+      ids.older = ids.recent;
+      ids.recent = new Set();
+    }
+  }
+}
+
 /** The shared total order. Members attach through `bus(nodeId)`. */
 export class InProcessOrder {
   readonly #options: InProcessOrderOptions;
   readonly #dedupWindow: number;
   /** Retained entries: everything after the latest snapshot that a member may still need. */
-  #entries: OrderedOperation[] = [];
+  #entries: Entry[] = [];
   #lastSeq = 0;
   /**
    * msgId → seq in two generations: ids go into `#recentIds`; when it holds `dedupWindow`
@@ -61,7 +183,11 @@ export class InProcessOrder {
    */
   #recentIds = new Map<string, number>();
   #olderIds = new Map<string, number>();
+  /** The same for numbered msgIds (`publishNumbered`), which never become strings. */
+  readonly #numberedIds: NumberedIds;
   readonly #members = new Map<NodeId, InProcessBus>();
+  /** `#members` as an array, for the delivery loop (replaced, never changed, on a change). */
+  #memberList: InProcessBus[] = [];
   readonly #held: Held[] = [];
   #snapshot: BusSnapshot | null = null;
   #pumping = false;
@@ -69,6 +195,7 @@ export class InProcessOrder {
   constructor(options: InProcessOrderOptions = {}) {
     this.#options = options;
     this.#dedupWindow = options.dedupWindow ?? 8_192;
+    this.#numberedIds = new NumberedIds(this.#dedupWindow);
   }
 
   /** A member endpoint for `nodeId`; call `start()` on it to join. */
@@ -116,6 +243,7 @@ export class InProcessOrder {
     const member = this.#members.get(node);
     if (member) member.detach();
     this.#members.delete(node);
+    this.#memberList = [...this.#members.values()];
     this.#order({
       origin: node,
       msgId: `failed:${node}:${this.#lastSeq}`,
@@ -139,17 +267,21 @@ export class InProcessOrder {
       throw new Error(`node ${member.nodeId} is already a member of this order`);
     }
     this.#members.set(member.nodeId, member);
+    this.#memberList = [...this.#members.values()];
     const snapshot = this.#snapshot;
     return { snapshot, from: snapshot ? snapshot.seq + 1 : 1 };
   }
 
   detach(member: InProcessBus): void {
-    if (this.#members.get(member.nodeId) === member) this.#members.delete(member.nodeId);
+    if (this.#members.get(member.nodeId) === member) {
+      this.#members.delete(member.nodeId);
+      this.#memberList = [...this.#members.values()];
+    }
     this.#compact();
   }
 
   publish(publication: Publication): Promise<number> {
-    const known = this.#seqOf(publication.msgId);
+    const known = this.#seqOf(publication);
     if (known !== undefined) return Promise.resolve(known);
     const action = this.#options.onPublish?.(publication) ?? "order";
     switch (action) {
@@ -174,7 +306,7 @@ export class InProcessOrder {
       this.#order(publication); // de-duplicates by msgId itself
       return;
     }
-    if (this.#seqOf(publication.msgId) !== undefined) return;
+    if (this.#seqOf(publication) !== undefined) return;
     switch (hook(publication)) {
       case "order":
         this.#order(publication);
@@ -194,6 +326,28 @@ export class InProcessOrder {
     }
   }
 
+  /**
+   * `publishQuiet` for the msgId `prefix + n` (ClusterBus.publishNumbered): without a hook
+   * no Publication object and no string (PB1).
+   */
+  publishNumbered(
+    origin: NodeId,
+    prefix: string,
+    n: number,
+    op: Operation,
+    onFailed: (error: unknown, op: Operation) => void,
+  ): void {
+    if (!this.#options.onPublish) {
+      if (this.#numberedIds.has(prefix, n)) return; // a duplicate: delivered once only
+      this.#numberedIds.add(prefix, n);
+      this.#append(new Entry(++this.#lastSeq, origin, prefix, n, op));
+      return;
+    }
+    this.publishQuiet(new NumberedPublication(origin, prefix, n, op), (error) =>
+      onFailed(error, op),
+    );
+  }
+
   /** Order a membership operation of the bus itself (no hook). */
   orderNow(publication: Publication): number {
     return this.#order(publication);
@@ -207,27 +361,41 @@ export class InProcessOrder {
     this.#compact();
   }
 
-  #seqOf(msgId: string): number | undefined {
+  /**
+   * The seq of an earlier publication with this msgId, if remembered (for a numbered one,
+   * -1: its seq is not kept, nothing asks for it).
+   */
+  #seqOf(publication: Publication): number | undefined {
+    if (publication instanceof NumberedPublication) {
+      return this.#numberedIds.has(publication.prefix, publication.n) ? -1 : undefined;
+    }
+    const msgId = publication.msgId;
     return this.#recentIds.get(msgId) ?? this.#olderIds.get(msgId);
   }
 
   #order(publication: Publication): number {
-    const known = this.#seqOf(publication.msgId);
+    const known = this.#seqOf(publication);
     if (known !== undefined) return known; // a duplicate: delivered once only
     const seq = ++this.#lastSeq;
+    if (publication instanceof NumberedPublication) {
+      this.#numberedIds.add(publication.prefix, publication.n);
+      this.#append(
+        new Entry(seq, publication.origin, publication.prefix, publication.n, publication.op),
+      );
+      return seq;
+    }
     if (this.#recentIds.size >= this.#dedupWindow) {
       this.#olderIds = this.#recentIds;
       this.#recentIds = new Map();
     }
     this.#recentIds.set(publication.msgId, seq);
-    this.#entries.push({
-      seq,
-      origin: publication.origin,
-      msgId: publication.msgId,
-      op: publication.op,
-    });
-    this.#pump();
+    this.#append(new Entry(seq, publication.origin, publication.msgId, -1, publication.op));
     return seq;
+  }
+
+  #append(entry: Entry): void {
+    this.#entries.push(entry);
+    this.#pump();
   }
 
   /** Deliver every retained entry each member has not seen yet, in order, one at a time. */
@@ -237,7 +405,9 @@ export class InProcessOrder {
     try {
       for (;;) {
         let progressed = false;
-        for (const member of this.#members.values()) {
+        const members = this.#memberList;
+        for (let i = 0; i < members.length; i++) {
+          const member = members[i]!;
           const next = this.#nextFor(member);
           if (next) {
             member.deliverEntry(next);
@@ -252,7 +422,7 @@ export class InProcessOrder {
     this.#compact();
   }
 
-  #nextFor(member: InProcessBus): OrderedOperation | undefined {
+  #nextFor(member: InProcessBus): Entry | undefined {
     if (!member.ready) return undefined;
     const first = this.#entries[0]?.seq;
     if (first === undefined) return undefined;
@@ -262,12 +432,17 @@ export class InProcessOrder {
   /** Drop entries every member has seen and the latest snapshot covers. */
   #compact(): void {
     if (this.#pumping) return;
+    const entries = this.#entries;
+    if (entries.length === 0) return;
     let keepFrom = this.#snapshot ? this.#snapshot.seq + 1 : 1;
-    for (const member of this.#members.values()) {
-      keepFrom = Math.min(keepFrom, member.delivered + 1);
+    const members = this.#memberList;
+    for (let i = 0; i < members.length; i++) {
+      keepFrom = Math.min(keepFrom, members[i]!.delivered + 1);
     }
-    const first = this.#entries[0]?.seq;
-    if (first !== undefined && keepFrom > first) this.#entries.splice(0, keepFrom - first);
+    const first = entries[0]!.seq;
+    if (keepFrom <= first) return;
+    if (keepFrom - first >= entries.length) entries.length = 0;
+    else entries.splice(0, keepFrom - first);
   }
 
   /** Run a member's catch-up through the pump, so it stays in step with the others. */
@@ -322,6 +497,20 @@ export class InProcessBus implements ClusterBus {
       return;
     }
     this.#order.publishQuiet({ origin: this.nodeId, msgId, op }, onFailed);
+  }
+
+  publishNumbered(
+    op: Operation,
+    idPrefix: string,
+    idNumber: number,
+    onFailed: (error: unknown, op: Operation) => void,
+  ): void {
+    if (this.#state !== "started") {
+      const error = new Error("bus is not started");
+      queueMicrotask(() => onFailed(error, op));
+      return;
+    }
+    this.#order.publishNumbered(this.nodeId, idPrefix, idNumber, op, onFailed);
   }
 
   async saveSnapshot(snapshot: BusSnapshot): Promise<void> {

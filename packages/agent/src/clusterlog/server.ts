@@ -6,14 +6,15 @@ import {
   type ClusterLogOptions,
   DM_ULOG_DTR,
   DM_ULOG_HEADER_SIZE,
+  DM_UUID_LEN,
   type DmUlogRequest,
-  decodeRequest,
   errno,
   type IoRequest,
   isRequestType,
   type NodeId,
   type Operation,
   type Reply,
+  type RequestHeader,
 } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
 import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
@@ -27,12 +28,15 @@ import { LogIoQueue } from "./log-io.ts";
 // the request. The I/O addressed to this node is performed here and its outcome
 // published as `io-done`, so a disk failure is part of the ordered history.
 
+const OFF_LUID = 0;
+const OFF_UUID = 8;
+const OFF_VERSION = 140;
 const OFF_ERROR = 144;
 const OFF_REQUEST_TYPE = 152;
 const OFF_DATA_SIZE = 156;
 /** Reading pauses while a client leaves this much of our output unread. */
 const OUTPUT_HIGH_WATER = 1 << 20;
-/** A session's output buffer starts this large and shrinks back to it after a burst. */
+/** A session's output buffer starts this large and shrinks back toward it after a burst. */
 const OUTPUT_INITIAL = 16 * 1024;
 
 export interface ClusterLogServerOptions {
@@ -67,18 +71,111 @@ export interface ServerStats {
   snapshots: number;
 }
 
-/** A request this node published and has not answered yet. */
-interface PendingRequest {
-  readonly session: Session;
-  /** The transport's 160-byte header: replies are this header with error and data_size. */
-  readonly header: Uint8Array;
-  readonly wire: number;
-  readonly msgId: string;
-  readonly uuid: string;
+/**
+ * A kernel request of this node, one object from its frame to its reply (PERF.md PB1): the
+ * decoded request the core applies (its `seq` is the wire seq, unique among this node's
+ * requests in flight), the `request` operation that carries it through the order (its
+ * `request` is the object itself), and the server's record of it while it is in flight.
+ * On the in-process order every member is handed this very object; a server knows its
+ * own by `server`.
+ */
+class KernelRequest implements DmUlogRequest {
+  readonly kind = "request";
+  readonly node: NodeId;
   readonly luid: bigint;
-  readonly type: number;
-  /** Applied by this replica (its state change happened); the reply may still wait. */
-  delivered: boolean;
+  readonly uuid: string;
+  readonly version: number;
+  readonly error: number;
+  readonly seq: number;
+  readonly requestType: number;
+  readonly data: Uint8Array;
+  /**
+   * Where its frame is: a DataView holding it (a socket chunk's) and the frame's offset in
+   * it. Replies are its 160-byte header with error and data_size filled in.
+   */
+  readonly view: DataView;
+  readonly at: number;
+  readonly server: ClusterLogServer;
+  readonly session: Session;
+  /** Its msgId is `r:<node>:<incarnation>:<n>` (built only for a bus that needs the string). */
+  n = 0;
+  /** The msgId string, on a bus without `publishNumbered` (null otherwise). */
+  msgId: string | null = null;
+  /** In the server's in-flight list: published, not answered, its connection not gone. */
+  inFlight = false;
+  /** Neighbours in the server's in-flight list (publication order). */
+  prev: KernelRequest | null = null;
+  next: KernelRequest | null = null;
+  /** Applied by this replica (its state change happened), or answered before that. */
+  delivered = false;
+  /** Seen in the order by this replica. */
+  ordered = false;
+  /** Published and not seen in the order: in `#unconfirmedRequests` (P23). */
+  listed = false;
+
+  constructor(
+    server: ClusterLogServer,
+    session: Session,
+    view: DataView,
+    at: number,
+    luid: bigint,
+    uuid: string,
+    version: number,
+    error: number,
+    seq: number,
+    requestType: number,
+    dataSize: number,
+  ) {
+    this.server = server;
+    this.session = session;
+    this.node = server.nodeId;
+    this.view = view;
+    this.at = at;
+    this.luid = luid;
+    this.uuid = uuid;
+    this.version = version;
+    this.error = error;
+    this.seq = seq;
+    this.requestType = requestType;
+    // A view, not a copy: the frame is in a socket chunk Node never reuses, and nothing
+    // changes it (frame-reader.ts).
+    this.data = new Uint8Array(view.buffer, view.byteOffset + at + DM_ULOG_HEADER_SIZE, dataSize);
+  }
+
+  /** The operation's request: this object. */
+  get request(): DmUlogRequest {
+    return this;
+  }
+
+  /** The request type proper (`& 0xFF`, spec §1.2). */
+  get type(): number {
+    return this.requestType & 0xff;
+  }
+}
+
+/**
+ * A publication by msgId: io-done, a control operation, or a kernel request on a bus
+ * without `publishNumbered`.
+ */
+interface Unconfirmed {
+  readonly op: Operation;
+  pending: KernelRequest | null;
+}
+
+/**
+ * What a session remembers of its previous request's header, so a run of requests for
+ * the same log decodes without a new uuid string or luid BigInt each (PB1).
+ */
+interface DecodeCache {
+  uuid: string | null;
+  /**
+   * The uuid's bytes eight at a time, read as LE float64 (whole words only; the rest is
+   * compared bytewise): see `sameUuid`.
+   */
+  uuidWords: Float64Array;
+  luidLo: number;
+  luidHi: number;
+  luid: bigint;
 }
 
 /** Where a session's output goes: a socket, or a test's in-memory sink. */
@@ -95,14 +192,17 @@ export interface SessionSink {
  */
 export class Session implements FrameSink {
   readonly id: number;
-  /** Requests of this session published and not yet answered (they are in the server's map). */
+  /** Requests of this session published and not yet answered (in the server's list). */
   inflight = 0;
   /** Published requests not yet applied: local answers must wait behind them. */
   undelivered = 0;
-  /** Decoding: payloads as views, and the previous request's uuid string reused (PB1). */
-  readonly decodeOptions: { view: boolean; previous: DmUlogRequest | null } = {
-    view: true,
-    previous: null,
+  /** The previous request's uuid string and luid, reused while they repeat (PB1). */
+  readonly decodeCache: DecodeCache = {
+    uuid: null,
+    uuidWords: new Float64Array(0),
+    luidLo: -1,
+    luidHi: -1,
+    luid: 0n,
   };
   closed = false;
   readonly #server: ClusterLogServer;
@@ -152,37 +252,46 @@ export class Session implements FrameSink {
 
   // FrameSink
   frame(bytes: Uint8Array): void {
-    this.#server.handleFrame(this, bytes);
+    this.#server.handleFrame(this, viewOf(bytes), 0, bytes.length);
+  }
+  frameAt(view: DataView, at: number, length: number): void {
+    this.#server.handleFrame(this, view, at, length);
   }
   oversized(header: Uint8Array, length: number): void {
-    this.#server.rejectFrame(this, header, -errno.EINVAL, `frame of ${length} bytes is too large`);
+    this.#server.rejectFrame(
+      this,
+      viewOf(header),
+      0,
+      -errno.EINVAL,
+      `frame of ${length} bytes is too large`,
+    );
   }
   fatal(reason: string): void {
     this.#server.protocolClose(this, reason);
   }
 
   /**
-   * Queue a reply: `header` (160 bytes) with error, data_size and payload filled in. Framed
-   * straight into the session's output buffer: no allocation per reply (PB1).
+   * Queue a reply: the request's 160-byte header (at `at` in `view`) with error, data_size
+   * and payload filled in. Framed straight into the session's output buffer: no buffer
+   * per reply (PB1).
    */
-  reply(header: Uint8Array, error: number, payload: Uint8Array): void {
+  reply(view: DataView, at: number, error: number, payload: Uint8Array): void {
     if (this.closed) return;
     // data_size is forced to 0 whenever error ≠ 0 (spec §2 preamble).
     const data = error === 0 ? payload : EMPTY;
-    const size = 4 + DM_ULOG_HEADER_SIZE + data.length;
-    if (this.#outBytes + size > this.#out.length) this.#grow(size);
-    const at = this.#outBytes;
-    const out = this.#out;
-    const view = this.#outView;
-    view.setUint32(at, DM_ULOG_HEADER_SIZE + data.length, true);
-    out.set(
-      header.length === DM_ULOG_HEADER_SIZE ? header : header.subarray(0, DM_ULOG_HEADER_SIZE),
-      at + 4,
-    );
-    view.setInt32(at + 4 + OFF_ERROR, error, true);
-    view.setUint32(at + 4 + OFF_DATA_SIZE, data.length, true);
-    if (data.length > 0) out.set(data, at + 4 + DM_ULOG_HEADER_SIZE);
-    this.#outBytes = at + size;
+    const length = DM_ULOG_HEADER_SIZE + data.length;
+    if (this.#outBytes + 4 + length > this.#out.length) this.#grow(4 + length);
+    const start = this.#outBytes;
+    const out = this.#outView;
+    out.setUint32(start, length, true);
+    const to = start + 4;
+    // The header: a view of it copied in one call (cheaper, measured, than a copy loop
+    // through the DataViews).
+    this.#out.set(new Uint8Array(view.buffer, view.byteOffset + at, DM_ULOG_HEADER_SIZE), to);
+    out.setInt32(to + OFF_ERROR, error, true);
+    out.setUint32(to + OFF_DATA_SIZE, data.length, true);
+    if (data.length > 0) this.#out.set(data, to + DM_ULOG_HEADER_SIZE);
+    this.#outBytes = to + length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // After the poll phase, not after this read: libuv delivers several reads of one
@@ -206,10 +315,13 @@ export class Session implements FrameSink {
     this.#flushScheduled = false;
     if (this.#outBytes === 0) return;
     // A copy: the socket keeps what it is given until it is written out.
-    const chunk = this.#out.slice(0, this.#outBytes);
+    const used = this.#outBytes;
+    const chunk = this.#out.slice(0, used);
     this.#outBytes = 0;
-    if (this.#out.length > OUTPUT_INITIAL * 4) {
-      this.#out = new Uint8Array(OUTPUT_INITIAL);
+    // A busy session keeps the capacity its turns need (growing it again every turn costs
+    // copies, PB1); after a burst it shrinks by half per turn that used less than 1/8.
+    if (this.#out.length > OUTPUT_INITIAL && used < this.#out.length >> 3) {
+      this.#out = new Uint8Array(this.#out.length >> 1);
       this.#outView = new DataView(this.#out.buffer);
     }
     this.#sink.write(chunk);
@@ -217,6 +329,10 @@ export class Session implements FrameSink {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 /**
  * The cluster-log server of one node: a ClusterLog replica fed by the bus, the sessions of
@@ -248,11 +364,68 @@ export class ClusterLogServer {
   #clusterLog: ClusterLog | null = null;
   #early: OrderedOperation[] = [];
   #lastSeq = 0;
-  /** By wire seq: every request of this node that is published and not yet answered. */
-  readonly #pending = new Map<number, PendingRequest>();
-  /** Published and not yet seen delivered; re-published after a reconnection (P23). */
-  readonly #unconfirmed = new Map<string, { op: Operation; pending: PendingRequest | null }>();
+  /**
+   * Every request of this node that is published and not yet answered, in publication
+   * order: an intrusive list, no map insert and delete per request (PB1: a map emptied and
+   * refilled per request reallocates its table every time).
+   */
+  #pendingHead: KernelRequest | null = null;
+  #pendingTail: KernelRequest | null = null;
+  #pendingCount = 0;
+  /**
+   * The same by wire seq, on a bus without `publishNumbered` (JetStream): its replies come
+   * with decoded headers and are matched by wire seq. In-process a reply's header is the
+   * request itself; the rare rebuilt header is matched by a walk of the list.
+   */
+  readonly #pendingByWire: Map<number, KernelRequest> | null;
+  /**
+   * Published and not yet seen delivered; re-published after a reconnection (P23). By
+   * msgId: io-done, control operations, and kernel requests on a bus without
+   * `publishNumbered`.
+   */
+  readonly #unconfirmed = new Map<string, Unconfirmed>();
+  /**
+   * The same for kernel requests published by number (`publishNumbered`), by their number.
+   * On the in-process order a request is ordered and applied before its publication
+   * returns, so it is only listed here when a simulation hook held or lost it.
+   */
+  readonly #unconfirmedRequests = new Map<number, KernelRequest>();
+  /** The bus takes msgIds as prefix and number: no string per request (PB1). */
+  readonly #numbered: boolean;
+  readonly #onNumberedFailed = (error: unknown, op: Operation) => {
+    if (op instanceof KernelRequest) this.#requestPublishFailed(op, error);
+  };
+  /** Replies of the operation being applied, straight from the core (`applyTo`, PB1). */
+  readonly #replySink = {
+    reply: (
+      node: NodeId,
+      header: RequestHeader,
+      _form: Reply["form"],
+      error: number,
+      payload: Uint8Array,
+    ) => {
+      if (node === this.nodeId) this.#route(header, error, payload);
+    },
+  };
+  /** Replies to local read-only requests (`answerLocallyTo`): the header is the request. */
+  readonly #localSink = {
+    reply: (
+      _node: NodeId,
+      header: RequestHeader,
+      _form: Reply["form"],
+      error: number,
+      payload: Uint8Array,
+    ) => {
+      const request = header as KernelRequest;
+      this.stats.answeredLocally++;
+      this.stats.replies++;
+      request.session.reply(request.view, request.at, error, payload);
+    },
+  };
+  readonly #snapshotEvery: number;
+  /** Kernel requests published: their msgIds are numbered 1, 2, 3… (see `publishNumbered`). */
   #counter = 0;
+  #controlCounter = 0;
   #nextSessionId = 1;
   readonly #sessions = new Set<Session>();
   readonly #listeners: Server[] = [];
@@ -271,6 +444,9 @@ export class ClusterLogServer {
     this.#log = options.log;
     this.#incarnation = options.incarnation ?? randomBytes(6).toString("hex");
     this.#msgIdPrefix = `r:${this.nodeId}:${this.#incarnation}:`;
+    this.#numbered = typeof options.bus.publishNumbered === "function";
+    this.#pendingByWire = this.#numbered ? null : new Map();
+    this.#snapshotEvery = options.snapshotEvery ?? 4096;
     this.#io = new LogIoQueue(
       options.devices,
       (io, error, data) => this.#ioDone(io, error, data),
@@ -435,75 +611,114 @@ export class ClusterLogServer {
 
   // ---- requests ----
 
-  /** One whole frame from `session`. Never throws: whatever the bytes, one answer or a close. */
-  handleFrame(session: Session, bytes: Uint8Array): void {
+  /**
+   * One whole frame from `session`, `length` bytes at `at` in `view` (a DataView of a
+   * socket chunk: no view per frame, PB1). Never throws: whatever the bytes, one answer or
+   * a close.
+   */
+  handleFrame(session: Session, view: DataView, at: number, length: number): void {
     this.stats.requests++;
     try {
-      this.#handleFrame(session, bytes);
+      this.#handleFrame(session, view, at, length);
     } catch (error) {
       // Defensive: nothing below should throw; if it does, the client still gets an answer.
       this.#log.error({ err: error, session: session.id }, "request handling failed");
-      this.rejectFrame(session, bytes, -errno.EIO, "internal error");
+      this.rejectFrame(session, view, at, -errno.EIO, "internal error");
     }
   }
 
-  #handleFrame(session: Session, bytes: Uint8Array): void {
-    const dataSize = u32At(bytes, OFF_DATA_SIZE);
-    if (DM_ULOG_HEADER_SIZE + dataSize !== bytes.length) {
+  #handleFrame(session: Session, view: DataView, at: number, length: number): void {
+    const dataSize = view.getUint32(at + OFF_DATA_SIZE, true);
+    if (DM_ULOG_HEADER_SIZE + dataSize !== length) {
       this.rejectFrame(
         session,
-        bytes,
+        view,
+        at,
         -errno.EINVAL,
-        `frame of ${bytes.length} bytes but data_size ${dataSize}`,
+        `frame of ${length} bytes but data_size ${dataSize}`,
       );
       return;
     }
-    const type = bytes[OFF_REQUEST_TYPE]!; // the low byte: `& 0xFF`, [REC] spec §1.2
+    const type = view.getUint8(at + OFF_REQUEST_TYPE); // the low byte: `& 0xFF`, [REC] spec §1.2
     if (type === 0) {
       // "Bad transmission": the kernel gets a bare NACK EAGAIN and resends (spec §1.1,
       // P22); on this transport that is a full reply with -EAGAIN.
-      this.rejectFrame(session, bytes, -errno.EAGAIN, "request type 0");
+      this.rejectFrame(session, view, at, -errno.EAGAIN, "request type 0");
       return;
     }
     if (!isRequestType(type)) {
       // [REC] P22: cmirrord never answers an unknown type, and the kernel retries forever.
-      this.rejectFrame(session, bytes, -errno.EINVAL, `unknown request type ${type}`);
+      this.rejectFrame(session, view, at, -errno.EINVAL, `unknown request type ${type}`);
       return;
     }
-    // A view, not a copy: the frame is a view into a socket chunk Node never reuses, and
-    // nothing changes it (frame-reader.ts).
-    const decoded = decodeRequest(bytes, session.decodeOptions);
-    if (!decoded.ok) {
-      this.rejectFrame(session, bytes, -errno.EINVAL, decoded.error.message);
+    const request = this.#decode(session, view, at, dataSize);
+    if (request === null) {
+      this.rejectFrame(session, view, at, -errno.EINVAL, "uuid has no NUL within 129 bytes");
       return;
     }
-    const request = decoded.value;
-    session.decodeOptions.previous = request;
     if (this.#state !== "running") {
-      session.reply(bytes, -errno.EAGAIN, EMPTY);
+      session.reply(view, at, -errno.EAGAIN, EMPTY);
       return;
     }
     // Local read-only requests are answered from the replica (spec §4.2) — unless this
     // session has requests still on their way through the order, which they must not
     // overtake (a pipelined RESUME then IN_SYNC must see the resumed log).
-    if (session.undelivered === 0) {
-      const local = this.#clusterLog!.answerLocally(this.nodeId, request);
-      if (local) {
-        this.stats.answeredLocally++;
-        this.stats.replies++;
-        session.reply(bytes, local.error, local.payload);
-        return;
-      }
+    if (
+      session.undelivered === 0 &&
+      this.#clusterLog!.answerLocallyTo(this.nodeId, request, this.#localSink)
+    ) {
+      return;
     }
-    this.#publish(session, bytes, request);
+    this.#publish(request);
+  }
+
+  /**
+   * The request at `at` in `view` (its data_size checked), or null when its uuid has no NUL
+   * within the 129-byte field. Read straight from the bytes, the uuid string and luid
+   * BigInt of the session's previous request reused when their bytes repeat, the payload a
+   * view (PB1). Its seq is the wire seq it gets if it is published.
+   */
+  #decode(session: Session, view: DataView, at: number, dataSize: number): KernelRequest | null {
+    const cache = session.decodeCache;
+    if (cache.uuid === null || !sameUuid(cache, view, at)) {
+      const header = new Uint8Array(view.buffer, view.byteOffset + at, DM_ULOG_HEADER_SIZE);
+      const nul = header.indexOf(0, OFF_UUID);
+      if (nul < 0 || nul >= OFF_UUID + DM_UUID_LEN) return null;
+      setUuid(cache, latin1(header, OFF_UUID, nul));
+    }
+    const lo = view.getUint32(at + OFF_LUID, true);
+    const hi = view.getUint32(at + OFF_LUID + 4, true);
+    if (lo !== cache.luidLo || hi !== cache.luidHi) {
+      cache.luid = (BigInt(hi) << 32n) | BigInt(lo);
+      cache.luidLo = lo;
+      cache.luidHi = hi;
+    }
+    // The wire seq of the next publication (§1.1: unique among this node's requests in
+    // flight; a wire seq is reused only after 2^32 requests, and then one still in flight
+    // is skipped).
+    let wire = (this.#counter + 1) >>> 0;
+    if (this.#counter >= 0xffff_ffff) while (this.#pendingWire(wire)) wire = (wire + 1) >>> 0;
+    return new KernelRequest(
+      this,
+      session,
+      view,
+      at,
+      cache.luid,
+      cache.uuid!,
+      view.getUint32(at + OFF_VERSION, true),
+      view.getInt32(at + OFF_ERROR, true),
+      wire,
+      view.getUint32(at + OFF_REQUEST_TYPE, true),
+      dataSize,
+    );
   }
 
   /** An error reply built from the raw header (nothing else of the frame need be valid). */
-  rejectFrame(session: Session, header: Uint8Array, error: number, reason: string): void {
+  rejectFrame(session: Session, view: DataView, at: number, error: number, reason: string): void {
     this.stats.malformed++;
     this.stats.replies++;
     this.#log.debug({ session: session.id, reason, error }, "request rejected");
-    session.reply(header, error, EMPTY);
+    session.reply(view, at, error, EMPTY);
   }
 
   /** The stream cannot be framed: answer what is in flight, then close this connection only. */
@@ -513,45 +728,34 @@ export class ClusterLogServer {
     session.end(-errno.EAGAIN);
   }
 
-  #publish(session: Session, header: Uint8Array, request: DmUlogRequest): void {
-    const counter = ++this.#counter;
-    let wire = counter >>> 0;
-    while (this.#pending.has(wire)) wire = (wire + 1) >>> 0; // after 2^32 requests only
-    const msgId = this.#msgIdPrefix + counter;
-    const pending: PendingRequest = {
-      session,
-      header,
-      wire,
-      msgId,
-      uuid: request.uuid,
-      luid: request.luid,
-      type: request.requestType & 0xff,
-      delivered: false,
-    };
-    this.#pending.set(wire, pending);
+  #publish(request: KernelRequest): void {
+    const n = ++this.#counter;
+    const session = request.session;
+    request.n = n;
+    this.#addPending(request);
     session.inflight++;
     session.undelivered++;
-    // The ordered request carries the wire seq; its reply is matched back through it.
-    // (Built field by field: an object spread is several times slower on this path.)
-    const op: Operation = {
-      kind: "request",
-      node: this.nodeId,
-      request: {
-        luid: request.luid,
-        uuid: request.uuid,
-        version: request.version,
-        error: request.error,
-        seq: wire,
-        requestType: request.requestType,
-        data: request.data,
-      },
-    };
-    this.#unconfirmed.set(msgId, { op, pending });
     this.stats.published++;
-    this.#send(op, msgId);
+    // The ordered request carries the wire seq (its `seq`); its reply is matched back
+    // through it, or on the in-process order through the object itself.
+    if (this.#numbered) {
+      this.#bus.publishNumbered!(request, this.#msgIdPrefix, n, this.#onNumberedFailed);
+      // In-process it is usually ordered and applied (and answered) by now.
+      if (!request.ordered) this.#listUnconfirmed(request);
+    } else {
+      const msgId = this.#msgIdPrefix + n;
+      request.msgId = msgId;
+      this.#unconfirmed.set(msgId, { op: request, pending: request });
+      this.#send(request, msgId);
+    }
   }
 
-  /** Publish, with no promise per request where the bus offers `publishQuiet` (PB1). */
+  #listUnconfirmed(request: KernelRequest): void {
+    request.listed = true;
+    this.#unconfirmedRequests.set(request.n, request);
+  }
+
+  /** Publish, with no promise per operation where the bus offers `publishQuiet` (PB1). */
   #send(op: Operation, msgId: string): void {
     if (this.#bus.publishQuiet) {
       this.#bus.publishQuiet(op, msgId, (error) => this.#publishFailed(msgId, error));
@@ -569,11 +773,31 @@ export class ClusterLogServer {
       return;
     }
     this.#unconfirmed.delete(msgId);
-    if (entry.pending) this.#finish(entry.pending, -errno.EAGAIN, EMPTY, true);
+    const pending = entry.pending;
+    if (pending?.inFlight) this.#finish(pending, -errno.EAGAIN, EMPTY, true);
+  }
+
+  /** `#publishFailed` for a request published by number. */
+  #requestPublishFailed(request: KernelRequest, error: unknown): void {
+    if (!request.listed) return; // delivered after all
+    if (this.#state === "running") {
+      // The bus re-publishes after reconnecting (`reconnected`), same number (P23).
+      this.#log.warn(
+        { err: error, msgId: this.#msgIdPrefix + request.n },
+        "publish failed; will re-publish on reconnection",
+      );
+      return;
+    }
+    request.listed = false;
+    this.#unconfirmedRequests.delete(request.n);
+    if (request.inFlight) this.#finish(request, -errno.EAGAIN, EMPTY, true);
   }
 
   #republish(): void {
     for (const [msgId, { op }] of [...this.#unconfirmed]) this.#send(op, msgId);
+    for (const request of [...this.#unconfirmedRequests.values()]) {
+      this.#bus.publishNumbered!(request, this.#msgIdPrefix, request.n, this.#onNumberedFailed);
+    }
   }
 
   #ioDone(io: IoRequest, error: number, data?: Uint8Array): void {
@@ -602,7 +826,11 @@ export class ClusterLogServer {
       this.#log.error({ expected: this.#lastSeq + 1, got: entry.seq }, "gap in the ordered stream");
     }
     this.#lastSeq = entry.seq;
-    if (entry.origin === this.nodeId) {
+    const op = entry.op;
+    if (op instanceof KernelRequest) {
+      // In-process: the very object this server published, or another member's.
+      if (op.server === this) this.#confirmed(op);
+    } else if (entry.origin === this.nodeId) {
       const mine = this.#unconfirmed.get(entry.msgId);
       if (mine) {
         this.#unconfirmed.delete(entry.msgId);
@@ -613,20 +841,22 @@ export class ClusterLogServer {
         }
       }
     }
-    let replies: Reply[];
-    let io: IoRequest[];
+    let io: readonly IoRequest[];
     try {
-      ({ replies, io } = this.#clusterLog!.apply(entry.op));
+      // Replies are routed as the core produces them (`#replySink`); none while joining.
+      io = this.#clusterLog!.applyTo(op, this.#replySink);
     } catch (error) {
       this.#log.error({ err: error, seq: entry.seq }, "cluster log failed to apply an operation");
       return;
     }
     this.stats.applied++;
-    for (const listener of this.#appliedListeners) {
-      try {
-        listener(entry);
-      } catch (error) {
-        this.#log.error({ err: error, seq: entry.seq }, "applied-operation listener failed");
+    if (this.#appliedListeners.size > 0) {
+      for (const listener of this.#appliedListeners) {
+        try {
+          listener(entry);
+        } catch (error) {
+          this.#log.error({ err: error, seq: entry.seq }, "applied-operation listener failed");
+        }
       }
     }
     // Operations delivered while joining are history (a replay after the snapshot): their
@@ -634,12 +864,14 @@ export class ClusterLogServer {
     // performing it again would write a stale image. Nothing new can be addressed to a
     // joining node: it has no kernel requests and no resumed logs yet.
     if (this.#state === "new") return;
-    for (const reply of replies) if (reply.node === this.nodeId) this.#route(reply);
-    for (const request of io) if (request.node === this.nodeId) this.#io.enqueue(request);
-    if (entry.op.kind === "request" && entry.op.node === this.nodeId) {
-      if ((entry.op.request.requestType & 0xff) === DM_ULOG_DTR) this.#releaseDevices();
+    for (let i = 0; i < io.length; i++) {
+      const request = io[i]!;
+      if (request.node === this.nodeId) this.#io.enqueue(request);
     }
-    const every = this.#options.snapshotEvery ?? 4096;
+    if (op.kind === "request" && op.node === this.nodeId) {
+      if ((op.request.requestType & 0xff) === DM_ULOG_DTR) this.#releaseDevices();
+    }
+    const every = this.#snapshotEvery;
     if (
       every > 0 &&
       !this.#snapshotScheduled &&
@@ -650,8 +882,32 @@ export class ClusterLogServer {
     }
   }
 
-  #route(reply: Reply): void {
-    const pending = this.#pending.get(reply.header.seq);
+  /** This server's request, seen in the order (in-process: the object it published). */
+  #confirmed(request: KernelRequest): void {
+    request.ordered = true;
+    if (request.listed) {
+      request.listed = false;
+      this.#unconfirmedRequests.delete(request.n);
+    }
+    if (request.msgId !== null) this.#unconfirmed.delete(request.msgId);
+    if (!request.delivered) {
+      request.delivered = true;
+      if (request.inFlight) request.session.undelivered--;
+    }
+  }
+
+  /** A reply for this node's kernel, as the core produces it. */
+  #route(header: RequestHeader, error: number, payload: Uint8Array): void {
+    // Operations delivered while joining are history: their replies went out long ago.
+    if (this.#state === "new") return;
+    // In-process the header is the request this server published; otherwise (another bus,
+    // a header the core rebuilt) it is found by its wire seq.
+    let pending: KernelRequest | undefined;
+    if (header instanceof KernelRequest) {
+      if (header.server === this && header.inFlight) pending = header;
+    } else {
+      pending = this.#pendingWire(header.seq);
+    }
     if (!pending) {
       this.stats.dropped++; // its connection or log is gone (P2): nothing is answered late
       return;
@@ -659,29 +915,32 @@ export class ClusterLogServer {
     // Teardown is synchronous (issue 3): before a DTR is answered, every request of that
     // log this replica already applied and has not answered is failed, so nothing of it
     // can be answered after the DTR.
-    if (pending.type === DM_ULOG_DTR && reply.error === 0) this.#failLogRequests(pending);
-    this.#finish(pending, reply.error, reply.payload, false);
+    if (pending.type === DM_ULOG_DTR && error === 0) this.#failLogRequests(pending);
+    this.#finish(pending, error, payload, false);
   }
 
-  #failLogRequests(dtr: PendingRequest): void {
-    for (const other of [...this.#pending.values()]) {
+  #failLogRequests(dtr: KernelRequest): void {
+    for (const other of this.#pendingList()) {
       if (other === dtr || !other.delivered || other.uuid !== dtr.uuid) continue;
       if (other.luid !== dtr.luid && other.luid !== 0n && dtr.luid !== 0n) continue;
       this.#finish(other, -errno.EIO, EMPTY, true);
     }
   }
 
-  #finish(pending: PendingRequest, error: number, payload: Uint8Array, teardown: boolean): void {
-    this.#pending.delete(pending.wire);
-    pending.session.inflight--;
+  #finish(pending: KernelRequest, error: number, payload: Uint8Array, teardown: boolean): void {
+    this.#removePending(pending);
+    const session = pending.session;
+    session.inflight--;
     if (!pending.delivered) {
       pending.delivered = true;
-      pending.session.undelivered--;
+      session.undelivered--;
     }
     if (teardown) this.stats.failedByTeardown++;
     this.stats.replies++;
-    pending.session.reply(pending.header, error, payload);
-    if (this.#pending.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    session.reply(pending.view, pending.at, error, payload);
+    if (this.#pendingCount === 0 && this.#drainWaiters.length > 0) {
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    }
   }
 
   /**
@@ -692,15 +951,18 @@ export class ClusterLogServer {
   releaseSession(session: Session, error: number | null): void {
     // The server's map, not one per session: one map operation less per request (PB1);
     // a session ends rarely, and then this walk is over what is in flight.
-    const mine: PendingRequest[] = [];
-    if (session.inflight > 0)
-      for (const p of this.#pending.values()) if (p.session === session) mine.push(p);
+    const mine =
+      session.inflight > 0 ? this.#pendingList().filter((p) => p.session === session) : [];
     for (const pending of mine) {
       if (error === null) {
-        this.#pending.delete(pending.wire);
+        // Released unanswered; one not yet seen in the order is still re-published after a
+        // reconnection (it stays unconfirmed), its reply then dropped.
+        this.#removePending(pending);
         session.inflight--;
-        const entry = this.#unconfirmed.get(pending.msgId);
-        if (entry) entry.pending = null;
+        if (pending.msgId !== null) {
+          const entry = this.#unconfirmed.get(pending.msgId);
+          if (entry) entry.pending = null;
+        }
         this.stats.abandoned++;
       } else {
         this.#finish(pending, error, EMPTY, true);
@@ -708,7 +970,45 @@ export class ClusterLogServer {
     }
     session.undelivered = 0;
     this.#sessions.delete(session);
-    if (this.#pending.size === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    if (this.#pendingCount === 0) for (const resolve of this.#drainWaiters.splice(0)) resolve();
+  }
+
+  #addPending(request: KernelRequest): void {
+    request.inFlight = true;
+    request.prev = this.#pendingTail;
+    request.next = null;
+    if (this.#pendingTail) this.#pendingTail.next = request;
+    else this.#pendingHead = request;
+    this.#pendingTail = request;
+    this.#pendingCount++;
+    this.#pendingByWire?.set(request.seq, request);
+  }
+
+  #removePending(request: KernelRequest): void {
+    request.inFlight = false;
+    const { prev, next } = request;
+    if (prev) prev.next = next;
+    else this.#pendingHead = next;
+    if (next) next.prev = prev;
+    else this.#pendingTail = prev;
+    request.prev = null;
+    request.next = null;
+    this.#pendingCount--;
+    this.#pendingByWire?.delete(request.seq);
+  }
+
+  /** The request in flight with this wire seq, if any. */
+  #pendingWire(wire: number): KernelRequest | undefined {
+    if (this.#pendingByWire) return this.#pendingByWire.get(wire);
+    for (let r = this.#pendingHead; r; r = r.next) if (r.seq === wire) return r;
+    return undefined;
+  }
+
+  /** The requests in flight, oldest first (a copy: the caller may answer them). */
+  #pendingList(): KernelRequest[] {
+    const list: KernelRequest[] = [];
+    for (let r = this.#pendingHead; r; r = r.next) list.push(r);
+    return list;
   }
 
   /** Close the devices no table of this node names any more. */
@@ -727,7 +1027,7 @@ export class ClusterLogServer {
    */
   async publishControl(op: Operation): Promise<number> {
     if (this.#state !== "running") throw new Error("cluster-log server is not running");
-    const msgId = `ctl:${this.nodeId}:${this.#incarnation}:${++this.#counter}`;
+    const msgId = `ctl:${this.nodeId}:${this.#incarnation}:${++this.#controlCounter}`;
     this.#unconfirmed.set(msgId, { op, pending: null });
     const seq = await this.#bus.publish(op, msgId);
     while (this.#lastSeq < seq && this.#state === "running") {
@@ -755,7 +1055,7 @@ export class ClusterLogServer {
 
   /** Wait until nothing of this node is in flight (or `deadline` passes). */
   async #drain(deadline: number): Promise<void> {
-    if (this.#pending.size === 0) return;
+    if (this.#pendingCount === 0) return;
     await untilDeadline(new Promise<void>((resolve) => this.#drainWaiters.push(resolve)), deadline);
   }
 
@@ -789,12 +1089,42 @@ export class ClusterLogServer {
   }
 }
 
-/** LE u32 at `offset` of a frame (no DataView per frame). */
-function u32At(bytes: Uint8Array, offset: number): number {
-  return (
-    (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16)) +
-    bytes[offset + 3]! * 0x100_0000
-  );
+/**
+ * Whether the uuid field of the frame at `at` in `view` holds `cache.uuid` and its NUL,
+ * compared eight bytes at a time (PB1). Comparing the bytes as float64 is exact here: the
+ * cached words hold no zero byte, so none is ±0, and two float64 that are neither ±0 nor
+ * NaN are equal only if their bits are (a NaN word never compares equal, and then the
+ * uuid is simply decoded again).
+ */
+function sameUuid(cache: DecodeCache, view: DataView, at: number): boolean {
+  const words = cache.uuidWords;
+  const base = at + OFF_UUID;
+  for (let i = 0; i < words.length; i++) {
+    if (view.getFloat64(base + 8 * i, true) !== words[i]) return false;
+  }
+  const uuid = cache.uuid!;
+  for (let i = words.length * 8; i < uuid.length; i++) {
+    if (view.getUint8(base + i) !== uuid.charCodeAt(i)) return false;
+  }
+  return view.getUint8(base + uuid.length) === 0;
+}
+
+/** `uuid` (no NUL in it) becomes the session's cached one. */
+function setUuid(cache: DecodeCache, uuid: string): void {
+  const bytes = new DataView(new ArrayBuffer(uuid.length));
+  for (let i = 0; i < uuid.length; i++) bytes.setUint8(i, uuid.charCodeAt(i));
+  const words = new Float64Array(uuid.length >> 3);
+  for (let i = 0; i < words.length; i++) words[i] = bytes.getFloat64(8 * i, true);
+  cache.uuid = uuid;
+  cache.uuidWords = words;
+}
+
+/**
+ * Latin-1 string of `bytes[from, to)`: every byte value kept, as the core's codec does
+ * (`decodeRequest`), in one call.
+ */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode.apply(null, bytes.subarray(from, to) as unknown as number[]);
 }
 
 async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
