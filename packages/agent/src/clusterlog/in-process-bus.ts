@@ -242,6 +242,7 @@ export class InProcessOrder {
   fail(node: NodeId): void {
     const member = this.#members.get(node);
     if (member) member.detach();
+    this.#forgetHeld(node);
     this.#members.delete(node);
     this.#memberList = [...this.#members.values()];
     this.#order({
@@ -276,8 +277,23 @@ export class InProcessOrder {
     if (this.#members.get(member.nodeId) === member) {
       this.#members.delete(member.nodeId);
       this.#memberList = [...this.#members.values()];
+      this.#forgetHeld(member.nodeId);
     }
     this.#compact();
+  }
+
+  /**
+   * A member that failed or left publishes nothing more: what the hook still holds of it
+   * never reaches the order. Ordered after its departure, a RESUME of a dead node would
+   * start a master resume whose I/O nobody performs, and the log would wait on it for ever
+   * (found by server-sim, seed 0x7777). Over JetStream a publication lands seconds, not a
+   * failure timeout, after it is sent, so one ordered after its node was declared failed
+   * comes from a node that is alive (fenced out, re-joining) and does its own I/O.
+   */
+  #forgetHeld(node: NodeId): void {
+    for (let i = this.#held.length - 1; i >= 0; i--) {
+      if (this.#held[i]!.publication.origin === node) this.#held.splice(i, 1);
+    }
   }
 
   publish(publication: Publication): Promise<number> {

@@ -234,7 +234,10 @@ describe("simulation: N servers over the in-process bus", () => {
         handedOut += result.handedOut;
         agreed += result.agreed;
       }),
-      { numRuns: 25, seed: 0x51a },
+      {
+        numRuns: Number(process.env.MIRRORPLANE_SERVER_SIM_RUNS ?? 25),
+        seed: Number(process.env.MIRRORPLANE_SERVER_SIM_SEED ?? 0x51a),
+      },
     );
     expect(handedOut).toBeGreaterThan(0);
     expect(agreed).toBeGreaterThan(500);
