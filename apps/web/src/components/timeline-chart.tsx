@@ -12,20 +12,13 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
+import type { TTimelinePoint } from "../server/timeline";
 import { chartGrid, timeAxisProps, timeTooltipProps } from "./chart-style";
 
 const timeFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
 
-export interface TimelinePoint {
-  t: number;
-  collapsed: number | null;
-  faults: number | null;
-  memory: number;
-  device: number;
-  resync: number;
-  /** Mean resync rate over the bucket, regions per second. */
-  resyncRate: number;
-}
+/** One bucket of the shared time axis, as `khugepaged.timeline` sends it (type only). */
+export type TimelinePoint = TTimelinePoint;
 
 /**
  * khugepaged activity, error and resync events, and the resync rate on one time axis

@@ -115,18 +115,7 @@ export async function incidentExport(
   if (subjectKind === "mirror") targets.push(`mirror:${subject}`);
   if (subjectKind === "device") targets.push(`device:${subject}`);
   const ids = events.map((e) => e.id);
-  const actions = await db.$queryRaw<
-    Array<{
-      id: bigint;
-      at: Date;
-      actor: string;
-      action: string;
-      target: string;
-      params: unknown;
-      outcome: string;
-      detail: string | null;
-    }>
-  >`
+  const actions = await db.$queryRaw<Array<Omit<TOperatorAction, "id"> & { id: bigint }>>`
     SELECT id, at, actor, action, target, params, outcome, detail
       FROM audit_actions
      WHERE (at >= ${windowFrom} AND at <= ${windowTo}
