@@ -61,8 +61,14 @@ export interface LogGroup {
   readonly syncBits: Bitmap;
   /** region → nodes that have it marked (sorted). The mark list of spec §3.6. */
   readonly markers: Map<number, NodeId[]>;
-  /** node → regions it has marked; the reverse index, so a departure is O(its marks). */
+  /**
+   * node → regions it has marked; a node with none has no entry. A view of `markers`,
+   * built on first read and kept up to date from then on (`markIndex`); the server's own
+   * paths never read it, so MARK/CLEAR do not pay for a reverse index.
+   */
   readonly markedBy: Map<NodeId, Set<number>>;
+  /** The `markedBy` index once something has read it; null until then. */
+  markIndex: Map<NodeId, Set<number>> | null;
   recoveringRegion: number;
   recoverer: NodeId;
   /**
@@ -104,7 +110,10 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     cleanBits: new Bitmap(regionCount),
     syncBits: new Bitmap(regionCount),
     markers: new Map(),
-    markedBy: new Map(),
+    get markedBy() {
+      return markIndexOf(this);
+    },
+    markIndex: null,
     recoveringRegion: NO_REGION,
     recoverer: NO_NODE,
     recoveryInvalidated: false,
@@ -119,6 +128,26 @@ export function newLogGroup(uuid: string, regionCount: number): LogGroup {
     sweepHeld: false,
     staleHints: new Set(),
   };
+}
+
+/** `group.markedBy`: build the reverse index of `markers` the first time it is asked for. */
+function markIndexOf(group: LogGroup): Map<NodeId, Set<number>> {
+  let index = group.markIndex;
+  if (index === null) {
+    index = new Map();
+    for (const [region, nodes] of group.markers) {
+      for (const node of nodes) {
+        let regions = index.get(node);
+        if (regions === undefined) {
+          regions = new Set();
+          index.set(node, regions);
+        }
+        regions.add(region);
+      }
+    }
+    group.markIndex = index;
+  }
+  return index;
 }
 
 export function serverOf(group: LogGroup): NodeId | null {
@@ -144,40 +173,59 @@ export function removeMember(group: LogGroup, node: NodeId): void {
  * marker dirties the region's clean bit.
  */
 export function markRegion(group: LogGroup, node: NodeId, region: number): void {
-  let nodes = group.markers.get(region);
-  if (nodes?.includes(node)) return;
-  // A new mark while its region is being recovered: a write that passed its
-  // IS_REMOTE_RECOVERING check before the region went out of sync. A repeated mark (P1) is
-  // the write the hand-out already knew of (§2.12 hands out regions only its recoverer has
-  // marked), so only a new entry counts.
-  if (region === group.recoveringRegion) invalidateRecovery(group);
-  if (!nodes) {
-    nodes = [];
-    group.markers.set(region, nodes);
+  const nodes = group.markers.get(region);
+  if (nodes === undefined) {
+    // The common case: the region's first marker — no search, no sort, and the list made
+    // with its one entry. The `else` branch's comment on recovery applies here too.
+    if (region === group.recoveringRegion) invalidateRecovery(group);
+    group.markers.set(region, [node]);
     // touched = "a bit changed since the last FLUSH" (spec §3.1): a mark of an already
     // dirty region needs no log write (scenario 16).
     if (group.cleanBits.clear(region)) group.touched = true;
+  } else {
+    // A second marker (rare): as before, kept sorted.
+    if (nodes.includes(node)) return;
+    // A new mark while its region is being recovered: a write that passed its
+    // IS_REMOTE_RECOVERING check before the region went out of sync. A repeated mark (P1)
+    // is the write the hand-out already knew of (§2.12 hands out regions only its
+    // recoverer has marked), so only a new entry counts.
+    if (region === group.recoveringRegion) invalidateRecovery(group);
+    nodes.push(node);
+    nodes.sort((a, b) => a - b);
   }
-  nodes.push(node);
-  nodes.sort((a, b) => a - b);
-  let regions = group.markedBy.get(node);
-  if (!regions) {
+  const index = group.markIndex;
+  if (index === null) return;
+  let regions = index.get(node);
+  if (regions === undefined) {
     regions = new Set();
-    group.markedBy.set(node, regions);
+    index.set(node, regions);
   }
   regions.add(region);
+}
+
+/** Remove `region` from `node`'s entry in `markIndex` (if built), dropping it once empty. */
+function unindexMark(group: LogGroup, node: NodeId, region: number): void {
+  const regions = group.markIndex?.get(node);
+  if (regions === undefined) return;
+  regions.delete(region);
+  if (regions.size === 0) group.markIndex!.delete(node);
 }
 
 /** Drop `node`'s mark on `region` if it has one. Returns whether anyone still has it marked. */
 function dropMark(group: LogGroup, node: NodeId, region: number): boolean {
   const nodes = group.markers.get(region);
-  if (!nodes) return false;
+  if (nodes === undefined) return false;
+  if (nodes.length === 1) {
+    // The common case: a single marker, no search and no splice.
+    if (nodes[0] !== node) return true;
+    unindexMark(group, node, region);
+    group.markers.delete(region);
+    return false;
+  }
   const at = nodes.indexOf(node);
   if (at >= 0) {
     nodes.splice(at, 1);
-    const regions = group.markedBy.get(node);
-    regions?.delete(region);
-    if (regions?.size === 0) group.markedBy.delete(node);
+    unindexMark(group, node, region);
   }
   if (nodes.length > 0) return true;
   group.markers.delete(region);
@@ -257,8 +305,14 @@ export function requestRecovery(group: LogGroup, region: number): void {
  */
 export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): number[] {
   removeMember(group, node);
-  const marked = [...(group.markedBy.get(node) ?? [])].sort((a, b) => a - b);
-  if (group.recoverer !== node && group.markedBy.get(node)?.has(group.recoveringRegion)) {
+  // Its marks, from the mark list itself (a scan of the marked regions, once per departure).
+  const marked: number[] = [];
+  for (const [region, nodes] of group.markers) if (nodes.includes(node)) marked.push(region);
+  marked.sort((a, b) => a - b);
+  if (
+    group.recoverer !== node &&
+    group.markers.get(group.recoveringRegion)?.includes(node) === true
+  ) {
     invalidateRecovery(group);
   }
   const outOfSync: number[] = [];
@@ -272,7 +326,6 @@ export function releaseMember(group: LogGroup, node: NodeId, clean: boolean): nu
       group.resync?.made.clear(region);
     }
   }
-  group.markedBy.delete(node);
   if (group.recoverer === node && group.recoveringRegion !== NO_REGION) {
     const region = group.recoveringRegion;
     freeRecoverySlot(group);

@@ -144,16 +144,7 @@ function readGroup(r: ByteReader, version: number): LogGroup {
     const region = r.u64();
     const count = r.u32();
     const nodes: number[] = [];
-    for (let j = 0; j < count; j++) {
-      const node = r.u32();
-      nodes.push(node);
-      let marked = g.markedBy.get(node);
-      if (!marked) {
-        marked = new Set();
-        g.markedBy.set(node, marked);
-      }
-      marked.add(region);
-    }
+    for (let j = 0; j < count; j++) nodes.push(r.u32());
     g.markers.set(region, nodes);
   }
   const recovering = r.u64Big();
