@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runSchedule, type ScheduleStats } from "./cluster-sim.ts";
+import { runSchedule, zeroCounts } from "./cluster-sim.ts";
 
 // Deterministic simulation of the replicated cluster log over the in-process order:
 // random fault schedules (joins, leaves, failures, held, duplicated and lost
@@ -17,20 +17,7 @@ describe("cluster-log simulation over the in-process order", () => {
     const seeds = ONE_SEED
       ? [Number(ONE_SEED)]
       : Array.from({ length: SCHEDULES }, (_, i) => SEED_BASE + i + 1);
-    const total: Omit<ScheduleStats, "seed" | "steps"> = {
-      requests: 0,
-      operations: 0,
-      failures: 0,
-      leaves: 0,
-      joins: 0,
-      held: 0,
-      duplicated: 0,
-      dropped: 0,
-      resyncHandedOut: 0,
-      nosyncWrites: 0,
-      rearms: 0,
-      recoveryOverlaps: 0,
-    };
+    const total = zeroCounts();
     for (const seed of seeds) {
       const stats = await runSchedule(seed);
       for (const key of Object.keys(total) as (keyof typeof total)[]) total[key] += stats[key];

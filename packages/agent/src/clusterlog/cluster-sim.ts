@@ -133,16 +133,9 @@ export interface ScheduleOptions {
   readonly strictRecoveryOverlap?: boolean;
 }
 
-export async function runSchedule(
-  seed: number,
-  { steps = 120, strictRecoveryOverlap = true }: ScheduleOptions = {},
-): Promise<ScheduleStats> {
-  const rng = prng(seed);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
-  const chance = (p: number) => rng() < p;
-  const stats: ScheduleStats = {
-    seed,
-    steps,
+/** Every counter of `ScheduleStats` at zero (a schedule's start, or a total over many). */
+export function zeroCounts(): Omit<ScheduleStats, "seed" | "steps"> {
+  return {
     requests: 0,
     operations: 0,
     failures: 0,
@@ -156,6 +149,16 @@ export async function runSchedule(
     rearms: 0,
     recoveryOverlaps: 0,
   };
+}
+
+export async function runSchedule(
+  seed: number,
+  { steps = 120, strictRecoveryOverlap = true }: ScheduleOptions = {},
+): Promise<ScheduleStats> {
+  const rng = prng(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
+  const chance = (p: number) => rng() < p;
+  const stats: ScheduleStats = { seed, steps, ...zeroCounts() };
   const violations: string[] = [];
   /** Records a violation; `check()` throws the first one after the current step. */
   const fail = (message: string): void => {

@@ -2,33 +2,10 @@
 
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
+import { BlastRadius } from "~/components/blast-radius";
 import { LegHealthChar } from "~/components/leg-health";
-import { formatBytes, shortDevice } from "~/lib/bytes";
+import { shortDevice } from "~/lib/bytes";
 import { useTRPC } from "~/trpc/react";
-
-interface TBlast {
-  uuid: string;
-  name: string | null;
-  detail: string;
-  bytesAtRisk: number | null;
-}
-
-/** The mirrors that lose their last good copy, or plainly none. */
-function BlastRadius({ entries }: { entries: readonly TBlast[] }) {
-  if (entries.length === 0)
-    return <span className="muted">no mirror loses its last good copy</span>;
-  return (
-    <ul style={{ margin: 0, paddingLeft: 16 }}>
-      {entries.map((b) => (
-        <li key={b.uuid} className="error">
-          <Link href={`/mirrors/${encodeURIComponent(b.uuid)}`}>{b.name ?? b.uuid}</Link>:{" "}
-          {b.detail}
-          {b.bytesAtRisk !== null ? ` (${formatBytes(b.bytesAtRisk)})` : ""}
-        </li>
-      ))}
-    </ul>
-  );
-}
 
 export function DevicesView() {
   const trpc = useTRPC();

@@ -2,6 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
+import { BlastRadius } from "~/components/blast-radius";
 import { LegHealthChar, legHealthMeaning } from "~/components/leg-health";
 import { RegionMap } from "~/components/region-map";
 import { formatBytes, shortDevice } from "~/lib/bytes";
@@ -283,18 +284,7 @@ export function MirrorDetail({
                             : "not in sync: it has errors"}
                       </td>
                       <td data-testid="leg-blast-radius">
-                        {leg.blastRadius.length === 0 ? (
-                          <span className="muted">no mirror loses its last good copy</span>
-                        ) : (
-                          <ul style={{ margin: 0, paddingLeft: 16 }}>
-                            {leg.blastRadius.map((b) => (
-                              <li key={b.uuid} className="error">
-                                {b.name ?? b.uuid}: {b.detail}
-                                {b.bytesAtRisk !== null ? ` (${formatBytes(b.bytesAtRisk)})` : ""}
-                              </li>
-                            ))}
-                          </ul>
-                        )}
+                        <BlastRadius entries={leg.blastRadius} linked={false} />
                       </td>
                     </tr>
                   ))}
