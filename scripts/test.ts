@@ -1,5 +1,6 @@
 // `npm test`: every check, in order, and one closing line `N passed, N failed`.
 //   typecheck → lint → vitest (unit + integration on real Postgres) → build → Playwright
+//   → the kernel lab (QEMU)
 // Each stage runs even if an earlier test stage failed, so one run reports everything;
 // the exit code is non-zero if anything failed.
 import { spawnSync } from "node:child_process";
@@ -35,6 +36,22 @@ function check(label: string, ok: boolean) {
   }
 }
 
+/** Adds a vitest JSON report's counts; a run that failed without failed tests fails too. */
+function countVitest(label: string, file: string, ok: boolean) {
+  if (!existsSync(file)) return check(`${label} (no report)`, false);
+  const r = JSON.parse(readFileSync(file, "utf8")) as {
+    numPassedTests: number;
+    numFailedTests: number;
+    numPendingTests: number;
+    numTodoTests: number;
+  };
+  passed += r.numPassedTests;
+  failed += r.numFailedTests;
+  skipped += r.numPendingTests + r.numTodoTests;
+  if (r.numFailedTests > 0) failures.push(`${label}: ${r.numFailedTests} failed`);
+  if (!ok && r.numFailedTests === 0) check(`${label} run`, false);
+}
+
 check(
   "typecheck",
   run("typecheck", "npx", ["turbo", "run", "typecheck", "--output-logs=errors-only"]) &&
@@ -50,19 +67,7 @@ const vitestOk = run("vitest", "npx", [
   "--reporter=json",
   `--outputFile.json=${vitestJson}`,
 ]);
-if (existsSync(vitestJson)) {
-  const r = JSON.parse(readFileSync(vitestJson, "utf8")) as {
-    numPassedTests: number;
-    numFailedTests: number;
-    numPendingTests: number;
-    numTodoTests: number;
-  };
-  passed += r.numPassedTests;
-  failed += r.numFailedTests;
-  skipped += r.numPendingTests + r.numTodoTests;
-  if (r.numFailedTests > 0) failures.push(`vitest: ${r.numFailedTests} failed`);
-  if (!vitestOk && r.numFailedTests === 0) check("vitest run", false);
-} else check("vitest (no report)", false);
+countVitest("vitest", vitestJson, vitestOk);
 
 const built = run("build", "npx", [
   "turbo",
@@ -86,6 +91,23 @@ if (built) {
     if (r.stats.unexpected > 0) failures.push(`e2e: ${r.stats.unexpected} failed`);
     if (!pwOk && r.stats.unexpected === 0) check("e2e run", false);
   } else check("e2e (no report)", false);
+}
+
+// The kernel lab (docs/KERNEL-LAB.md): Debian's kernel under QEMU with the real dm-raid1
+// and dm-log-userspace, one host and three; it needs the agent bundle built above. Its own
+// vitest run, one file at a time (each boots VMs that take both cores).
+if (built) {
+  const labJson = join(reports, "kernel-lab.json");
+  const labOk = run("kernel lab", "npx", [
+    "vitest",
+    "run",
+    "--config",
+    "test/kernel-lab/vitest.config.ts",
+    "--reporter=default",
+    "--reporter=json",
+    `--outputFile.json=${labJson}`,
+  ]);
+  countVitest("kernel lab", labJson, labOk);
 }
 
 if (failures.length) console.log(`\nfailed: ${failures.join("; ")}`);
