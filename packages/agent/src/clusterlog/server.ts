@@ -6,6 +6,7 @@ import {
   type ClusterLogOptions,
   DM_ULOG_DTR,
   DM_ULOG_HEADER_SIZE,
+  DM_ULOG_RESUME,
   DM_UUID_LEN,
   type DmUlogRequest,
   errno,
@@ -916,7 +917,18 @@ export class ClusterLogServer {
     // log this replica already applied and has not answered is failed, so nothing of it
     // can be answered after the DTR.
     if (pending.type === DM_ULOG_DTR && error === 0) this.#failLogRequests(pending);
+    if (pending.type === DM_ULOG_RESUME && error === 0) this.#logResumed(pending.uuid);
     this.#finish(pending, error, payload, false);
+  }
+
+  /** One line per resume of this node's log: what it starts from (after a crash: the disk's). */
+  #logResumed(uuid: string): void {
+    const group = this.#clusterLog!.state.groups.get(uuid);
+    if (!group) return;
+    this.#log.info(
+      { uuid, inSync: group.syncBits.count, regionCount: group.regionCount },
+      "log resumed",
+    );
   }
 
   #failLogRequests(dtr: KernelRequest): void {
