@@ -320,6 +320,10 @@ export class ClusterLog {
     for (const key of [...state.instances.keys()].sort()) {
       if (state.instances.get(key)!.node === node) state.instances.delete(key);
     }
+    // Retained bits outlive a suspend, not the node's tables.
+    for (const [uuid, retained] of [...state.retained]) {
+      if (retained.node === node) state.retained.delete(uuid);
+    }
     // I/O it owed moves to the new server, and I/O held behind it may go: each emitted
     // once it is held behind nothing on another node (`ioHeld`), in ioId order.
     const release = new Map<string, Set<number>>();

@@ -1,3 +1,4 @@
+import type { Bitmap } from "./bitmap.ts";
 import type { RequestHeader } from "./codec.ts";
 import { encodeLogImage, logImageSize } from "./disk-format.ts";
 import { EAGAIN, EIO } from "./errno.ts";
@@ -15,7 +16,8 @@ export interface ClusterLogOptions {
    * Reproduce cmirrord where the spec's [REC] differs and a conformance scenario names the
    * cmirrord answer: duplicate CTR → -EINVAL and the device name on every CTR (P4, P5), a
    * core log with region size 0 → -ENOENT (scenario 4), and IS_REMOTE_RECOVERING → {0, rc}
-   * while the server is presuspended (P29, scenario 19). Every replica must use the same.
+   * while the server is presuspended (P29, scenario 19), and a core log that forgets its
+   * bits when its last member suspends (`retained`). Every replica must use the same.
    */
   readonly cmirrordQuirks?: boolean;
   /**
@@ -73,6 +75,13 @@ export const NO_PAYLOAD = new Uint8Array(0);
  */
 const NO_IO_REQUESTS: IoRequest[] = [];
 
+/** `ClusterState.retained`: whose suspend left them, and the clean bits. */
+export interface RetainedBits {
+  readonly node: NodeId;
+  readonly luid: bigint;
+  readonly cleanBits: Bitmap;
+}
+
 export function instanceKey(node: NodeId, uuid: string, luid: bigint): string {
   return `${node}\u0000${luid}\u0000${uuid}`;
 }
@@ -83,6 +92,18 @@ export class ClusterState {
   readonly instances = new Map<string, LogInstance>();
   readonly groups = new Map<string, LogGroup>();
   readonly pendingIo = new Map<number, PendingIo>();
+  /**
+   * The clean bits of a `clustered-core` log whose last member suspended (POSTSUSPEND):
+   * what a disk log would hold on disk. [REC] — unlike cmirrord, which forgets them and
+   * resyncs the whole mirror after any suspend and resume of its only member; the kernel's
+   * own `core` log keeps its bits across a suspend. Safe because nothing writes a log
+   * nobody has resumed, and clean implies in sync (`clearRegion`), so a resume may start
+   * from them exactly as from a disk — but only the same table's (node, luid): a new table
+   * (a swap, lvconvert) may have new legs, and a core log then resyncs everything, as the
+   * kernel's does. Dropped by the next master resume, by a DTR of the instance, and never
+   * kept after a failure.
+   */
+  readonly retained = new Map<string, RetainedBits>();
   nextIoId = 1;
   /** Operations applied so far: the snapshot's position in the stream (P17 [REC]). */
   position = 0;

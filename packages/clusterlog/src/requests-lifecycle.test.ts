@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { ClusterLog } from "./cluster-log.ts";
 import { decodeAscii, encodeAscii } from "./codec.ts";
 import { DM_ULOG_CTR, DM_ULOG_DTR, DM_ULOG_IN_SYNC, DM_ULOG_PRESUSPEND } from "./request-types.ts";
-import { A, B, Harness, L1, L2 } from "./test-support.ts";
+import { A, B, Harness, L1, L2, U } from "./test-support.ts";
 
 const CORE = "4096 clustered-core 1024";
 const DISK = "2097152 clustered-disk 7:0 1024";
@@ -250,5 +251,90 @@ describe("master resume and the disk (spec §2.5, §5)", () => {
     const done = log.apply({ kind: "io-done", ioId: read.ioId, error: 0 });
     expect(done.replies.map((r) => [r.node, r.header.seq, r.error])).toEqual([[A, 700, -11]]);
     expect(h.resume(B).error).toBe(0); // the resend: B is now the first member
+  });
+});
+
+describe("[REC] a core log keeps its bits across a suspend of its last member", () => {
+  // 4096 sectors of 1024: 4 regions. The kernel's own core log keeps its bits across a
+  // suspend; cmirrord resyncs everything. Seen on the real kernel (kernel lab): every
+  // `dmsetup suspend`/`resume` — and the agent's own re-arming — resynced the whole mirror.
+  const syncAll = (h: Harness) => {
+    for (let r = 0; r < 4; r++) {
+      const [got, region] = h.resyncWork(A);
+      if (!got) continue;
+      h.setRegionSync(A, region, true);
+      h.clear(A, [region]); // the kernel clears a recovered region (dm-region-hash)
+    }
+  };
+
+  it("suspend and resume of the only member: in sync stays in sync", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    syncAll(h);
+    expect(h.syncCount(A)).toBe(4);
+    // A mark still held at POSTSUSPEND is stale (the kernel quiesced its writes first):
+    // a clean departure releases it, as before.
+    h.mark(A, [2]);
+    h.flush(A);
+    h.suspendResume(A);
+    expect(h.syncCount(A)).toBe(4);
+    expect(h.inSync(A, 2)).toBe(1);
+  });
+
+  it("without the retention (cmirrord) the same suspend and resume resyncs everything", () => {
+    const h = new Harness({ cmirrordQuirks: true });
+    h.up(A, CORE);
+    syncAll(h);
+    h.suspendResume(A);
+    expect(h.syncCount(A)).toBe(0);
+  });
+
+  it("an out-of-sync region stays out of sync across the suspend (clean implies in sync)", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    syncAll(h);
+    h.setRegionSync(A, 3, false);
+    h.suspendResume(A);
+    expect(h.inSync(A, 3)).toBe(0);
+    expect(h.syncCount(A)).toBe(3);
+  });
+
+  it("the retained bits survive a snapshot; a new table (another luid or node) starts over", () => {
+    const h = new Harness();
+    h.up(A, CORE);
+    syncAll(h);
+    h.ctr(A, CORE, { luid: L2 }); // a table swap: the new table is loaded first
+    h.presuspend(A);
+    h.postsuspend(A);
+    const restored = ClusterLog.fromSnapshot(h.log.snapshot());
+    expect(restored.ok && restored.value.state.retained.get(U)?.cleanBits.count).toBe(4);
+    h.resume(A, L2); // new legs may be in it: everything resyncs, as with the kernel's core log
+    expect(h.syncCount(A, L2)).toBe(0);
+    expect(h.log.state.retained.size).toBe(0);
+  });
+
+  it("nothing is retained after a DTR, with sync/nosync, or after a failure", () => {
+    const dtr = new Harness();
+    dtr.up(A, CORE);
+    syncAll(dtr);
+    dtr.presuspend(A);
+    dtr.postsuspend(A);
+    dtr.dtr(A);
+    expect(dtr.log.state.retained.size).toBe(0);
+
+    const forced = new Harness();
+    forced.up(A, `${CORE} sync`);
+    syncAll(forced);
+    forced.suspendResume(A);
+    expect(forced.syncCount(A)).toBe(0); // `sync`: a new log is required (P32)
+
+    const failed = new Harness();
+    failed.up(A, CORE);
+    failed.up(B, CORE);
+    syncAll(failed);
+    failed.presuspend(A);
+    failed.postsuspend(A);
+    failed.log.apply({ kind: "node-failed", node: B });
+    expect(failed.log.state.retained.size).toBe(0);
   });
 });

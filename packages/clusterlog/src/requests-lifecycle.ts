@@ -66,8 +66,10 @@ export function ctr(state: ClusterState, req: RequestContext): Outcome {
 export function dtr(state: ClusterState, req: RequestContext): Outcome {
   const inst = state.findInstance(req.node, req.header.uuid, req.header.luid);
   if (!inst) return failure(-EINVAL);
-  if (inst.official) leaveGroup(state, inst);
+  if (inst.official) leaveGroup(state, inst, false);
   state.instances.delete(instanceKey(inst.node, inst.uuid, inst.luid));
+  const retained = state.retained.get(inst.uuid);
+  if (retained?.node === inst.node && retained.luid === inst.luid) state.retained.delete(inst.uuid);
   return SUCCESS;
 }
 
@@ -87,12 +89,15 @@ export function presuspend(state: ClusterState, req: RequestContext): Outcome {
 export function postsuspend(state: ClusterState, req: RequestContext): Outcome {
   const member = resolveMember(state, req);
   if ("error" in member) return failure(member.error);
-  leaveGroup(state, member.instance);
+  leaveGroup(state, member.instance, true);
   return SUCCESS;
 }
 
-/** A clean departure from the group (POSTSUSPEND, DTR before suspend). */
-export function leaveGroup(state: ClusterState, inst: LogInstance): void {
+/**
+ * A clean departure from the group (POSTSUSPEND, DTR before suspend). The last member of a
+ * core log leaving by suspend leaves its bits retained (`ClusterState.retained`).
+ */
+export function leaveGroup(state: ClusterState, inst: LogInstance, suspend: boolean): void {
   const group = state.groups.get(inst.uuid);
   inst.official = false;
   if (!group) return;
@@ -100,6 +105,21 @@ export function leaveGroup(state: ClusterState, inst: LogInstance): void {
   if (state.serverInstance(group) === inst && group.logDevFailed) inst.logDevFailed = true;
   releaseMember(group, inst.node, true);
   if (group.members.length > 0) syncServerHealth(state, group);
+  else if (
+    suspend &&
+    inst.config.logType === "clustered-core" &&
+    !group.loading &&
+    !state.options.cmirrordQuirks
+  ) {
+    // Clean and in sync: the kernel only takes a region out of sync while it is marked, but
+    // an out-of-sync region must never come back in sync without a copy, whatever led here.
+    const cleanBits = group.cleanBits.clone();
+    for (let r = group.syncBits.findNextZero(0); r < group.regionCount; ) {
+      cleanBits.clear(r);
+      r = group.syncBits.findNextZero(r + 1);
+    }
+    state.retained.set(group.uuid, { node: inst.node, luid: inst.luid, cleanBits });
+  }
   state.dissolveIfEmpty(group);
 }
 
@@ -157,7 +177,16 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
   inst.recoveryHalted = false;
   group.logDevFailed = inst.logDevFailed;
   if (inst.config.logType === "clustered-core") {
-    loadBits(group, initialCleanBits(inst.config, null));
+    // The bits this very table suspended with, as a disk log would read them; with
+    // `sync`/`nosync` a new log is required, as for the kernel's disk log (P32).
+    const retained = state.retained.get(inst.uuid);
+    state.retained.delete(inst.uuid);
+    const usable =
+      retained?.node === inst.node &&
+      retained.luid === inst.luid &&
+      retained.cleanBits.size === inst.config.regionCount &&
+      inst.config.sync === "default";
+    loadBits(group, usable ? retained.cleanBits : initialCleanBits(inst.config, null));
     noteFullSync(state, group);
     return SUCCESS;
   }

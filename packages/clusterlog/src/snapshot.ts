@@ -20,7 +20,7 @@ import { fail, ok, type Result } from "./result.ts";
 // Maps are written in sorted key order, so equal states give equal bytes.
 
 const SNAPSHOT_MAGIC = 0x4c43_504d; // "MPCL"
-const SNAPSHOT_VERSION = 4;
+const SNAPSHOT_VERSION = 5;
 /** A pending I/O's purpose byte (2 was added within version 3; an older reader sees "flush"). */
 const PURPOSES = ["resume", "flush", "out-of-sync"] as const;
 /**
@@ -31,6 +31,8 @@ const SNAPSHOT_VERSION_NO_RESYNC = 1;
 const SNAPSHOT_VERSION_NO_INVALIDATION = 2;
 /** 3 had no hint guard: every kernel's hint is taken as rc, the safe side. */
 const SNAPSHOT_VERSION_NO_HINTS = 3;
+/** 4 retained nothing across a suspend (read as nothing retained: a full resync, safe). */
+const SNAPSHOT_VERSION_NO_RETAINED = 4;
 const NONE_U64 = (1n << 64n) - 1n;
 
 export type SnapshotError = "bad-snapshot";
@@ -95,6 +97,12 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
       .u32(io.node);
     w.u8(io.purpose === "resume" ? 0 : io.purpose === "flush" ? 1 : 2);
     writeWaiters(w, io.waiters);
+  }
+  const retained = [...state.retained.keys()].sort();
+  w.u32(retained.length);
+  for (const uuid of retained) {
+    const { node, luid, cleanBits } = state.retained.get(uuid)!;
+    w.string(uuid).u32(node).u64(luid).u64(cleanBits.size).bytes(cleanBits.toBytes());
   }
   return w.finish();
 }
@@ -196,6 +204,7 @@ export function decodeSnapshot(
     if (
       magic !== SNAPSHOT_MAGIC ||
       (version !== SNAPSHOT_VERSION &&
+        version !== SNAPSHOT_VERSION_NO_RETAINED &&
         version !== SNAPSHOT_VERSION_NO_HINTS &&
         version !== SNAPSHOT_VERSION_NO_INVALIDATION &&
         version !== SNAPSHOT_VERSION_NO_RESYNC)
@@ -251,6 +260,17 @@ export function decodeSnapshot(
         waiters: readWaiters(r),
       };
       state.pendingIo.set(io.ioId, io);
+    }
+    if (version > SNAPSHOT_VERSION_NO_RETAINED) {
+      const retained = r.u32();
+      for (let i = 0; i < retained; i++) {
+        const uuid = r.string();
+        const node = r.u32();
+        const luid = r.u64Big();
+        const cleanBits = new Bitmap(r.u64());
+        cleanBits.readBytes(r.bytes(), 0);
+        state.retained.set(uuid, { node, luid, cleanBits });
+      }
     }
     if (!r.done) return fail("bad-snapshot", "trailing bytes after snapshot");
     return ok(state);
