@@ -5,6 +5,7 @@ import { EAGAIN, EIO } from "./errno.ts";
 import type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
 import { isMember, NO_IO, serverOf } from "./log-state.ts";
 import type { IoRequest, NodeId, Reply } from "./operations.ts";
+import type { ResyncState } from "./resync.ts";
 
 // Everything one replica holds, plus the output buffers of the operation being applied.
 // Iteration that can influence output goes through sorted keys, so a replica restored from
@@ -75,11 +76,13 @@ export const NO_PAYLOAD = new Uint8Array(0);
  */
 const NO_IO_REQUESTS: IoRequest[] = [];
 
-/** `ClusterState.retained`: whose suspend left them, and the clean bits. */
+/** `ClusterState.retained`: whose suspend left them, the clean bits, the operator resync. */
 export interface RetainedBits {
   readonly node: NodeId;
   readonly luid: bigint;
   readonly cleanBits: Bitmap;
+  /** The operator resync that was running: an agent re-arms its kernel by a suspend. */
+  readonly resync: ResyncState | null;
 }
 
 export function instanceKey(node: NodeId, uuid: string, luid: bigint): string {

@@ -118,7 +118,12 @@ export function leaveGroup(state: ClusterState, inst: LogInstance, suspend: bool
       cleanBits.clear(r);
       r = group.syncBits.findNextZero(r + 1);
     }
-    state.retained.set(group.uuid, { node: inst.node, luid: inst.luid, cleanBits });
+    state.retained.set(group.uuid, {
+      node: inst.node,
+      luid: inst.luid,
+      cleanBits,
+      resync: group.resync,
+    });
   }
   state.dissolveIfEmpty(group);
 }
@@ -177,16 +182,16 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
   inst.recoveryHalted = false;
   group.logDevFailed = inst.logDevFailed;
   if (inst.config.logType === "clustered-core") {
-    // The bits this very table suspended with, as a disk log would read them; with
-    // `sync`/`nosync` a new log is required, as for the kernel's disk log (P32).
+    // The bits this very table suspended with, as the kernel's core log keeps them; `sync`
+    // and `nosync` say how a new table starts, and this is no new table.
     const retained = state.retained.get(inst.uuid);
     state.retained.delete(inst.uuid);
     const usable =
       retained?.node === inst.node &&
       retained.luid === inst.luid &&
-      retained.cleanBits.size === inst.config.regionCount &&
-      inst.config.sync === "default";
+      retained.cleanBits.size === inst.config.regionCount;
     loadBits(group, usable ? retained.cleanBits : initialCleanBits(inst.config, null));
+    if (usable) group.resync = retained.resync;
     noteFullSync(state, group);
     return SUCCESS;
   }

@@ -10,6 +10,7 @@ import { encodeAscii, type RequestHeader } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
 import { type LogGroup, NO_IO, NO_REGION, newLogGroup, type PendingReply } from "./log-state.ts";
 import { fail, ok, type Result } from "./result.ts";
+import type { ResyncState } from "./resync.ts";
 
 // Snapshot = everything replicas must agree on, in one canonical little-endian encoding
 // (pitfall P19): a joiner starts from it and replays the stream after `position`.
@@ -101,8 +102,10 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
   const retained = [...state.retained.keys()].sort();
   w.u32(retained.length);
   for (const uuid of retained) {
-    const { node, luid, cleanBits } = state.retained.get(uuid)!;
+    const { node, luid, cleanBits, resync } = state.retained.get(uuid)!;
     w.string(uuid).u32(node).u64(luid).u64(cleanBits.size).bytes(cleanBits.toBytes());
+    w.bool(resync !== null);
+    if (resync) writeResync(w, resync);
   }
   return w.finish();
 }
@@ -133,11 +136,27 @@ function writeGroup(w: ByteWriter, g: LogGroup): void {
   const stale = [...g.staleHints].sort((a, b) => a - b);
   w.u32(stale.length);
   for (const n of stale) w.u32(n);
-  if (resync) {
-    w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
-    w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
-    w.u64(resync.madeCount).bytes(resync.made.toBytes());
-  }
+  if (resync) writeResync(w, resync);
+}
+
+function writeResync(w: ByteWriter, resync: ResyncState): void {
+  w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
+  w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
+  w.u64(resync.madeCount).bytes(resync.made.toBytes());
+}
+
+function readResync(r: ByteReader, regionCount: number): ResyncState {
+  const id = r.string();
+  const first = r.u64();
+  const last = r.u64();
+  const startedAt = r.u64();
+  const state = r.u8();
+  const paused = (state & 1) !== 0;
+  const armed = (state & 2) !== 0;
+  const madeCount = r.u64();
+  const made = new Bitmap(regionCount);
+  made.readBytes(r.bytes(), 0);
+  return { id, first, last, startedAt, paused, armed, made, madeCount };
 }
 
 function readGroup(r: ByteReader, version: number): LogGroup {
@@ -177,19 +196,7 @@ function readGroup(r: ByteReader, version: number): LogGroup {
     const stale = r.u32();
     for (let i = 0; i < stale; i++) g.staleHints.add(r.u32());
   }
-  if (resyncFlags & 1) {
-    const id = r.string();
-    const first = r.u64();
-    const last = r.u64();
-    const startedAt = r.u64();
-    const state = r.u8();
-    const paused = (state & 1) !== 0;
-    const armed = (state & 2) !== 0;
-    const madeCount = r.u64();
-    const made = new Bitmap(g.regionCount);
-    made.readBytes(r.bytes(), 0);
-    g.resync = { id, first, last, startedAt, paused, armed, made, madeCount };
-  }
+  if (resyncFlags & 1) g.resync = readResync(r, g.regionCount);
   return g;
 }
 
@@ -269,7 +276,8 @@ export function decodeSnapshot(
         const luid = r.u64Big();
         const cleanBits = new Bitmap(r.u64());
         cleanBits.readBytes(r.bytes(), 0);
-        state.retained.set(uuid, { node, luid, cleanBits });
+        const resync = r.bool() ? readResync(r, cleanBits.size) : null;
+        state.retained.set(uuid, { node, luid, cleanBits, resync });
       }
     }
     if (!r.done) return fail("bad-snapshot", "trailing bytes after snapshot");
