@@ -9,4 +9,4 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app /app
 # web: apply migrations, then serve the dashboard. The agent overrides the command.
-CMD ["sh", "-c", "npx tsx packages/db/src/cli.ts migrate && cd apps/web && exec npx next start --port 3000 --hostname 0.0.0.0"]
+CMD ["sh", "-c", "npx tsx packages/db/src/cli.ts migrate && cd apps/web && exec node server.mjs --port 3000 --hostname 0.0.0.0"]

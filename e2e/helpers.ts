@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, expect, type Page } from "@playwright/test";
 import { e2e } from "../playwright.config";
@@ -14,12 +14,30 @@ export const digits = (text: string | null) => (text ?? "").replace(/,/g, "").tr
 export const admin = { username: "admin-e2e", password: "e2e-admin-password" };
 export const viewer = { username: "viewer-e2e", password: "e2e-viewer-password" };
 
-/** Signs in, doing the first-run step when this data directory has no user yet. */
+/**
+ * Signs in, doing the first-run step when this data directory has no user yet. The session
+ * is kept (Playwright storage state in the data directory) and reused while it is valid, so
+ * the specs stay well inside the sign-in limit of 5 attempts a minute per client address.
+ */
 export async function signIn(
   browser: Browser,
   who: { username: string; password: string },
 ): Promise<Page> {
-  const page = await browser.newPage();
+  const dir = join(e2e.dataDir, "e2e-sessions");
+  const state = join(dir, `${who.username}.json`);
+  if (existsSync(state)) {
+    const context = await browser.newContext({ storageState: state });
+    const page = await context.newPage();
+    await page.goto("/nodes");
+    if (!/\/login/.test(page.url())) {
+      await expect(page.getByTestId("current-user")).toHaveText(who.username);
+      return page;
+    }
+    await context.close();
+  }
+  // (The context lives until the browser closes at the end of the run.)
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto("/nodes");
   await expect(page).toHaveURL(/\/login/);
   await page.getByLabel("Username").fill(who.username);
@@ -29,5 +47,16 @@ export async function signIn(
   }
   await page.getByRole("button", { name: /sign in/i }).click();
   await expect(page.getByTestId("current-user")).toHaveText(who.username);
+  mkdirSync(dir, { recursive: true });
+  await context.storageState({ path: state });
   return page;
+}
+
+/** The product's Postgres (the embedded cluster's credentials in the data directory). */
+export function databaseUrl(): string {
+  const c = JSON.parse(readFileSync(join(e2e.dataDir, "postgres", "credentials.json"), "utf8")) as {
+    user: string;
+    password: string;
+  };
+  return `postgresql://${c.user}:${encodeURIComponent(c.password)}@127.0.0.1:${e2e.pgPort}/mirrorplane`;
 }

@@ -133,14 +133,9 @@ async function main() {
 
   const web = spawn(
     process.execPath,
-    [
-      join(root, "node_modules/next/dist/bin/next"),
-      "start",
-      "--port",
-      String(webPort),
-      "--hostname",
-      webHost,
-    ],
+    // apps/web/server.mjs: Next's handler behind a server that reports the TCP peer
+    // (forwarded headers are believed only from MIRRORPLANE_TRUSTED_PROXIES).
+    [join(root, "apps/web/server.mjs"), "--port", String(webPort), "--hostname", webHost],
     {
       cwd: join(root, "apps/web"),
       stdio: ["ignore", "inherit", "inherit"],

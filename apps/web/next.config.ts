@@ -1,4 +1,5 @@
 import type { NextConfig } from "next";
+import { apiContentSecurityPolicy, commonSecurityHeaders } from "./src/lib/security-headers";
 
 const config: NextConfig = {
   // Workspace packages ship TypeScript source ("just-in-time" packages).
@@ -9,6 +10,15 @@ const config: NextConfig = {
   // Server-sent events must not be buffered by gzip; put compression in the reverse proxy.
   compress: false,
   typescript: { ignoreBuildErrors: true }, // `npm run typecheck` is the type gate
+  async headers() {
+    return [
+      { source: "/:path*", headers: [...commonSecurityHeaders] },
+      {
+        source: "/api/:path*",
+        headers: [{ key: "Content-Security-Policy", value: apiContentSecurityPolicy }],
+      },
+    ];
+  },
 };
 
 export default config;

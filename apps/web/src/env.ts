@@ -1,5 +1,6 @@
 import "server-only";
 import { z } from "zod";
+import { invalidProxyEntries } from "./server/client-address";
 
 /** The web app's environment, validated once at start-up (STYLE.md §6). */
 const ZEnv = z.object({
@@ -22,6 +23,23 @@ const ZEnv = z.object({
         .map((o) => o.trim())
         .filter(Boolean),
     ),
+  /**
+   * Reverse proxies (IP addresses or CIDR ranges, comma-separated) whose X-Forwarded-For /
+   * X-Real-IP are believed. Empty: the TCP peer is the client and forwarded headers are
+   * ignored (server/client-address.ts).
+   */
+  MIRRORPLANE_TRUSTED_PROXIES: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine((list) => invalidProxyEntries(list).length === 0, {
+      message: "MIRRORPLANE_TRUSTED_PROXIES: each entry must be an IP address or a CIDR range",
+    }),
   /** Events older than this many days are deleted (server/retention.ts); 0 keeps them all. */
   MIRRORPLANE_EVENT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(90),
   /** Unacknowledged warning/error/critical events are kept up to this many days. */

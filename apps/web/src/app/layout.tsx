@@ -6,6 +6,9 @@ import { UserMenu } from "~/components/user-menu";
 import { Providers } from "~/trpc/react";
 import "./globals.css";
 
+// Every page is rendered per request: its scripts carry that response's CSP nonce (proxy.ts).
+export const dynamic = "force-dynamic";
+
 export const metadata: Metadata = {
   title: "Mirrorplane",
   description: "Control plane for device-mapper mirrored storage clusters",

@@ -1,11 +1,52 @@
 import "server-only";
 import { type BetterAuthOptions, betterAuth } from "better-auth";
 import { prismaAdapter } from "better-auth/adapters/prisma";
+import { APIError, createAuthMiddleware, isAPIError } from "better-auth/api";
 import { nextCookies } from "better-auth/next-js";
 import { username } from "better-auth/plugins";
 import { env } from "~/env";
+import { clientAddressHeader } from "./client-address";
 import { db } from "./db";
+import {
+  accountKey,
+  recordSignInFailure,
+  recordSignInSuccess,
+  signInVerdict,
+  type TSignInAttempt,
+} from "./sign-in-throttle";
 import { usernamePattern } from "./users";
+
+const signInPaths = new Set(["/sign-in/username", "/sign-in/email"]);
+
+/**
+ * The session token lives only in its httpOnly cookie: better-auth also puts it in the JSON
+ * of sign-in and session replies, where any script on the page (or a log of response
+ * bodies) could read it. Removed from every auth reply.
+ */
+export function withoutSessionTokens(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSessionTokens);
+  if (value === null || typeof value !== "object" || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === "token") continue;
+    out[key] = key === "session" || key === "sessions" ? withoutSessionTokens(v) : v;
+  }
+  return out;
+}
+
+function signInAttempt(ctx: {
+  body?: unknown;
+  request?: Request;
+  headers?: Headers;
+}): TSignInAttempt | null {
+  const account = accountKey((ctx.body ?? {}) as { username?: unknown; email?: unknown });
+  if (!account) return null;
+  const client =
+    ctx.request?.headers.get(clientAddressHeader) ??
+    ctx.headers?.get(clientAddressHeader) ??
+    "unknown";
+  return { account, client };
+}
 
 /**
  * Sign-in and sessions come from better-auth (no hand-rolled crypto or session handling):
@@ -39,13 +80,52 @@ function authOptions(): BetterAuthOptions {
       enabled: true,
       window: 60,
       max: 100,
-      // Login attempts per client address: 5 a minute.
+      // Login attempts per client address: 5 a minute. Kept in Postgres (rate_limits), so a
+      // restart or a second web process does not hand out a fresh allowance.
+      storage: "database",
       customRules: {
         "/sign-in/username": { window: 60, max: 5 },
         "/sign-in/email": { window: 60, max: 5 },
       },
     },
-    advanced: { cookiePrefix: "mirrorplane" },
+    advanced: {
+      cookiePrefix: "mirrorplane",
+      // The only address believed is the one the auth route resolved from the TCP peer and
+      // the trusted proxies (server/client-address.ts); it replaces any client value.
+      ipAddress: { ipAddressHeaders: [clientAddressHeader] },
+    },
+    hooks: {
+      // The per-account back-off (server/sign-in-throttle.ts): refused before the password
+      // is even checked, so a waiting client learns nothing about it.
+      before: createAuthMiddleware(async (ctx) => {
+        if (!signInPaths.has(ctx.path)) return;
+        const attempt = signInAttempt(ctx);
+        if (!attempt) return;
+        const verdict = await signInVerdict(db(), attempt, new Date());
+        if (!verdict.allowed)
+          throw new APIError(
+            "TOO_MANY_REQUESTS",
+            {
+              code: "SIGN_IN_BACKING_OFF",
+              message: `Too many failed sign-ins for this account from your address; try again in ${verdict.retryAfterSeconds} s.`,
+            },
+            { "Retry-After": String(verdict.retryAfterSeconds) },
+          );
+      }),
+      after: createAuthMiddleware(async (ctx) => {
+        const returned = ctx.context.returned;
+        if (signInPaths.has(ctx.path)) {
+          const attempt = signInAttempt(ctx);
+          if (attempt && isAPIError(returned)) {
+            if (returned.statusCode === 401) await recordSignInFailure(db(), attempt, new Date());
+          } else if (attempt && returned) {
+            await recordSignInSuccess(db(), attempt);
+          }
+        }
+        if (returned && typeof returned === "object" && !isAPIError(returned))
+          return ctx.json(withoutSessionTokens(returned) as Record<string, unknown>);
+      }),
+    },
     plugins: [
       username({
         minUsernameLength: 2,

@@ -1,6 +1,7 @@
 import type { Db, Prisma } from "@mirrorplane/db";
 import { z } from "zod";
 import { eventSelect, serializeEvent, type TEventRow } from "./event-rows";
+import { mdCode, mdText } from "./markdown";
 import { bucketMsFor, type TTimelinePoint, timelinePoints } from "./timeline";
 
 /**
@@ -171,15 +172,13 @@ export async function incidentExport(
   };
 }
 
-function cell(s: string | null | undefined): string {
-  return (s ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
-}
+const cell = mdText;
 
 /** The same export as Markdown, for an incident write-up. */
 export function incidentMarkdown(x: TIncidentExport, exportedBy: string, exportedAt: Date): string {
   const i = x.incident;
   const lines: string[] = [
-    `# Incident: ${i.subjectKind} ${i.subject}${i.nodeId ? ` on ${i.nodeId}` : ""}`,
+    `# Incident: ${i.subjectKind} ${cell(i.subject)}${i.nodeId ? ` on ${cell(i.nodeId)}` : ""}`,
     "",
     `Exported ${exportedAt.toISOString()} by ${exportedBy}. From ${i.from.toISOString()} to ${i.to.toISOString()}; ${i.events} events, ${i.unacknowledged} unacknowledged, worst ${i.worst ?? "—"}.`,
     "",
@@ -203,7 +202,7 @@ export function incidentMarkdown(x: TIncidentExport, exportedBy: string, exporte
       "| --- | --- | --- | --- | --- | --- | --- |",
       ...x.operatorActions.map(
         (a) =>
-          `| ${a.at.toISOString()} | ${cell(a.actor)} | ${cell(a.action)} | ${cell(a.target)} | \`${cell(JSON.stringify(a.params))}\` | ${a.outcome} | ${cell(a.detail)} |`,
+          `| ${a.at.toISOString()} | ${cell(a.actor)} | ${cell(a.action)} | ${cell(a.target)} | ${mdCode(JSON.stringify(a.params))} | ${a.outcome} | ${cell(a.detail)} |`,
       ),
     );
   const busy = x.charts.points.filter(

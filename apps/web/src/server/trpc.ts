@@ -3,6 +3,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { AgentDirectory } from "./agents";
+import type { TRequestOrigin } from "./origin-check";
 
 export type TRoleName = "viewer" | "operator" | "admin";
 
@@ -19,6 +20,11 @@ export interface ContextInner {
   now: () => Date;
   /** The signed-in user, or null. */
   user: ContextUser | null;
+  /**
+   * The HTTP request behind the call (route handler only; absent for server-side callers):
+   * where it came from, for the origin guard and the audit log.
+   */
+  request?: { origin: TRequestOrigin; client: string | null };
 }
 
 export function createContextInner(ctx: ContextInner): ContextInner {
@@ -40,8 +46,30 @@ const t = initTRPC.context<ContextInner>().create({
 export const createTRPCRouter = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
+/**
+ * Mutations only from this dashboard's own pages (server/origin-check.ts): a forged
+ * cross-site request is refused with 403 before anything else runs, and audited.
+ */
+const originGuard = t.middleware(async ({ ctx, type, path, next }) => {
+  if (type === "mutation" && ctx.request && !ctx.request.origin.trusted) {
+    await audit(ctx, {
+      action: path,
+      target: "api",
+      params: { origin: ctx.request.origin.origin, client: ctx.request.client },
+      outcome: "refused",
+      detail: `cross-origin: ${ctx.request.origin.reason}`,
+    });
+    throw new TRPCError({
+      code: "FORBIDDEN",
+      message: "Refused: changes are accepted only from the dashboard's own pages.",
+    });
+  }
+  return next();
+});
+const base = t.procedure.use(originGuard);
+
 /** Only what a signed-out browser needs (session state, the first-run step). */
-export const publicProcedure = t.procedure;
+export const publicProcedure = base;
 
 const rank: Record<TRoleName, number> = { viewer: 0, operator: 1, admin: 2 };
 
@@ -59,9 +87,9 @@ function requireRole(minimum: TRoleName) {
   });
 }
 
-export const protectedProcedure = t.procedure.use(requireRole("viewer"));
-export const operatorProcedure = t.procedure.use(requireRole("operator"));
-export const adminProcedure = t.procedure.use(requireRole("admin"));
+export const protectedProcedure = base.use(requireRole("viewer"));
+export const operatorProcedure = base.use(requireRole("operator"));
+export const adminProcedure = base.use(requireRole("admin"));
 
 /** Writes the audit row every mutation owes (ARCHITECTURE.md: who, what, parameters, result). */
 export async function audit(

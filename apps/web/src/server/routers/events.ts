@@ -32,6 +32,15 @@ function acknowledgedNow(now: Date): Prisma.EventWhereInput {
   };
 }
 
+/**
+ * The text filter is a substring, not a pattern: Prisma's `contains` becomes ILIKE
+ * '%…%', where `%`, `_` and `\` are wildcards and the escape (Postgres's default escape
+ * is the backslash), so they are escaped to mean themselves.
+ */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 export function eventWhere(f: TEventFilter, now: Date = new Date()): Prisma.EventWhereInput {
   return {
     ...(f.from || f.to
@@ -42,7 +51,7 @@ export function eventWhere(f: TEventFilter, now: Date = new Date()): Prisma.Even
     ...(f.severity?.length ? { severity: { in: f.severity } } : {}),
     ...(f.device ? { device: f.device } : {}),
     ...(f.mirror ? { mirror: f.mirror } : {}),
-    ...(f.text ? { message: { contains: f.text, mode: "insensitive" as const } } : {}),
+    ...(f.text ? { message: { contains: escapeLike(f.text), mode: "insensitive" as const } } : {}),
     ...(f.acknowledged === undefined
       ? {}
       : f.acknowledged

@@ -1,6 +1,7 @@
 import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
 import { incidentExport, incidentMarkdown, ZIncidentRef } from "~/server/incident-export";
+import { mdCode, mdText } from "~/server/markdown";
 import { listEvents, type TEventRow, ZEventFilter } from "~/server/routers/events";
 
 export const dynamic = "force-dynamic";
@@ -47,7 +48,7 @@ export async function GET(req: Request) {
         );
       else
         write(
-          `# Mirrorplane events\n\nExported ${new Date().toISOString()} by ${user.username}. Filter: \`${JSON.stringify(filter)}\`\n\n| time (UTC) | severity | kind | node | device | mirror | message |\n| --- | --- | --- | --- | --- | --- | --- |\n`,
+          `# Mirrorplane events\n\nExported ${new Date().toISOString()} by ${user.username}. Filter: ${mdCode(JSON.stringify(filter))}\n\n| time (UTC) | severity | kind | node | device | mirror | message |\n| --- | --- | --- | --- | --- | --- | --- |\n`,
         );
       try {
         do {
@@ -114,9 +115,7 @@ async function exportIncident(
   });
 }
 
-function cell(s: string | null): string {
-  return (s ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
-}
+const cell = mdText;
 
 function markdownRow(e: TEventRow): string {
   return `| ${e.occurredAt.toISOString()} | ${e.severity} | ${cell(e.kind)} | ${cell(e.nodeId)} | ${cell(e.device)} | ${cell(e.mirror)} | ${cell(e.message)} |\n`;

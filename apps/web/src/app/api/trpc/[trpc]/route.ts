@@ -2,8 +2,10 @@ import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
 import { env } from "~/env";
 import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
 import { sessionUser } from "~/server/auth";
+import { clientAddress, type TrustedProxies, trustedProxies } from "~/server/client-address";
 import { db } from "~/server/db";
 import { LiveHub } from "~/server/live/live-hub";
+import { requestOrigin, trustedOriginSet } from "~/server/origin-check";
 import { appRouter } from "~/server/root";
 import { setLiveHub } from "~/server/routers/live";
 import { createContextInner } from "~/server/trpc";
@@ -12,6 +14,8 @@ export const dynamic = "force-dynamic";
 
 let agents: AgentDirectory | undefined;
 let hubStarted = false;
+let origins: Set<string> | undefined;
+let proxies: TrustedProxies | undefined;
 
 function handler(req: Request) {
   return fetchRequestHandler({
@@ -24,8 +28,22 @@ function handler(req: Request) {
         setLiveHub(new LiveHub(db()));
         hubStarted = true;
       }
+      origins ??= trustedOriginSet([
+        env().MIRRORPLANE_PUBLIC_URL,
+        ...env().MIRRORPLANE_TRUSTED_ORIGINS,
+      ]);
+      proxies ??= trustedProxies(env().MIRRORPLANE_TRUSTED_PROXIES);
       const user = await sessionUser(req.headers);
-      return createContextInner({ db: db(), agents, now: () => new Date(), user });
+      return createContextInner({
+        db: db(),
+        agents,
+        now: () => new Date(),
+        user,
+        request: {
+          origin: requestOrigin(req.headers, origins),
+          client: clientAddress(req.headers, proxies),
+        },
+      });
     },
     onError: ({ error, path }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") console.error(`tRPC ${path}:`, error);
