@@ -168,6 +168,7 @@ function joinGroup(state: ClusterState, group: LogGroup, inst: LogInstance): Out
   inst.official = true;
   inst.recoveryHalted = false;
   group.sweepHeld = false; // a resume: the kernels ask for resync work again (resync.ts)
+  disarmOnResume(group);
   syncServerHealth(state, group);
   noteFullSync(state, group);
   joinedWithHint(group, inst);
@@ -192,6 +193,7 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
       retained.cleanBits.size === inst.config.regionCount;
     loadBits(group, usable ? retained.cleanBits : initialCleanBits(inst.config, null));
     if (usable) group.resync = retained.resync;
+    disarmOnResume(group);
     noteFullSync(state, group);
     return SUCCESS;
   }
@@ -206,6 +208,17 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
     state.issueRead(group, inst.node, [waiter]);
   }
   return DEFERRED;
+}
+
+/**
+ * An operator resync being armed (resync.ts) is armed once a member's kernel resumed after
+ * its start: that kernel's hint is 0, and the hint guard keeps every region another
+ * member's stale hint covers from being handed out. Found on the real kernel (kernel lab):
+ * dm-raid1 asks GET_RESYNC_WORK right after the resume and, answered "none" while still
+ * armed, never asks again on an idle mirror — the resync then waited forever for a write.
+ */
+function disarmOnResume(group: LogGroup): void {
+  if (group.resync?.armed) group.resync.armed = false;
 }
 
 /** clean_bits → sync_bits, fresh resync cursor and recovery slot (spec §2.5 tail). */
