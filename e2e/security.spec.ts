@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import { expect, type Page, test } from "@playwright/test";
 import pg from "pg";
 import { e2e } from "../playwright.config";
