@@ -128,7 +128,14 @@ program
   )
   .requiredOption("--socket <path>", "Unix socket of the length-prefixed dm_ulog_request transport")
   .requiredOption("--data-dir <dir>", "state directory (latest snapshot)")
-  .option("--tcp <addr:port>", "also listen on loopback TCP, e.g. 127.0.0.1:7461")
+  .option(
+    "--tcp <addr:port>",
+    "also listen on loopback TCP, e.g. 127.0.0.1:7461 (needs --tcp-token-file or --tcp-tls-*)",
+  )
+  .option("--tcp-token-file <file>", "TCP clients must first send this token (file mode 0600)")
+  .option("--tcp-tls-cert <file>", "TCP over mutual TLS: this server's certificate (PEM)")
+  .option("--tcp-tls-key <file>", "TCP over mutual TLS: this server's private key (PEM)")
+  .option("--tcp-tls-ca <file>", "TCP over mutual TLS: the CA client certificates must chain to")
   .option(
     "--log-device <M:m=path>",
     "use a file for log device M:m (repeatable)",

@@ -18,6 +18,8 @@ describe("mirrorplane-agent clusterlog", () => {
     const socket = join(dir, "clog.sock");
     const logFile = join(dir, "log-7-0");
     writeFileSync(logFile, new Uint8Array(1 << 20));
+    const tokenFile = join(dir, "tcp.token");
+    writeFileSync(tokenFile, "a-tcp-token-of-32-characters-xxx", { mode: 0o600 });
     const cli = startCli([
       "--socket",
       socket,
@@ -25,6 +27,8 @@ describe("mirrorplane-agent clusterlog", () => {
       join(dir, "data"),
       "--tcp",
       "127.0.0.1:0",
+      "--tcp-token-file",
+      tokenFile,
       "--log-device",
       `7:0=${logFile}`,
       "--node-id",
@@ -38,7 +42,12 @@ describe("mirrorplane-agent clusterlog", () => {
     expect((await unix.flush([5])).error).toBe(0);
     expect(await unix.statusInfo()).toBe("3 clustered-disk 7:0 A");
 
-    const tcp = new Kernel(await TestClient.connect({ host: "127.0.0.1", port }));
+    const tcp = new Kernel(
+      await TestClient.connect(
+        { host: "127.0.0.1", port },
+        { token: "a-tcp-token-of-32-characters-xxx" },
+      ),
+    );
     const clean = await tcp.send(7, new Uint8Array(new BigUint64Array([5n]).buffer));
     expect(readS64(clean.data)).toBe(0);
     expect(text((await tcp.send(16)).data)).toBe("clustered-disk 7:0 1024 nosync  ");
@@ -53,6 +62,7 @@ describe("mirrorplane-agent clusterlog", () => {
   });
 
   it("refuses a non-loopback --tcp address with exit code 2", () => {
+    writeFileSync(join(dir, "tcp.token"), "a-tcp-token-of-32-characters-xxx", { mode: 0o600 });
     const run = spawnSync(
       process.execPath,
       [
@@ -64,11 +74,32 @@ describe("mirrorplane-agent clusterlog", () => {
         join(dir, "x"),
         "--tcp",
         "10.1.2.3:7000",
+        "--tcp-token-file",
+        join(dir, "tcp.token"),
       ],
       { encoding: "utf8" },
     );
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/loopback/);
+  });
+
+  it("refuses --tcp without credentials with exit code 2", () => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "clusterlog",
+        "--socket",
+        join(dir, "z.sock"),
+        "--data-dir",
+        join(dir, "z"),
+        "--tcp",
+        "127.0.0.1:0",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--tcp needs credentials/);
   });
 
   it("refuses a malformed --nats URL or --cluster name with exit code 2", () => {

@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
@@ -8,7 +8,8 @@ import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { HintRearmer } from "./rearm.ts";
-import { ClusterLogServer } from "./server.ts";
+import { ClusterLogServer, type TcpAuth } from "./server.ts";
+import { readTokenFile } from "./tcp-auth.ts";
 
 // `mirrorplane-agent clusterlog`: only the cluster-log server, in the foreground
 // (CLUSTERLOG-SERVER.md). Without `--nats` the order is in-process and the node is the only
@@ -55,11 +56,49 @@ function withSnapshotCopy(bus: ClusterBus, copy: (snapshot: BusSnapshot) => void
   };
 }
 
+/**
+ * The TCP listener's credentials from the flags, checked before anything starts: none is
+ * an error (issue 15), as is half a TLS configuration or an unreadable token file.
+ */
+export async function tcpAuthFromFlags(flags: {
+  tcpTokenFile?: string | undefined;
+  tcpTlsCert?: string | undefined;
+  tcpTlsKey?: string | undefined;
+  tcpTlsCa?: string | undefined;
+}): Promise<TcpAuth> {
+  const tlsParts = [flags.tcpTlsCert, flags.tcpTlsKey, flags.tcpTlsCa];
+  const tlsGiven = tlsParts.filter((p) => p !== undefined).length;
+  if (tlsGiven > 0 && tlsGiven < 3) {
+    throw new Error("mutual TLS needs all of --tcp-tls-cert, --tcp-tls-key and --tcp-tls-ca");
+  }
+  if (!flags.tcpTokenFile && tlsGiven === 0) {
+    throw new Error(
+      "--tcp needs credentials: --tcp-token-file <file> (mode 0600), or " +
+        "--tcp-tls-cert/--tcp-tls-key/--tcp-tls-ca (mutual TLS); the listener is as powerful as root",
+    );
+  }
+  const tokenFile = flags.tcpTokenFile ? resolve(flags.tcpTokenFile) : null;
+  if (tokenFile) await readTokenFile(tokenFile); // a bad file fails the start, not a client
+  return {
+    ...(tokenFile ? { token: () => readTokenFile(tokenFile) } : {}),
+    ...(tlsGiven === 3
+      ? {
+          tls: {
+            cert: await readFile(flags.tcpTlsCert!),
+            key: await readFile(flags.tcpTlsKey!),
+            ca: await readFile(flags.tcpTlsCa!),
+          },
+        }
+      : {}),
+  };
+}
+
 export async function startClusterLogCommand(
   input: TClusterLogFlags,
   log: Logger,
 ): Promise<RunningClusterLog> {
   const flags = ZClusterLogFlags.parse(input);
+  const tcpAuth = flags.tcp ? await tcpAuthFromFlags(flags) : null;
   const dataDir = resolve(flags.dataDir);
   await mkdir(dataDir, { recursive: true });
   const snapshotPath = join(dataDir, "clusterlog.snapshot");
@@ -148,7 +187,7 @@ export async function startClusterLogCommand(
     if (flags.tcp) {
       const at = flags.tcp.lastIndexOf(":");
       const host = flags.tcp.slice(0, at).replace(/^\[(.*)\]$/, "$1");
-      tcpPort = await server.listenTcp(host, Number(flags.tcp.slice(at + 1)));
+      tcpPort = await server.listenTcp(host, Number(flags.tcp.slice(at + 1)), tcpAuth!);
     }
   } catch (error) {
     rearmer.stop();

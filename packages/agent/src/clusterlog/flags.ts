@@ -11,6 +11,14 @@ export const ZClusterLogFlags = z.object({
     .string()
     .regex(/^(.+):(\d{1,5})$/, "expected <loopback address>:<port>")
     .optional(),
+  /**
+   * Credentials of the TCP listener (issue 15: it is as powerful as the root-only socket):
+   * a token file (mode 0600, the client sends its token first) and/or mutual TLS.
+   */
+  tcpTokenFile: z.string().min(1).optional(),
+  tcpTlsCert: z.string().min(1).optional(),
+  tcpTlsKey: z.string().min(1).optional(),
+  tcpTlsCa: z.string().min(1).optional(),
   logDevice: z.array(z.string().regex(/^\d+:\d+=.+$/, "expected M:m=<path>")).default([]),
   nodeId: z.coerce.number().int().min(1).max(0xffff_fffe).default(1),
   root: z.string().min(1).default("/"),

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import {
   ClusterLog,
   type ClusterLogOptions,
@@ -22,6 +23,8 @@ import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
 import { FrameReader, type FrameSink } from "./frame-reader.ts";
 import type { LogDeviceProvider } from "./log-devices.ts";
 import { LogIoQueue } from "./log-io.ts";
+import { RateLimitedLog } from "./rate-limited-log.ts";
+import { awaitTokenPreamble } from "./tcp-auth.ts";
 
 // The agent side of the cluster log (CLUSTERLOG-SERVER.md): kernel requests come in on a
 // stream transport, go through the ClusterBus's total order to every replica's
@@ -54,6 +57,14 @@ export interface ClusterLogServerOptions {
   readonly maxFrameSize?: number;
 }
 
+/** The TCP listener's credentials (at least one). */
+export interface TcpAuth {
+  /** The token a client must send first, read per connection (a rotated file applies). */
+  readonly token?: () => Promise<Uint8Array>;
+  /** Mutual TLS: the server's certificate and key, and the CA client certificates chain to. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca: Buffer };
+}
+
 export interface ServerStats {
   connections: number;
   requests: number;
@@ -70,6 +81,8 @@ export interface ServerStats {
   failedByTeardown: number;
   applied: number;
   snapshots: number;
+  /** TCP clients refused for a missing or wrong credential. */
+  authRefused: number;
 }
 
 /**
@@ -354,6 +367,7 @@ export class ClusterLogServer {
     failedByTeardown: 0,
     applied: 0,
     snapshots: 0,
+    authRefused: 0,
   };
   readonly #bus: ClusterBus;
   readonly #log: Logger;
@@ -437,12 +451,15 @@ export class ClusterLogServer {
   #snapshotScheduled = false;
   #snapshotTimer: NodeJS.Timeout | null = null;
   readonly #appliedListeners = new Set<(entry: OrderedOperation) => void>();
+  /** Refused TCP clients: one line per reason a minute at most, with the count (issue 15). */
+  readonly #refusals: RateLimitedLog;
 
   constructor(options: ClusterLogServerOptions) {
     this.#options = options;
     this.#bus = options.bus;
     this.nodeId = options.bus.nodeId;
     this.#log = options.log;
+    this.#refusals = new RateLimitedLog(options.log);
     this.#incarnation = options.incarnation ?? randomBytes(6).toString("hex");
     this.#msgIdPrefix = `r:${this.nodeId}:${this.#incarnation}:`;
     this.#numbered = typeof options.bus.publishNumbered === "function";
@@ -545,10 +562,19 @@ export class ClusterLogServer {
     this.#log.info({ socket: path }, "cluster-log server listening");
   }
 
-  /** Listen on loopback TCP; returns the bound port. */
-  async listenTcp(host: string, port: number): Promise<number> {
+  /**
+   * Listen on loopback TCP; returns the bound port. Refused without a credential (issue
+   * 15: the server is root and a CTR writes the device it names): a token the client sends
+   * first (tcp-auth.ts), mutual TLS, or both.
+   */
+  async listenTcp(host: string, port: number, auth: TcpAuth): Promise<number> {
     if (!isLoopback(host)) throw new Error(`--tcp must be a loopback address, not ${host}`);
-    const server = this.#netServer();
+    if (!auth.token && !auth.tls) {
+      throw new Error(
+        "--tcp needs credentials: --tcp-token-file, or --tcp-tls-cert/--tcp-tls-key/--tcp-tls-ca",
+      );
+    }
+    const server = auth.tls ? this.#tlsServer(auth, host) : this.#netServer(auth);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {
@@ -558,18 +584,77 @@ export class ClusterLogServer {
     });
     const address = server.address();
     const bound = typeof address === "object" && address ? address.port : port;
-    this.#log.info({ host, port: bound }, "cluster-log server listening on TCP");
+    this.#log.info(
+      { host, port: bound, token: Boolean(auth.token), mutualTls: Boolean(auth.tls) },
+      "cluster-log server listening on TCP",
+    );
     return bound;
   }
 
-  #netServer(): Server {
-    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+  #tlsServer(auth: TcpAuth, host: string): Server {
+    const tls = auth.tls!;
+    const server = createTlsServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+      },
+      (socket) => this.#authenticate(socket, auth),
+    );
+    server.on("tlsClientError", (error, socket) => {
+      this.stats.authRefused++;
+      this.#refusals.warn(
+        { remote: socket.remoteAddress, port: socket.remotePort, reason: error.message, host },
+        "TCP client refused: TLS handshake failed",
+      );
+    });
     server.on("error", (error) => this.#log.error({ err: error }, "listener error"));
     this.#listeners.push(server);
     return server;
   }
 
-  #accept(socket: Socket): void {
+  /** A client of the TCP listener: its credential checked before a session exists. */
+  #authenticate(socket: Socket, auth: TcpAuth): void {
+    if (this.#state !== "running") {
+      socket.destroy();
+      return;
+    }
+    if (!auth.token) {
+      this.#accept(socket);
+      return;
+    }
+    socket.on("error", () => {});
+    awaitTokenPreamble(socket, auth.token).then((outcome) => {
+      if (!outcome.ok) {
+        this.stats.authRefused++;
+        this.#refusals.warn(
+          { remote: socket.remoteAddress, port: socket.remotePort, reason: outcome.reason },
+          `TCP client refused: ${outcome.reason}`,
+        );
+        return;
+      }
+      if (socket.destroyed || this.#state !== "running") {
+        socket.destroy();
+        return;
+      }
+      this.#accept(socket, outcome.rest);
+      socket.resume();
+    });
+  }
+
+  #netServer(auth?: TcpAuth): Server {
+    const server = createServer({ noDelay: true }, (socket) =>
+      auth ? this.#authenticate(socket, auth) : this.#accept(socket),
+    );
+    server.on("error", (error) => this.#log.error({ err: error }, "listener error"));
+    this.#listeners.push(server);
+    return server;
+  }
+
+  #accept(socket: Socket, first?: Buffer): void {
     if (this.#state !== "running") {
       socket.destroy();
       return;
@@ -591,6 +676,7 @@ export class ClusterLogServer {
         if (!socket.destroyed) socket.end();
       },
     });
+    if (first && first.length > 0) session.receive(first);
     socket.on("data", (chunk) => session.receive(chunk));
     socket.on("error", (error) =>
       this.#log.debug({ session: session.id, err: error }, "socket error"),

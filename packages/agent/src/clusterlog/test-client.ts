@@ -1,4 +1,6 @@
 import { createConnection, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { sendTokenPreamble } from "./tcp-auth.ts";
 
 // Test support: a client that speaks the local transport the way a kernel-side program
 // built on the uapi header would — it lays out `struct dm_ulog_request` byte by byte at
@@ -90,6 +92,17 @@ export const readS64 = (data: Uint8Array, at = 0): number =>
   Number(new DataView(data.buffer, data.byteOffset, data.byteLength).getBigInt64(at, true));
 export const text = (data: Uint8Array): string => String.fromCharCode(...data);
 
+/** What a TCP client presents (tcp-auth.ts). */
+export interface TcpCredentials {
+  readonly token?: string | Uint8Array;
+  readonly tls?: {
+    readonly cert: Buffer | string;
+    readonly key: Buffer | string;
+    readonly ca: Buffer | string;
+    readonly servername?: string;
+  };
+}
+
 /** A connection to the server: send requests, await replies matched by seq. */
 export class TestClient {
   readonly socket: Socket;
@@ -110,13 +123,39 @@ export class TestClient {
     socket.on("error", () => {});
   }
 
-  static connect(path: string | { host: string; port: number }): Promise<TestClient> {
-    return new Promise((resolve, reject) => {
-      const socket =
-        typeof path === "string" ? createConnection(path) : createConnection(path.port, path.host);
-      socket.once("connect", () => resolve(new TestClient(socket)));
-      socket.once("error", reject);
+  /**
+   * Connects to the Unix socket `path`, or to the TCP listener with its credentials: the
+   * token preamble (tcp-auth.ts) and/or a client certificate for mutual TLS.
+   */
+  static async connect(
+    path: string | { host: string; port: number },
+    credentials: TcpCredentials = {},
+  ): Promise<TestClient> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s =
+        typeof path === "string"
+          ? createConnection(path)
+          : credentials.tls
+            ? tlsConnect({ host: path.host, port: path.port, ...credentials.tls })
+            : createConnection(path.port, path.host);
+      s.once(credentials.tls && typeof path !== "string" ? "secureConnect" : "connect", () =>
+        resolve(s),
+      );
+      s.once("error", reject);
     });
+    let rest: Buffer | null = null;
+    if (credentials.token !== undefined) {
+      try {
+        rest = await sendTokenPreamble(socket, credentials.token);
+      } catch (error) {
+        socket.destroy();
+        throw error;
+      }
+    }
+    const client = new TestClient(socket);
+    if (rest && rest.length > 0) client.#onData(rest);
+    socket.resume();
+    return client;
   }
 
   get closed(): Promise<void> {
