@@ -376,7 +376,8 @@ export class Vm {
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the serial console's escapes
       const line = raw.replace(/\r$/, "").replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc/g, "");
       writeFileSync(consoleLog, `${line}\n`, { flag: "a" });
-      const exit = /^LAB-EXIT (\d+)$/.exec(line);
+      // The kernel's power-off line may land on the same console line before its newline.
+      const exit = /^LAB-EXIT (\d+)(?!\d)/.exec(line);
       if (exit) status = Number(exit[1]);
       if (!options.quiet) process.stdout.write(`[${options.name}] ${line}\n`);
       options.onLine?.(line);

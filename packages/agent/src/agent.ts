@@ -106,8 +106,15 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       ...(clusterLog.rearmWithDmsetup
         ? {
             kick: async (uuid: string) => {
-              await dmsetupSuspendResume(uuid).catch((error: Error) =>
-                clusterLogLog.warn({ uuid, err: error.message }, "resync start: no re-arm yet"),
+              const started = Date.now();
+              await dmsetupSuspendResume(uuid).then(
+                () =>
+                  clusterLogLog.info(
+                    { uuid, ms: Date.now() - started },
+                    "resync start: re-armed, the mirror was suspended and resumed",
+                  ),
+                (error: Error) =>
+                  clusterLogLog.warn({ uuid, err: error.message }, "resync start: no re-arm yet"),
               );
             },
           }

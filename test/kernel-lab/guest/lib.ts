@@ -138,6 +138,11 @@ export function diskBySerial(serial: string): string {
 
 /** Byte-for-byte comparison of two legs' first `bytes` (cmp: C, not JIT-compiled under TCG). */
 export function identical(a: string, b: string, bytes?: number): { same: boolean; detail: string } {
+  // dm-raid1 and kcopyd write the legs with bios, beneath the legs' page cache: a buffered
+  // read can return what an earlier read cached (a false difference, or a false match).
+  // Drop the cached pages of both first (BLKFLSBUF); the mirror's writes are direct.
+  const devices = [a, b].filter((p) => p.startsWith("/dev/"));
+  if (devices.length > 0) sh("blockdev", ["--flushbufs", ...devices]);
   const args = bytes === undefined ? [a, b] : ["-n", String(bytes), a, b];
   const r = spawnSync("cmp", args, { encoding: "utf8" });
   return { same: r.status === 0, detail: (r.stdout + r.stderr).trim() };

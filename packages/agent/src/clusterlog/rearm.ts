@@ -107,9 +107,14 @@ export class HintRearmer {
     const { log, rearm } = this.#options;
     this.#running.add(uuid);
     log.info({ uuid }, "re-arming this kernel's in_sync hint: suspend and resume its mirror");
+    const started = this.#now();
     try {
       await rearm(uuid);
       this.stats.rearms++;
+      log.info(
+        { uuid, ms: this.#now() - started },
+        "re-armed: the mirror was suspended and resumed",
+      );
       this.stats.lastError.delete(uuid);
       this.#notBefore.set(uuid, this.#now() + (this.#options.minIntervalMs ?? 1000));
     } catch (error) {
