@@ -11,11 +11,14 @@ import { connect } from "@nats-io/transport-node";
 import { BusReplica } from "../src/clusterlog/bus-replica.ts";
 import { JetStreamBus } from "../src/clusterlog/jetstream-bus.ts";
 import { diskLogArgs, KernelRequests } from "../src/clusterlog/kernel-requests.ts";
+import { ephemeralClusterKeys } from "../src/clusterlog/member-keys.ts";
 import { NatsServer } from "../src/clusterlog/nats-harness.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REGIONS = 4096;
+/** BENCH_SIGNED=0 measures unsigned envelopes (`insecureUnsigned`), the figure before issue 15. */
+const SIGNED = process.env.BENCH_SIGNED !== "0";
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -61,6 +64,7 @@ async function main(): Promise<void> {
   const members: { replica: BusReplica; kernel: KernelRequests; bus: JetStreamBus }[] = [];
   try {
     const base = await baseline(nats.url);
+    const keys = ephemeralClusterKeys([1, 2, 3]);
     for (const node of [1, 2, 3]) {
       const logger = process.env.BENCH_DEBUG
         ? {
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
         nodeId: node,
         servers: nats.url,
         cluster: "bench",
+        ...(SIGNED ? { memberKeys: keys.get(node)! } : { insecureUnsigned: true }),
         ...(logger ? { logger } : {}),
       });
       const replica = new BusReplica({ bus, resolveDevice: () => device });

@@ -12,6 +12,7 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClusterBusFromOptions } from "../src/clusterlog/create-cluster-bus.ts";
+import { ephemeralClusterKeys } from "../src/clusterlog/member-keys.ts";
 import { NatsServer, natsServerBinary } from "../src/clusterlog/nats-harness.ts";
 import { SimCluster, WriteLoad } from "../src/simulator/sim-cluster.ts";
 
@@ -59,6 +60,7 @@ async function throughCluster(
   label: string,
 ): Promise<{ writesPerSecond: number; perWrite: string; failover: string }> {
   const name = `bench-${process.pid}-${label}`;
+  const keys = ephemeralClusterKeys([1, 2, 3]);
   const cluster = await SimCluster.start({
     dir: join(dir, label),
     nodes: 3,
@@ -70,6 +72,7 @@ async function throughCluster(
               natsUrl: nats.url,
               cluster: name,
               failureTimeoutMs: 2_000,
+              memberKeys: keys.get(node)!,
             }),
         }
       : {}),

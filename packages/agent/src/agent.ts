@@ -92,6 +92,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
         dataDir: config.clusterLog.dataDir ?? join(config.dataDir, "clusterlog"),
       },
       clusterLogLog,
+      { metrics: metrics.registry },
     );
     resync = new ResyncController({
       server: clusterLog.server,

@@ -145,6 +145,21 @@ program
   .option("--node-id <n>", "cluster node id (default 1)")
   .option("--nats <url>", "NATS server(s), comma-separated: join a multi-host cluster")
   .option("--cluster <name>", 'cluster name: stream and buckets (default "default")')
+  .option("--member-key <file>", "this member's Ed25519 private key (PEM, mode 0600; keygen)")
+  .option(
+    "--member-keys <dir|file>",
+    "trusted public keys: a directory of <node id>.pub, or a JSON file of node id -> PEM",
+  )
+  .option(
+    "--insecure-unsigned",
+    "join over NATS without signing or verifying operations (anyone who can publish can change the log)",
+  )
+  .option("--nats-creds <file>", "NATS credentials file (JWT + nkey seed, mode 0600)")
+  .option("--nats-user <user>", "NATS user (with --nats-password-file)")
+  .option("--nats-password-file <file>", "file holding the NATS password (mode 0600)")
+  .option("--nats-tls-ca <file>", "CA certificate to verify the NATS server with (PEM)")
+  .option("--nats-tls-cert <file>", "client certificate for NATS (mutual TLS, PEM)")
+  .option("--nats-tls-key <file>", "client key for NATS (mutual TLS, PEM, mode 0600)")
   .option(
     "--failure-timeout-ms <ms>",
     "declare a silent cluster member failed after (default 10000)",
@@ -174,6 +189,32 @@ program
       process.exit(2);
     }
     installShutdown(log, () => running.stop());
+  });
+
+program
+  .command("keygen")
+  .description(
+    "write a cluster member's Ed25519 key pair: <out>/<node-id>.key (0600) and <out>/<node-id>.pub",
+  )
+  .requiredOption("--node-id <n>", "the member's cluster node id")
+  .requiredOption("--out <dir>", "where to write the pair (an existing pair is never replaced)")
+  .action(async (opts: { nodeId: string; out: string }) => {
+    const { writeMemberKeyPair } = await import("./clusterlog/member-keys.ts");
+    const node = Number(opts.nodeId);
+    if (!Number.isInteger(node) || node < 1 || node > 0xffff_fffe) {
+      console.error("mirrorplane-agent keygen: --node-id must be 1..4294967294");
+      process.exit(2);
+    }
+    try {
+      const written = await writeMemberKeyPair(opts.out, node);
+      console.log(
+        `private key ${written.privatePath} (keep on node ${node} only)\n` +
+          `public key  ${written.publicPath} (copy into every member's --member-keys directory)`,
+      );
+    } catch (error) {
+      console.error(`mirrorplane-agent keygen: ${(error as Error).message}`);
+      process.exit(2);
+    }
   });
 
 program

@@ -177,6 +177,8 @@ export interface ClusterLogMetrics {
   requests: Counter<"request" | "outcome">;
   /** Time from a request's arrival to its answer, by request type. */
   requestSeconds: Histogram<"request">;
+  /** Operations and snapshots refused on the cluster bus (issue 15), by reason. */
+  refused: Counter<"reason">;
 }
 
 const clusterLogByRegistry = new WeakMap<Registry, ClusterLogMetrics>();
@@ -204,6 +206,12 @@ export function clusterLogMetrics(registry: Registry): ClusterLogMetrics {
       buckets: [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 15,
       ],
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: "mirrorplane_clusterlog_refused_operations_total",
+      help: "operations (and snapshots) on the cluster bus refused: unsigned, unknown signer, bad signature, replayed",
+      labelNames: ["reason"] as const,
       registers: [registry],
     }),
   };

@@ -17,7 +17,10 @@ import type { NodeId, Operation } from "@mirrorplane/clusterlog";
  * the outcome as an `io-done` operation.
  */
 export interface OrderedOperation {
-  /** Position in the total order: strictly increasing, no gaps, starting at 1. */
+  /**
+   * Position in the total order: strictly increasing, starting at 1; no gaps but those
+   * the bus announced through `BusHandlers.skipped` (refused messages).
+   */
   readonly seq: number;
   /** The member that published it. */
   readonly origin: NodeId;
@@ -52,6 +55,11 @@ export interface BusHandlers {
    * must be re-published with the same msgId (P23) — the bus de-duplicates them.
    */
   reconnected?(): void;
+  /**
+   * Optional: the bus refused the message at `seq` (not signed by a trusted member, issue
+   * 15): it is no operation, and the next one delivered follows it. Must not throw.
+   */
+  skipped?(seq: number): void;
 }
 
 export interface ClusterBus {

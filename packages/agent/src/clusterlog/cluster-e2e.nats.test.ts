@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
+import { ephemeralClusterKeys } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { ClusterLogServer } from "./server.ts";
 import { TestClient } from "./test-client.ts";
@@ -18,6 +19,7 @@ import { Kernel } from "./test-harness.ts";
 // hanging; nothing is timed.
 
 const UUID = "LVM-e2e";
+const keys = ephemeralClusterKeys([1, 2, 3, 4]);
 const REGIONS = 64;
 const CTR = `${REGIONS * 1024} clustered-disk 7:0 1024 nosync`;
 
@@ -41,6 +43,7 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): P
 
 async function startAgent(id: number, logFile: string): Promise<Agent> {
   const bus = new JetStreamBus({
+    memberKeys: keys.get(id)!,
     nodeId: id,
     servers: nats.url,
     cluster: "e2e",

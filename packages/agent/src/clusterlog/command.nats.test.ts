@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, startCli } from "./cli-process.ts";
+import { writeMemberKeyPair } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { TestClient } from "./test-client.ts";
 import { Kernel } from "./test-harness.ts";
@@ -43,6 +44,11 @@ async function startMember(node: number, logFile: string): Promise<Member> {
     "cli_test",
     "--failure-timeout-ms",
     "3000",
+    // Each member signs with its own key and trusts the three public keys (issue 15).
+    "--member-key",
+    join(dir, "keys", `${node}.key`),
+    "--member-keys",
+    join(dir, "keys"),
   ]);
   await cli.line(/cluster-log server listening/);
   const kernel = new Kernel(await TestClient.connect(socket));
@@ -61,6 +67,7 @@ describe.skipIf(natsServerBinary() === null)("mirrorplane-agent clusterlog --nat
   beforeAll(async () => {
     nats = await NatsServer.start();
     dir = await mkdtemp(join(tmpdir(), "mp-clusterlog-nats-"));
+    for (const node of [1, 2, 3]) await writeMemberKeyPair(join(dir, "keys"), node);
   });
   afterAll(async () => {
     await nats?.stop();

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -100,6 +100,58 @@ describe("mirrorplane-agent clusterlog", () => {
     );
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--tcp needs credentials/);
+  });
+
+  it("keygen writes a pair once; --nats without keys is refused unless --insecure-unsigned", () => {
+    const keys = join(dir, "keys");
+    const gen = spawnSync(process.execPath, [bin, "keygen", "--node-id", "7", "--out", keys], {
+      encoding: "utf8",
+    });
+    expect(gen.status).toBe(0);
+    expect(statSync(join(keys, "7.key")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(keys, "7.pub"), "utf8")).toMatch(/BEGIN PUBLIC KEY/);
+    const again = spawnSync(process.execPath, [bin, "keygen", "--node-id", "7", "--out", keys], {
+      encoding: "utf8",
+    });
+    expect(again.status).toBe(2); // never replaces a key
+    const unsigned = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "clusterlog",
+        "--socket",
+        join(dir, "k.sock"),
+        "--data-dir",
+        join(dir, "k"),
+        "--nats",
+        "nats://127.0.0.1:1",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(unsigned.status).toBe(2);
+    expect(unsigned.stderr).toMatch(/--member-key and --member-keys/);
+    const wrongNode = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "clusterlog",
+        "--socket",
+        join(dir, "k.sock"),
+        "--data-dir",
+        join(dir, "k"),
+        "--nats",
+        "nats://127.0.0.1:1",
+        "--node-id",
+        "8",
+        "--member-key",
+        join(keys, "7.key"),
+        "--member-keys",
+        keys,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(wrongNode.status).toBe(2);
+    expect(wrongNode.stderr).toMatch(/do not hold node 8's public key/);
   });
 
   it("refuses a malformed --nats URL or --cluster name with exit code 2", () => {

@@ -1,12 +1,16 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { type ConnectionOptions, credsAuthenticator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { clusterLogMetrics } from "../metrics.ts";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 import { FileLogDevices } from "./log-devices.ts";
+import { loadMemberKeys, type MemberKeys } from "./member-keys.ts";
 import { HintRearmer } from "./rearm.ts";
 import { ClusterLogServer, type TcpAuth } from "./server.ts";
 import { readTokenFile } from "./tcp-auth.ts";
@@ -93,12 +97,117 @@ export async function tcpAuthFromFlags(flags: {
   };
 }
 
+/** A secret file: refused when group or others may read it. */
+async function readSecret(path: string, what: string): Promise<Buffer> {
+  const st = await stat(path);
+  if ((st.mode & 0o077) !== 0) {
+    throw new Error(
+      `${what} ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`,
+    );
+  }
+  return readFile(path);
+}
+
+export interface NatsSecurity {
+  readonly memberKeys: MemberKeys | null;
+  readonly insecureUnsigned: boolean;
+  readonly connectOptions: Partial<ConnectionOptions>;
+  /** Whether NATS is reached with credentials (without, the member warns). */
+  readonly credentials: boolean;
+}
+
+/**
+ * How a member joins a multi-host cluster (issue 15): its signing keys — required unless
+ * `--insecure-unsigned` — and its NATS credentials and TLS, all checked before it starts.
+ */
+export async function natsSecurityFromFlags(flags: {
+  nodeId: number;
+  memberKey?: string | undefined;
+  memberKeys?: string | undefined;
+  insecureUnsigned?: boolean | undefined;
+  natsCreds?: string | undefined;
+  natsUser?: string | undefined;
+  natsPasswordFile?: string | undefined;
+  natsTlsCa?: string | undefined;
+  natsTlsCert?: string | undefined;
+  natsTlsKey?: string | undefined;
+}): Promise<NatsSecurity> {
+  let memberKeys: MemberKeys | null = null;
+  if (flags.memberKey || flags.memberKeys) {
+    if (!flags.memberKey || !flags.memberKeys) {
+      throw new Error("signing needs both --member-key (this node's) and --member-keys (trusted)");
+    }
+    memberKeys = await loadMemberKeys(flags.nodeId, flags.memberKey, flags.memberKeys);
+  } else if (!flags.insecureUnsigned) {
+    throw new Error(
+      "refusing to join a multi-host cluster with unsigned operations: give --member-key " +
+        "and --member-keys (mirrorplane-agent keygen), or --insecure-unsigned",
+    );
+  }
+  const connectOptions: { -readonly [K in keyof ConnectionOptions]?: ConnectionOptions[K] } = {};
+  if (flags.natsCreds && flags.natsUser) {
+    throw new Error("give --nats-creds or --nats-user/--nats-password-file, not both");
+  }
+  if (flags.natsCreds) {
+    connectOptions.authenticator = credsAuthenticator(
+      new Uint8Array(await readSecret(flags.natsCreds, "NATS credentials")),
+    );
+  }
+  if (flags.natsUser || flags.natsPasswordFile) {
+    if (!flags.natsUser || !flags.natsPasswordFile) {
+      throw new Error("--nats-user and --nats-password-file go together");
+    }
+    connectOptions.user = flags.natsUser;
+    connectOptions.pass = (await readSecret(flags.natsPasswordFile, "NATS password"))
+      .toString("utf8")
+      .trim();
+  }
+  if (flags.natsTlsCa || flags.natsTlsCert || flags.natsTlsKey) {
+    if (Boolean(flags.natsTlsCert) !== Boolean(flags.natsTlsKey)) {
+      throw new Error("--nats-tls-cert and --nats-tls-key go together");
+    }
+    connectOptions.tls = {
+      ...(flags.natsTlsCa ? { ca: await readFile(flags.natsTlsCa, "utf8") } : {}),
+      ...(flags.natsTlsCert ? { cert: await readFile(flags.natsTlsCert, "utf8") } : {}),
+      ...(flags.natsTlsKey
+        ? { key: (await readSecret(flags.natsTlsKey, "NATS TLS key")).toString("utf8") }
+        : {}),
+    };
+  }
+  return {
+    memberKeys,
+    insecureUnsigned: memberKeys === null,
+    connectOptions,
+    credentials: Boolean(flags.natsCreds || flags.natsUser),
+  };
+}
+
+export interface ClusterLogCommandHooks {
+  /** The agent's Prometheus registry: refused operations are counted there. */
+  readonly metrics?: Registry;
+}
+
 export async function startClusterLogCommand(
   input: TClusterLogFlags,
   log: Logger,
+  hooks: ClusterLogCommandHooks = {},
 ): Promise<RunningClusterLog> {
   const flags = ZClusterLogFlags.parse(input);
   const tcpAuth = flags.tcp ? await tcpAuthFromFlags(flags) : null;
+  const security = flags.nats ? await natsSecurityFromFlags(flags) : null;
+  if (security && !security.credentials) {
+    log.warn(
+      { nats: flags.nats },
+      "NATS without credentials: anyone who reaches it can disturb the cluster (give --nats-creds or --nats-user)",
+    );
+  }
+  if (security?.insecureUnsigned) {
+    log.warn(
+      { nats: flags.nats },
+      "--insecure-unsigned: operations are neither signed nor verified; anyone who can publish on NATS can change the log",
+    );
+  }
+  const refused = hooks.metrics ? clusterLogMetrics(hooks.metrics).refused : null;
   const dataDir = resolve(flags.dataDir);
   await mkdir(dataDir, { recursive: true });
   const snapshotPath = join(dataDir, "clusterlog.snapshot");
@@ -121,6 +230,10 @@ export async function startClusterLogCommand(
     cluster: flags.cluster,
     failureTimeoutMs: flags.failureTimeoutMs,
     logger: log.child({ component: "cluster-bus" }),
+    memberKeys: security?.memberKeys,
+    insecureUnsigned: security?.insecureUnsigned,
+    connectOptions: security?.connectOptions,
+    onRefused: refused ? (reason) => refused.inc({ reason }) : undefined,
     inProcess: { onSnapshot: keepSnapshotFile },
   });
   // Over NATS the snapshot goes to the cluster's KV bucket (for joiners); a copy is kept in

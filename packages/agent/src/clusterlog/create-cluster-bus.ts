@@ -1,7 +1,9 @@
 import type { NodeId } from "@mirrorplane/clusterlog";
+import type { ConnectionOptions } from "@nats-io/transport-node";
 import type { ClusterBus } from "./bus.ts";
 import { InProcessOrder, type InProcessOrderOptions } from "./in-process-bus.ts";
 import { type BusLogger, JetStreamBus } from "./jetstream-bus.ts";
+import type { MemberKeys } from "./member-keys.ts";
 
 // Picks the ClusterBus for the `clusterlog` command from its flags: `--nats <url>` makes
 // the node a member of a multi-host cluster over NATS JetStream; without it the order is
@@ -24,6 +26,16 @@ export interface ClusterBusOptions {
   readonly cluster?: string | undefined;
   readonly failureTimeoutMs?: number | undefined;
   readonly logger?: BusLogger | undefined;
+  /**
+   * Over NATS: this member's key and the members' public keys (every envelope signed and
+   * verified, issue 15), or `insecureUnsigned`; one of the two is required.
+   */
+  readonly memberKeys?: MemberKeys | null | undefined;
+  readonly insecureUnsigned?: boolean | undefined;
+  /** NATS credentials and TLS. */
+  readonly connectOptions?: Partial<ConnectionOptions> | undefined;
+  /** Counts a refused (forged, unsigned, replayed) message: the metric. */
+  readonly onRefused?: ((reason: string) => void) | undefined;
   /** Options of the in-process order (used only without `natsUrl`). */
   readonly inProcess?: InProcessOrderOptions;
 }
@@ -40,5 +52,9 @@ export function createClusterBusFromOptions(options: ClusterBusOptions): Cluster
     ...(options.cluster ? { cluster: options.cluster } : {}),
     ...(options.failureTimeoutMs ? { failureTimeoutMs: options.failureTimeoutMs } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.memberKeys ? { memberKeys: options.memberKeys } : {}),
+    ...(options.insecureUnsigned ? { insecureUnsigned: true } : {}),
+    ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
+    ...(options.onRefused ? { onRefused: options.onRefused } : {}),
   });
 }

@@ -35,6 +35,22 @@ export const ZClusterLogFlags = z.object({
       message: "expected nats://host:port[,nats://host:port...]",
     })
     .optional(),
+  /**
+   * Who may write the replicated log (issue 15): this member's Ed25519 private key (PEM,
+   * mode 0600) and the trusted public keys (a directory of `<node id>.pub`, or a JSON
+   * file of node id → PEM). Required with `nats` unless `insecureUnsigned`.
+   */
+  memberKey: z.string().min(1).optional(),
+  memberKeys: z.string().min(1).optional(),
+  insecureUnsigned: z.boolean().default(false),
+  /** NATS credentials: a creds file (JWT + nkey seed), or a user and a password file. */
+  natsCreds: z.string().min(1).optional(),
+  natsUser: z.string().min(1).optional(),
+  natsPasswordFile: z.string().min(1).optional(),
+  /** NATS over TLS: the CA to trust, and a client certificate and key (mutual TLS). */
+  natsTlsCa: z.string().min(1).optional(),
+  natsTlsCert: z.string().min(1).optional(),
+  natsTlsKey: z.string().min(1).optional(),
   /** Names the JetStream stream and KV buckets; every member of one cluster uses the same. */
   cluster: z
     .string()

@@ -4,6 +4,7 @@ import type { OrderedOperation } from "./bus.ts";
 import { BusReplica } from "./bus-replica.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { boolAnswer, coreLogArgs, diskLogArgs, KernelRequests } from "./kernel-requests.ts";
+import { ephemeralClusterKeys } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 
 // Integration tests against real nats-server processes (the harness starts one per file
@@ -15,6 +16,8 @@ const UUID = "LVM-jetstream-test";
 
 let nats: NatsServer;
 let clusterCounter = 0;
+/** Every member signs its envelopes; every member trusts every other (issue 15). */
+const keys = ephemeralClusterKeys(Array.from({ length: 16 }, (_, i) => i + 1));
 const running: JetStreamBus[] = [];
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -44,6 +47,7 @@ class TestCluster {
 
   async start(node: NodeId, luid = BigInt(node) * 0x100n): Promise<Member> {
     const bus = new JetStreamBus({
+      memberKeys: keys.get(node)!,
       nodeId: node,
       servers: nats.url,
       cluster: this.name,

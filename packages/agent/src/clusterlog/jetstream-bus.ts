@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { NodeId, Operation } from "@mirrorplane/clusterlog";
 import {
   type ConsumerMessages,
@@ -9,8 +10,15 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
 import type { BusHandlers, BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import {
+  type MemberKeys,
+  openEnvelope,
+  sealEnvelope,
+  signSnapshotMeta,
+  verifySnapshotMeta,
+} from "./member-keys.ts";
 import {
   failureDeclarer,
   type Member,
@@ -39,6 +47,10 @@ import { decodeEnvelope, encodeEnvelope, subjectToken } from "./operation-codec.
 //   so a second declarer's copy collapses into the first.
 // * Snapshots live in a second KV bucket, chunked below the NATS payload limit, with the
 //   bus's membership view at the snapshot's sequence.
+// * Every envelope is signed by its publisher's Ed25519 key and verified by every replica
+//   before anything of it is applied (member-keys.ts, issue 15); so is a snapshot's meta,
+//   which carries the SHA-256 of its bytes. A refused message is counted, logged, and
+//   skipped: its seq is a hole in the order (`BusHandlers.skipped`).
 
 export interface BusLogger {
   info(obj: object, msg: string): void;
@@ -67,9 +79,29 @@ export interface JetStreamBusOptions {
   /** This run's incarnation token (default: fresh from the clock and a random suffix). */
   readonly incarnation?: string;
   readonly logger?: BusLogger;
+  /**
+   * Sign what this member publishes and verify what every member published (issue 15).
+   * Required unless `insecureUnsigned`: a bus that anyone on NATS can write is a choice.
+   */
+  readonly memberKeys?: MemberKeys | null;
+  /** Publish unsigned envelopes and accept anything (`--insecure-unsigned`). */
+  readonly insecureUnsigned?: boolean;
+  /** NATS connection options: credentials (authenticator, user/pass) and TLS. */
+  readonly connectOptions?: Partial<ConnectionOptions>;
+  /** Called for every message refused (the metric). */
+  readonly onRefused?: (reason: string) => void;
 }
 
 export class BusError extends Error {}
+
+/** What a refused message looked like, for the member's warning line. */
+interface Refusal {
+  readonly seq: number;
+  readonly subject: string;
+  readonly msgId: string;
+  readonly claimedNode: NodeId | null;
+  readonly reason: string;
+}
 
 interface SnapshotMeta {
   readonly version: 1;
@@ -78,6 +110,25 @@ interface SnapshotMeta {
   readonly size: number;
   readonly chunks: number;
   readonly members: Member[];
+  /** SHA-256 (hex) of the snapshot bytes, the node that signed this meta, and its signature. */
+  readonly sha256?: string;
+  readonly signer?: NodeId;
+  readonly sig?: string;
+}
+
+/** The meta fields a snapshot's signature covers, in a fixed order. */
+function canonicalMeta(cluster: string, meta: SnapshotMeta): string {
+  return JSON.stringify([
+    cluster,
+    meta.version,
+    meta.seq,
+    meta.generation,
+    meta.size,
+    meta.chunks,
+    meta.members,
+    meta.sha256 ?? null,
+    meta.signer ?? null,
+  ]);
 }
 
 const SNAPSHOT_KEY = "latest";
@@ -108,7 +159,18 @@ export function jetStreamNames(cluster: string) {
 
 export class JetStreamBus implements ClusterBus {
   readonly nodeId: NodeId;
-  readonly #opts: Required<Omit<JetStreamBusOptions, "incarnation" | "logger" | "servers">> & {
+  readonly #opts: Required<
+    Omit<
+      JetStreamBusOptions,
+      | "incarnation"
+      | "logger"
+      | "servers"
+      | "memberKeys"
+      | "insecureUnsigned"
+      | "connectOptions"
+      | "onRefused"
+    >
+  > & {
     servers: string[];
   };
   readonly #names: ReturnType<typeof jetStreamNames>;
@@ -147,6 +209,11 @@ export class JetStreamBus implements ClusterBus {
   #seqAtLastTick = 0;
   /** When our heartbeat was last written (0: not yet). */
   #lastBeatAt = 0;
+  readonly #keys: MemberKeys | null;
+  /** Refused messages and snapshots (forged, unsigned, unknown signer, replayed). */
+  readonly stats = { refused: 0, refusedSnapshots: 0 };
+  /** When each refusal reason was last logged, and how many since (one line a minute). */
+  readonly #refusalLog = new Map<string, { at: number; suppressed: number }>();
 
   constructor(options: JetStreamBusOptions) {
     const failureTimeoutMs = options.failureTimeoutMs ?? 10_000;
@@ -172,7 +239,22 @@ export class JetStreamBus implements ClusterBus {
     this.#names = jetStreamNames(this.#opts.cluster);
     this.#log = options.logger ?? silentLogger;
     this.#incarnation = options.incarnation ?? newIncarnation(Date.now(), Math.random);
+    this.#keys = options.memberKeys ?? null;
+    this.#connectOptions = options.connectOptions ?? {};
+    this.#onRefused = options.onRefused ?? null;
+    if (!this.#keys && !options.insecureUnsigned) {
+      throw new BusError(
+        "a JetStream member needs its Ed25519 key and the members' public keys " +
+          "(--member-key, --member-keys), or --insecure-unsigned",
+      );
+    }
+    if (this.#keys && !this.#keys.privateKey) {
+      throw new BusError("memberKeys without this member's private key cannot publish");
+    }
   }
+
+  readonly #connectOptions: Partial<ConnectionOptions>;
+  readonly #onRefused: ((reason: string) => void) | null;
 
   /** This run's incarnation (changes when the member is fenced out and re-joins). */
   get incarnation(): string {
@@ -200,6 +282,7 @@ export class JetStreamBus implements ClusterBus {
     if (this.#handlers) throw new BusError("bus already started");
     this.#handlers = handlers;
     const nc = await connect({
+      ...this.#connectOptions,
       servers: this.#opts.servers,
       name: `mirrorplane-${this.#opts.cluster}-node-${this.nodeId}`,
       maxReconnectAttempts: -1,
@@ -290,7 +373,13 @@ export class JetStreamBus implements ClusterBus {
         snapshot.bytes.subarray(i * chunkBytes, Math.min(size, (i + 1) * chunkBytes)),
       );
     }
-    const meta: SnapshotMeta = { version: 1, seq: snapshot.seq, generation, size, chunks, members };
+    let meta: SnapshotMeta = { version: 1, seq: snapshot.seq, generation, size, chunks, members };
+    if (this.#keys) {
+      const sha256 = createHash("sha256").update(snapshot.bytes).digest("hex");
+      meta = { ...meta, sha256, signer: this.nodeId };
+      const sig = signSnapshotMeta(this.#keys.privateKey!, canonicalMeta(this.#opts.cluster, meta));
+      meta = { ...meta, sig };
+    }
     const encoded = JSON.stringify(meta);
     // Compare-and-set so a slower saver never replaces a newer snapshot with an older one.
     for (;;) {
@@ -379,14 +468,26 @@ export class JetStreamBus implements ClusterBus {
     try {
       for await (const m of messages) {
         if (this.#closed || generation !== this.#consumerGeneration) break;
-        this.#onMessage(m.seq, m.data, m.headers?.get("Nats-Msg-Id") || `seq:${m.seq}`);
+        this.#onMessage(
+          m.seq,
+          m.data,
+          m.headers?.get("Nats-Msg-Id") || `seq:${m.seq}`,
+          m.subject,
+          Number(m.timestampNanos / 1_000_000n),
+        );
       }
     } catch (error) {
       if (!this.#closed) this.#log.error({ err: error }, "stream consumer ended");
     }
   }
 
-  #onMessage(seq: number, data: Uint8Array, msgId: string): void {
+  #onMessage(
+    seq: number,
+    data: Uint8Array,
+    msgId: string,
+    subject: string,
+    storedAt: number,
+  ): void {
     if (seq <= this.#lastSeq || this.#fatal) return; // replayed after a consumer reset
     if (seq !== this.#lastSeq + 1) {
       // Only a purge past our position can do this; the replica can no longer follow.
@@ -394,12 +495,32 @@ export class JetStreamBus implements ClusterBus {
       return;
     }
     this.#lastSeq = seq;
-    this.#remember(msgId, seq);
+    // Nothing of a message is used before its signature is checked (issue 15).
+    const opened = openEnvelope(data, {
+      cluster: this.#opts.cluster,
+      msgId,
+      storedAt,
+      maxSkewMs: this.#opts.duplicateWindowMs / 2,
+      trusted: this.#keys ? this.#keys.trusted : null,
+    });
     let envelope: ReturnType<typeof decodeEnvelope> | null = null;
-    try {
-      envelope = decodeEnvelope(data);
-    } catch (error) {
-      this.#log.error({ err: error, seq }, "undecodable operation in the stream");
+    if (opened.ok) {
+      this.#remember(msgId, seq);
+      try {
+        envelope = decodeEnvelope(opened.envelope);
+      } catch (error) {
+        this.#log.error({ err: error, seq }, "undecodable operation in the stream");
+      }
+      if (envelope && opened.signer !== null && envelope.origin !== opened.signer) {
+        envelope = null; // cannot happen: the signer is the origin the envelope claims
+      }
+    } else {
+      this.#refuse({ seq, subject, msgId, claimedNode: opened.claimedNode, reason: opened.reason });
+      try {
+        this.#handlers?.skipped?.(seq);
+      } catch (error) {
+        this.#log.error({ err: error, seq }, "skipped threw");
+      }
     }
     if (envelope) {
       const { op, origin, incarnation } = envelope;
@@ -433,6 +554,23 @@ export class JetStreamBus implements ClusterBus {
       this.#seqWaiters = this.#seqWaiters.filter((w) => w.seq > seq);
       for (const w of ready) w.resolve();
     }
+  }
+
+  /** A message no replica may apply: counted, and one warning line per reason a minute. */
+  #refuse(refusal: Refusal): void {
+    this.stats.refused++;
+    this.#onRefused?.(refusal.reason);
+    const now = Date.now();
+    const last = this.#refusalLog.get(refusal.reason);
+    if (last && now - last.at < 60_000) {
+      last.suppressed++;
+      return;
+    }
+    this.#refusalLog.set(refusal.reason, { at: now, suppressed: 0 });
+    this.#log.warn(
+      { ...refusal, ...(last?.suppressed ? { suppressed: last.suppressed } : {}) },
+      `refused an operation on ${refusal.subject} claiming node ${refusal.claimedNode ?? "?"}: ${refusal.reason}; not applied`,
+    );
   }
 
   /**
@@ -486,7 +624,13 @@ export class JetStreamBus implements ClusterBus {
         : op.kind === "io-done"
           ? this.#names.ioSubject
           : this.#names.memberSubject;
-    const data = encodeEnvelope({ origin: this.nodeId, op, incarnation });
+    const envelope = encodeEnvelope({ origin: this.nodeId, op, incarnation });
+    const keys = this.#keys;
+    // Sealed per attempt: a retry long after the first try still carries a fresh time.
+    const seal = () =>
+      keys
+        ? sealEnvelope(keys.privateKey!, this.#opts.cluster, msgId, Date.now(), envelope)
+        : envelope;
     let onDelivered: ((seq: number) => void) | null = null;
     const delivered = new Promise<number>((resolve) => {
       onDelivered = resolve;
@@ -503,7 +647,7 @@ export class JetStreamBus implements ClusterBus {
           // A repeat within the duplicate window is acknowledged with the first copy's
           // sequence; a copy that lands while we wait is seen by our own consumer.
           const ack = js
-            .publish(subject, data, { msgID: msgId, timeout: this.#opts.publishTimeoutMs })
+            .publish(subject, seal(), { msgID: msgId, timeout: this.#opts.publishTimeoutMs })
             .then((a) => {
               if (!a.duplicate && a.seq <= this.#lastSeq && this.#recentIds.get(msgId) !== a.seq) {
                 // A new message at a sequence we already delivered: the stream went back.
@@ -687,10 +831,39 @@ export class JetStreamBus implements ClusterBus {
         if (chunk?.operation !== "PUT") complete = false;
         else bytes.set(chunk.value, i * this.#opts.snapshotChunkBytes);
       }
-      if (complete) return { meta, bytes };
+      if (complete) {
+        const refused = this.#snapshotRefusal(meta, bytes);
+        if (refused) {
+          this.stats.refusedSnapshots++;
+          this.#onRefused?.(`snapshot: ${refused}`);
+          this.#log.warn(
+            { seq: meta.seq, signer: meta.signer ?? null, reason: refused },
+            `refused the cluster's snapshot at ${meta.seq}: ${refused}; replaying the stream instead`,
+          );
+          return null;
+        }
+        return { meta, bytes };
+      }
       // A newer snapshot replaced this one while we read it: read the newer one.
     }
     throw new BusError("could not read a consistent snapshot");
+  }
+
+  /** Why a loaded snapshot may not be used (null: it may). */
+  #snapshotRefusal(meta: SnapshotMeta, bytes: Uint8Array): string | null {
+    if (!this.#keys) return null;
+    if (meta.sig === undefined || meta.signer === undefined || meta.sha256 === undefined) {
+      return "unsigned snapshot";
+    }
+    if (!this.#keys.trusted.has(meta.signer)) return "unknown signer";
+    const canonical = canonicalMeta(this.#opts.cluster, meta);
+    if (!verifySnapshotMeta(this.#keys.trusted, meta.signer, canonical, meta.sig)) {
+      return "bad signature";
+    }
+    if (createHash("sha256").update(bytes).digest("hex") !== meta.sha256) {
+      return "bytes do not match the signed digest";
+    }
+    return null;
   }
 
   async #purgeChunks(kv: KV, generation: string, chunks: number): Promise<void> {

@@ -516,6 +516,12 @@ export class ClusterLogServer {
       restore,
       deliver: (entry) => this.#deliver(entry),
       reconnected: () => this.#republish(),
+      // A refused (forged) message is a hole in the order, not a gap (issue 15).
+      skipped: (seq) => {
+        if (this.#clusterLog && this.#early.length === 0 && seq === this.#lastSeq + 1) {
+          this.#lastSeq = seq;
+        }
+      },
     });
     // A bus without `restore` delivers before `start` resolves: those wait in #early.
     restore(snapshot);

@@ -4,6 +4,7 @@ import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "../api/server.ts";
 import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
+import { ephemeralClusterKeys } from "../clusterlog/member-keys.ts";
 import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
 import { ResyncController } from "../clusterlog/resync-control.ts";
 import { EventPipeline } from "../events/pipeline.ts";
@@ -61,6 +62,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     }
   }
   const natsUrl = nats?.url;
+  // The demo's three agents sign their envelopes like a real cluster (issue 15).
+  const keys = ephemeralClusterKeys([1, 2, 3]);
   const cluster = await SimCluster.start({
     dir: join(options.dataDir, "cluster"),
     nodes: 3,
@@ -73,6 +76,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
               nodeId: node,
               natsUrl,
               cluster: "demo",
+              memberKeys: keys.get(node)!,
               logger: log.child({ part: "jetstream", node }),
             }),
         }

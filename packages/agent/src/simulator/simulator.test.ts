@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterBus } from "../clusterlog/bus.ts";
 import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
+import { ephemeralClusterKeys } from "../clusterlog/member-keys.ts";
 import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
 import type { SimMirror } from "./mirror.ts";
 import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
@@ -216,6 +217,7 @@ describe.runIf(natsServerBinary() !== null)(
     afterAll(async () => {
       await nats?.stop();
     });
+    const keys = ephemeralClusterKeys([1, 2, 3]);
 
     it("writes on every node, recovery in progress, one agent killed -9 and back", async () => {
       // A stream and buckets of their own for each run of this test.
@@ -225,6 +227,7 @@ describe.runIf(natsServerBinary() !== null)(
           nodeId: node,
           natsUrl: nats!.url,
           cluster: name,
+          memberKeys: keys.get(node)!,
           failureTimeoutMs: 2_000,
         }),
       );
@@ -238,6 +241,7 @@ describe.runIf(natsServerBinary() !== null)(
           nodeId: node,
           natsUrl: nats!.url,
           cluster: name,
+          memberKeys: keys.get(node)!,
           failureTimeoutMs: 5_000, // no failure expected: room for a loaded machine
         }),
       );
