@@ -267,7 +267,12 @@ export interface FioJob {
   /** Write a bandwidth/IOPS log every this many ms (`<prefix>_iops.1.log`). */
   readonly logPrefix?: string;
   readonly logAvgMs?: number;
+  /**
+   * Write then read back and check every block (crc32c headers, fio's own verify): the job
+   * is then size-based, `ioBytes` of writes (default: `size`) instead of `seconds`.
+   */
   readonly verify?: boolean;
+  readonly ioBytes?: number;
 }
 
 function fioArgs(job: FioJob): string[] {
@@ -279,8 +284,14 @@ function fioArgs(job: FioJob): string[] {
     `--iodepth=${job.iodepth}`,
     "--ioengine=libaio",
     "--direct=1",
-    "--time_based",
-    `--runtime=${job.seconds}`,
+    ...(job.verify
+      ? [
+          "--verify=crc32c",
+          "--do_verify=1",
+          "--verify_fatal=1",
+          ...(job.ioBytes !== undefined ? [`--io_size=${job.ioBytes}`] : []),
+        ]
+      : ["--time_based", `--runtime=${job.seconds}`]),
     "--randrepeat=0",
     "--output-format=json",
     ...(job.offset !== undefined ? [`--offset=${job.offset}`] : []),
