@@ -165,6 +165,14 @@ program
     "declare a silent cluster member failed after (default 10000)",
   )
   .option("--root <dir>", "root of /sys and /dev for log-device lookup (default /)")
+  .option(
+    "--max-regions <n>",
+    "largest log a CTR may construct, in regions (default 16777216 = 2^24; same on every member)",
+  )
+  .option(
+    "--max-logs <n>",
+    "most logs this node may hold at once (default 1024; same on every member)",
+  )
   .addOption(
     new Option(
       "--connector <mode>",

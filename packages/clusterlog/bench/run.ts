@@ -36,7 +36,8 @@ function send(log: ClusterLog, type: number, data?: Uint8Array) {
 }
 
 function newLog(regions: number): ClusterLog {
-  const log = new ClusterLog();
+  // PB3 measures up to 20 M regions, past the default 2^24 limit (issue 15).
+  const log = new ClusterLog({ maxRegions: 2 ** 31 });
   send(log, DM_ULOG_CTR, encodeAscii(`${regions * 1024} clustered-core 1024`));
   send(log, DM_ULOG_RESUME);
   return log;

@@ -2,9 +2,15 @@
 // between nodes, bitmaps included).
 
 export class ByteWriter {
-  #bytes = new Uint8Array(1024);
-  #view = new DataView(this.#bytes.buffer);
+  #bytes: Uint8Array;
+  #view: DataView;
   #length = 0;
+
+  /** `capacity`: the expected size, so a large snapshot is not grown (and copied) 12 times. */
+  constructor(capacity = 1024) {
+    this.#bytes = new Uint8Array(Math.max(64, capacity));
+    this.#view = new DataView(this.#bytes.buffer);
+  }
 
   #reserve(n: number): number {
     const at = this.#length;
@@ -56,6 +62,18 @@ export class ByteWriter {
     return this;
   }
 
+  /**
+   * A bitmap's ceil(size/8) bytes, length-prefixed like `bytes`, written in place (no
+   * intermediate copy: a 2^24-region log's bitmaps are 2 MiB each, issue 15).
+   */
+  bitmap(v: { readonly size: number; writeBytes(target: Uint8Array, offset: number): void }): this {
+    const n = Math.ceil(v.size / 8);
+    this.u32(n);
+    const at = this.#reserve(n);
+    v.writeBytes(this.#bytes, at);
+    return this;
+  }
+
   /** Latin-1 string (UUIDs, CTR arguments): length-prefixed, one byte per character. */
   string(v: string): this {
     this.u32(v.length);
@@ -65,6 +83,8 @@ export class ByteWriter {
   }
 
   finish(): Uint8Array {
+    // Exactly full (the expected size was right): the buffer itself, no copy.
+    if (this.#length === this.#bytes.length) return this.#bytes;
     return this.#bytes.slice(0, this.#length);
   }
 }

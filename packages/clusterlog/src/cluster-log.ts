@@ -6,6 +6,7 @@ import {
   type ReplySink,
 } from "./cluster-state.ts";
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
+import { parseCtr } from "./ctr-args.ts";
 import { EAGAIN, EINVAL, EIO, ENOENT, ESRCH } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
 import type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
@@ -28,6 +29,7 @@ import {
 } from "./request-types.ts";
 import {
   ctr,
+  ctrLimitRefusal,
   dtr,
   masterResumeDone,
   masterResumeRead,
@@ -362,6 +364,16 @@ export class ClusterLog {
     }
     io.node = server.node;
     return true;
+  }
+
+  /**
+   * Why a CTR with these arguments from `node` fails under the region and log limits
+   * (issue 15), or null: for the server's log line. Changes nothing.
+   */
+  explainCtrLimit(node: NodeId, data: Uint8Array): string | null {
+    const parsed = parseCtr(data, { cmirrordQuirks: this.#state.options.cmirrordQuirks });
+    if (!parsed.ok) return null;
+    return ctrLimitRefusal(this.#state, node, parsed.value.config)?.message ?? null;
   }
 
   /** Serialise everything replicas agree on (spec §4.3 checkpoint, plus P26/P27). */

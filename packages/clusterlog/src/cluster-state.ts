@@ -29,7 +29,22 @@ export interface ClusterLogOptions {
    * log). cmirrord has no such answer; off by default for the conformance scenarios.
    */
   readonly esrchForUnknownLog?: boolean;
+  /**
+   * Largest log a CTR may construct, in regions (issue 15: a CTR of 2^31 regions took
+   * 2.75 GB and a 512 MiB snapshot). Above it the CTR fails with -EINVAL. Default 2^24
+   * (8 TiB at 512 KiB regions; LVM itself stops at 2^21). Every replica must use the same.
+   */
+  readonly maxRegions?: number;
+  /**
+   * Most logs (constructed instances) one node may hold at once; one more CTR fails with
+   * -ENOSPC. Default 1,024. A re-CTR of an existing instance is not a new one. Every
+   * replica must use the same.
+   */
+  readonly maxLogs?: number;
 }
+
+export const DEFAULT_MAX_REGIONS = 2 ** 24;
+export const DEFAULT_MAX_LOGS = 1024;
 
 /**
  * Takes the replies of an operation as they are produced (`ClusterLog.applyTo`), instead
@@ -123,6 +138,8 @@ export class ClusterState {
     this.options = {
       cmirrordQuirks: options.cmirrordQuirks ?? false,
       esrchForUnknownLog: options.esrchForUnknownLog ?? false,
+      maxRegions: options.maxRegions ?? DEFAULT_MAX_REGIONS,
+      maxLogs: options.maxLogs ?? DEFAULT_MAX_LOGS,
     };
   }
 

@@ -5,6 +5,7 @@
 export { Bitmap, popcount32 } from "./bitmap.ts";
 export { ClusterLog } from "./cluster-log.ts";
 export type { ClusterLogOptions, PendingIo } from "./cluster-state.ts";
+export { DEFAULT_MAX_LOGS, DEFAULT_MAX_REGIONS } from "./cluster-state.ts";
 export {
   type CodecErrorCode,
   type DecodeOptions,

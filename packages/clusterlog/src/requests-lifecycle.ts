@@ -1,9 +1,10 @@
 import type { ClusterState } from "./cluster-state.ts";
 import { instanceKey } from "./cluster-state.ts";
 import { encodeAscii } from "./codec.ts";
+import type { LogConfig } from "./ctr-args.ts";
 import { parseCtr } from "./ctr-args.ts";
 import { initialCleanBits } from "./disk-format.ts";
-import { EEXIST, EINVAL } from "./errno.ts";
+import { EEXIST, EINVAL, ENOSPC } from "./errno.ts";
 import { joinedWithHint, noteFullSync, setHintBound } from "./hint-guard.ts";
 import {
   addMember,
@@ -15,6 +16,7 @@ import {
   type PendingReply,
   releaseMember,
 } from "./log-state.ts";
+import type { NodeId } from "./operations.ts";
 import {
   DEFERRED,
   failure,
@@ -25,6 +27,31 @@ import {
 } from "./request-context.ts";
 
 // CTR, DTR, PRESUSPEND, POSTSUSPEND, RESUME (spec §2.1–§2.5, lifecycle §3.2).
+
+/**
+ * Why a new log of `config` may not be constructed for `node` under the limits (issue 15),
+ * as errno and message; null when it may. Read-only: the server explains a refused CTR
+ * with it.
+ */
+export function ctrLimitRefusal(
+  state: ClusterState,
+  node: NodeId,
+  config: LogConfig,
+): { readonly errno: number; readonly message: string } | null {
+  const { maxRegions, maxLogs } = state.options;
+  if (config.regionCount > maxRegions) {
+    return {
+      errno: -EINVAL,
+      message: `${config.regionCount} regions is more than the limit of ${maxRegions} per log`,
+    };
+  }
+  let logs = 0;
+  for (const inst of state.instances.values()) if (inst.node === node) logs++;
+  if (logs >= maxLogs) {
+    return { errno: -ENOSPC, message: `node ${node} already holds the limit of ${maxLogs} logs` };
+  }
+  return null;
+}
 
 /** DM_ULOG_CTR (spec §2.1). Local: nothing reaches the cluster until RESUME. */
 export function ctr(state: ClusterState, req: RequestContext): Outcome {
@@ -40,6 +67,8 @@ export function ctr(state: ClusterState, req: RequestContext): Outcome {
     // endless -ENOSPC/-EINVAL loop.
     if (quirks || existing.config.args !== config.args) return failure(-EINVAL);
   } else {
+    const refused = ctrLimitRefusal(state, req.node, config);
+    if (refused) return failure(refused.errno);
     state.instances.set(key, {
       node: req.node,
       uuid: req.header.uuid,

@@ -68,7 +68,11 @@ function readWaiters(r: ByteReader): PendingReply[] {
 }
 
 export function encodeSnapshot(state: ClusterState): Uint8Array {
-  const w = new ByteWriter();
+  // Room for every bitmap up front (issue 15: a 2^24-region log is 4 MiB of them).
+  let bitmapBytes = 0;
+  for (const g of state.groups.values()) bitmapBytes += 2 * (Math.ceil(g.regionCount / 8) + 4);
+  for (const r of state.retained.values()) bitmapBytes += Math.ceil(r.cleanBits.size / 8) + 4;
+  const w = new ByteWriter(64 * 1024 + bitmapBytes);
   w.u32(SNAPSHOT_MAGIC).u32(SNAPSHOT_VERSION).bool(state.options.cmirrordQuirks);
   w.u64(state.position).u64(state.nextIoId);
 
@@ -103,7 +107,7 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
   w.u32(retained.length);
   for (const uuid of retained) {
     const { node, luid, cleanBits, resync } = state.retained.get(uuid)!;
-    w.string(uuid).u32(node).u64(luid).u64(cleanBits.size).bytes(cleanBits.toBytes());
+    w.string(uuid).u32(node).u64(luid).u64(cleanBits.size).bitmap(cleanBits);
     w.bool(resync !== null);
     if (resync) writeResync(w, resync);
   }
@@ -114,7 +118,7 @@ function writeGroup(w: ByteWriter, g: LogGroup): void {
   w.string(g.uuid).u64(g.regionCount).bool(g.loading);
   w.u32(g.members.length);
   for (const m of g.members) w.u32(m.node).u64(m.luid);
-  w.bytes(g.cleanBits.toBytes()).bytes(g.syncBits.toBytes());
+  w.bitmap(g.cleanBits).bitmap(g.syncBits);
   const regions = [...g.markers.keys()].sort((a, b) => a - b);
   w.u32(regions.length);
   for (const region of regions) {

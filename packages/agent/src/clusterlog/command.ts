@@ -256,7 +256,11 @@ export async function startClusterLogCommand(
     snapshotEvery: flags.snapshotEvery,
     // After a restart the kernel still has its logs: -ESRCH makes it re-construct them
     // (spec §1.5) instead of failing requests for a log this process never saw.
-    clusterLog: { esrchForUnknownLog: true },
+    clusterLog: {
+      esrchForUnknownLog: true,
+      maxRegions: flags.maxRegions,
+      maxLogs: flags.maxLogs,
+    },
   });
   await server.start();
   let connector: ConnectorTransport | null = null;

@@ -24,6 +24,18 @@ export const ZClusterLogFlags = z.object({
   root: z.string().min(1).default("/"),
   snapshotEvery: z.coerce.number().int().min(0).default(4096),
   /**
+   * Limits of the core (issue 15): regions per log (a CTR above fails with -EINVAL) and
+   * logs per node (one more fails with -ENOSPC). Every member of a cluster must use the
+   * same values (they are part of the replicated state machine).
+   */
+  maxRegions: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31)
+    .default(2 ** 24),
+  maxLogs: z.coerce.number().int().min(1).max(1_000_000).default(1024),
+  /**
    * The kernel bridge (netlink connector, group 7): `auto` serves it when it can and logs
    * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
    */

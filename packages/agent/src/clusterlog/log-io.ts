@@ -1,6 +1,7 @@
 import type { IoRequest } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
 import type { LogDevice, LogDeviceProvider } from "./log-devices.ts";
+import { RateLimitedLog } from "./rate-limited-log.ts";
 
 // Performs the I/O the ordered stream addresses to this node, one lane per log device:
 // in order (README of the core: "an agent must run the I/O addressed to it in order"),
@@ -22,6 +23,7 @@ export class LogIoQueue {
   readonly #devices: LogDeviceProvider;
   readonly #complete: IoCompletion;
   readonly #log: Logger;
+  readonly #openFailures: RateLimitedLog;
   readonly #lanes = new Map<string, Lane>();
   #idleWaiters: (() => void)[] = [];
   /** Writes folded into a later one. */
@@ -31,6 +33,7 @@ export class LogIoQueue {
     this.#devices = devices;
     this.#complete = complete;
     this.#log = log;
+    this.#openFailures = new RateLimitedLog(log);
   }
 
   get idle(): boolean {
@@ -141,7 +144,11 @@ export class LogIoQueue {
     if (lane.device) return lane.device;
     const opened = await this.#devices.open(logDevice);
     if (!opened.ok) {
-      this.#log.error({ logDevice, errno: opened.errno }, opened.message);
+      // A CTR can name any device: one line a minute per errno, with how many since (issue 15).
+      this.#openFailures.error(
+        { logDevice, errno: opened.errno, reason: opened.message },
+        `log device unavailable (${opened.errno})`,
+      );
       return null;
     }
     lane.device = opened.value;

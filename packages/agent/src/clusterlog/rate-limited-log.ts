@@ -6,13 +6,13 @@ import type { Logger } from "pino";
 // the interval are counted and reported by the next line, as `suppressed`.
 
 export class RateLimitedLog {
-  readonly #log: Pick<Logger, "warn">;
+  readonly #log: Pick<Logger, "warn" | "error">;
   readonly #intervalMs: number;
   readonly #now: () => number;
   readonly #last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
-    log: Pick<Logger, "warn">,
+    log: Pick<Logger, "warn" | "error">,
     options: { intervalMs?: number; now?: () => number } = {},
   ) {
     this.#log = log;
@@ -22,6 +22,14 @@ export class RateLimitedLog {
 
   /** Logs `msg` unless it was logged within the interval; returns whether it was. */
   warn(obj: Record<string, unknown>, msg: string): boolean {
+    return this.#emit("warn", obj, msg);
+  }
+
+  error(obj: Record<string, unknown>, msg: string): boolean {
+    return this.#emit("error", obj, msg);
+  }
+
+  #emit(level: "warn" | "error", obj: Record<string, unknown>, msg: string): boolean {
     const now = this.#now();
     const seen = this.#last.get(msg);
     if (seen && now - seen.at < this.#intervalMs) {
@@ -30,7 +38,7 @@ export class RateLimitedLog {
     }
     if (this.#last.size >= 1024 && !seen) this.#last.clear(); // bounded: messages are few
     this.#last.set(msg, { at: now, suppressed: 0 });
-    this.#log.warn(seen?.suppressed ? { ...obj, suppressed: seen.suppressed } : obj, msg);
+    this.#log[level](seen?.suppressed ? { ...obj, suppressed: seen.suppressed } : obj, msg);
     return true;
   }
 }

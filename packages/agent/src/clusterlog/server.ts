@@ -5,6 +5,7 @@ import { createServer as createTlsServer } from "node:tls";
 import {
   ClusterLog,
   type ClusterLogOptions,
+  DM_ULOG_CTR,
   DM_ULOG_DTR,
   DM_ULOG_HEADER_SIZE,
   DM_ULOG_RESUME,
@@ -1010,7 +1011,18 @@ export class ClusterLogServer {
     // can be answered after the DTR.
     if (pending.type === DM_ULOG_DTR && error === 0) this.#failLogRequests(pending);
     if (pending.type === DM_ULOG_RESUME && error === 0) this.#logResumed(pending.uuid);
+    if (pending.type === DM_ULOG_CTR && error !== 0) this.#ctrRefused(pending, error);
     this.#finish(pending, error, payload, false);
+  }
+
+  /** A CTR over a limit says which (issue 15), at most one line a minute per limit. */
+  #ctrRefused(request: KernelRequest, error: number): void {
+    const why = this.#clusterLog!.explainCtrLimit(this.nodeId, request.data);
+    if (why === null) return;
+    this.#refusals.warn(
+      { uuid: request.uuid, error, reason: why },
+      `CTR refused: ${why.includes("regions") ? "too many regions" : "too many logs"}`,
+    );
   }
 
   /** One line per resume of this node's log: what it starts from (after a crash: the disk's). */
