@@ -289,6 +289,7 @@ function fioArgs(job: FioJob): string[] {
           "--verify=crc32c",
           "--do_verify=1",
           "--verify_fatal=1",
+          "--verify_state_save=0", // fio would leave a state file in the cwd, the checkout
           ...(job.ioBytes !== undefined ? [`--io_size=${job.ioBytes}`] : []),
         ]
       : ["--time_based", `--runtime=${job.seconds}`]),
