@@ -1,7 +1,11 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { startAgent } from "./agent.ts";
-import { startClusterLogCommand, type TClusterLogFlags } from "./clusterlog/command.ts";
+import {
+  ConnectorHeldError,
+  startClusterLogCommand,
+  type TClusterLogFlags,
+} from "./clusterlog/command.ts";
 import {
   ConfigError,
   envLayer,
@@ -117,7 +121,14 @@ program
       throw error;
     }
     log = pino({ name: "mirrorplane-agent", level: config.logLevel });
-    const agent = await startAgent(config, log);
+    let agent: Awaited<ReturnType<typeof startAgent>>;
+    try {
+      agent = await startAgent(config, log);
+    } catch (error) {
+      if (!(error instanceof ConnectorHeldError)) throw error;
+      console.error(`mirrorplane-agent: ${error.message}`);
+      process.exit(error.exitCode);
+    }
     installShutdown(log, () => agent.stop());
   });
 
@@ -181,6 +192,12 @@ program
   )
   .addOption(
     new Option(
+      "--connector-lock <path>",
+      "host-wide lock held while serving the connector; another holder: exit 3 with --connector on, sockets only with auto (default /run/mirrorplane/connector.lock)",
+    ).env("MIRRORPLANE_CONNECTOR_LOCK"),
+  )
+  .addOption(
+    new Option(
       "--rearm <mode>",
       "suspend/resume a mirror whose kernel's in_sync hint holds resync back: auto (with the connector), dmsetup, off",
     ).choices(["auto", "dmsetup", "off"]),
@@ -194,7 +211,8 @@ program
       running = await startClusterLogCommand(flags, log);
     } catch (error) {
       console.error(`mirrorplane-agent clusterlog: ${(error as Error).message}`);
-      process.exit(2);
+      // 3: another agent serves this host's connector (ConnectorHeldError); 2: anything else.
+      process.exit(error instanceof ConnectorHeldError ? error.exitCode : 2);
     }
     installShutdown(log, () => running.stop());
   });

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -297,6 +298,23 @@ static napi_value nl_close(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// flock(fd, operation) -> 0, or -errno (-EWOULDBLOCK: held elsewhere with LOCK_NB; never
+// throws). The kernel's advisory lock on the open file description: released when the last
+// descriptor of it is closed, so also when its holder dies however it dies (no PID file).
+// The agent holds one on its connector lock file while it serves group 7 (one per host).
+static napi_value nl_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int rc;
+  do {
+    rc = flock(arg_int(env, argv[0]), arg_int(env, argv[1]));
+  } while (rc < 0 && errno == EINTR);
+  napi_value result;
+  CHECK(napi_create_int32(env, rc < 0 ? -errno : 0, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL},
@@ -309,6 +327,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"poll", NULL, nl_poll, NULL, NULL, NULL, napi_default, NULL},
       {"unpoll", NULL, nl_unpoll, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, nl_close, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, nl_flock, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,5 +1,15 @@
-import { existsSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from "node:fs";
 import { createRequire } from "node:module";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // AF_NETLINK datagram sockets through a small Node-API addon (native/netlink.c). The
@@ -46,6 +56,7 @@ interface NativeNetlink {
   poll(fd: number, onReadable: (status: number) => void): unknown;
   unpoll(poller: unknown): void;
   close(fd: number): void;
+  flock(fd: number, operation: number): number;
 }
 
 /** An error from a system call, with the negative errno (`-EPERM` = -1). */
@@ -275,4 +286,74 @@ export class NetlinkSocket {
       // already closed: nothing left to release
     }
   }
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+
+/** A held host-wide lock: `release` (or this process's death) lets the next holder in. */
+export interface HostLock {
+  readonly path: string;
+  release(): void;
+}
+
+export type HostLockResult =
+  | { readonly ok: true; readonly lock: HostLock }
+  /** Another process holds it; `holder` is what it wrote there (its pid), if readable. */
+  | { readonly ok: false; readonly held: true; readonly holder: string | null }
+  | { readonly ok: false; readonly held: false; readonly reason: string };
+
+/**
+ * Takes the kernel's exclusive advisory lock (flock LOCK_EX|LOCK_NB) on `path`, creating
+ * it (and its directory) if needed, without waiting. The lock belongs to the open file:
+ * the kernel drops it when the holder closes it or dies, SIGKILL included, so a stale lock
+ * cannot outlive its process (unlike a PID file). The holder's pid is written into the
+ * file only to name it in the refusal; it is never read to decide anything. The file is
+ * never removed: a new file under the old name would be a second, unrelated lock.
+ */
+export function acquireHostLock(path: string): HostLockResult {
+  const loaded = loadNetlink();
+  if (!loaded.ok) return { ok: false, held: false, reason: loaded.reason };
+  let fd: number;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    // libuv opens with O_CLOEXEC: a child (dmsetup) never inherits the lock.
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch (error) {
+    return { ok: false, held: false, reason: `cannot open ${path}: ${(error as Error).message}` };
+  }
+  const rc = loaded.native.flock(fd, LOCK_EX | LOCK_NB);
+  if (rc === -EWOULDBLOCK) {
+    let holder: string | null = null;
+    try {
+      holder = readFileSync(path, "utf8").trim() || null;
+    } catch {
+      // unreadable: the refusal just names no pid
+    }
+    closeSync(fd);
+    return { ok: false, held: true, holder };
+  }
+  if (rc < 0) {
+    closeSync(fd);
+    return { ok: false, held: false, reason: `flock ${path} failed (errno ${-rc})` };
+  }
+  try {
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`, 0);
+  } catch {
+    // the pid is only for the message: the lock is what counts
+  }
+  let open = true;
+  return {
+    ok: true,
+    lock: {
+      path,
+      release: () => {
+        if (!open) return;
+        open = false;
+        closeSync(fd);
+      },
+    },
+  };
 }

@@ -5,7 +5,12 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { clusterLogMetrics } from "../metrics.ts";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
-import { type ConnectorTransport, startConnectorTransport } from "./connector-transport.ts";
+import {
+  type ConnectorClaim,
+  type ConnectorTransport,
+  claimConnector,
+  startConnectorTransport,
+} from "./connector-transport.ts";
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
@@ -21,6 +26,18 @@ import { readTokenFile } from "./tcp-auth.ts";
 // (README "Three storage hosts"), ordered by the cluster's stream.
 
 export { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
+
+/** Exit status of an agent refused because another one serves this host's connector. */
+export const EXIT_CONNECTOR_HELD = 3;
+
+/** `--connector on` and another process on this host holds the connector lock. */
+export class ConnectorHeldError extends Error {
+  readonly exitCode = EXIT_CONNECTOR_HELD;
+  constructor(reason: string) {
+    super(`netlink connector unavailable: ${reason}; refusing to start (--connector on)`);
+    this.name = "ConnectorHeldError";
+  }
+}
 
 export interface RunningClusterLog {
   readonly server: ClusterLogServer;
@@ -224,6 +241,18 @@ export async function startClusterLogCommand(
       })
       .catch((error) => log.warn({ err: error }, "writing the snapshot file failed"));
   };
+  // The kernel bridge is claimed before this node joins any cluster: a second agent
+  // of this host is refused (or told it serves sockets only) before it does anything.
+  let claim: ConnectorClaim | null = null;
+  let connectorUnavailable: string | null = null;
+  if (flags.connector !== "off") {
+    const claimed = claimConnector({ lockPath: flags.connectorLock });
+    if (claimed.ok) claim = claimed.claim;
+    else if (flags.connector === "on") {
+      if (claimed.held) throw new ConnectorHeldError(claimed.reason);
+      throw new Error(`netlink connector unavailable: ${claimed.reason}`);
+    } else connectorUnavailable = claimed.reason;
+  }
   const clusterBus = createClusterBusFromOptions({
     nodeId: flags.nodeId,
     natsUrl: flags.nats,
@@ -262,21 +291,28 @@ export async function startClusterLogCommand(
       maxLogs: flags.maxLogs,
     },
   });
-  await server.start();
+  try {
+    await server.start();
+  } catch (error) {
+    claim?.release();
+    throw error;
+  }
   let connector: ConnectorTransport | null = null;
-  if (flags.connector !== "off") {
-    const started = startConnectorTransport({ server, log });
+  if (claim) {
+    const started = startConnectorTransport({ server, log, claim });
     if (started.ok) connector = started.transport;
     else if (flags.connector === "on") {
       await server.stop();
       throw new Error(`netlink connector unavailable: ${started.reason}`);
-    } else {
-      // One clear line: a host without dm-log-userspace or root still serves the socket.
-      log.warn(
-        { reason: started.reason },
-        `netlink connector unavailable (${started.reason}); serving the local socket only`,
-      );
-    }
+    } else connectorUnavailable = started.reason;
+  }
+  if (connectorUnavailable !== null) {
+    // One clear line: a host without dm-log-userspace or root, or whose connector another
+    // agent serves, still serves the socket.
+    log.warn(
+      { reason: connectorUnavailable },
+      `netlink connector unavailable (${connectorUnavailable}); serving the local socket only`,
+    );
   }
   const useDmsetup = flags.rearm === "dmsetup" || (flags.rearm === "auto" && connector !== null);
   // Without dmsetup the rearmer still watches, so a resync held by this kernel's hint is

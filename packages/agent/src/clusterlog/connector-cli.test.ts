@@ -21,10 +21,26 @@ async function run(name: string, extra: string[], uid?: number) {
   const socket = join(dir, `${name}.sock`);
   const child = spawn(
     process.execPath,
-    [bin, "clusterlog", "--socket", socket, "--data-dir", join(dir, name), ...extra],
+    [
+      bin,
+      "clusterlog",
+      "--socket",
+      socket,
+      "--data-dir",
+      join(dir, name),
+      // Never this host's real lock (/run/mirrorplane/connector.lock) unless a test says so.
+      ...(extra.includes("--connector-lock")
+        ? []
+        : ["--connector-lock", join(dir, `${name}.lock`)]),
+      ...extra,
+    ],
     { stdio: ["ignore", "pipe", "pipe"], ...(uid === undefined ? {} : { uid, gid: uid }) },
   );
   const lines: string[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   let partial = "";
   const listening = new Promise<void>((resolveListening, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -34,7 +50,9 @@ async function run(name: string, extra: string[], uid?: number) {
       lines.push(...parts);
       if (parts.some((l) => l.includes("cluster-log server listening"))) resolveListening();
     });
-    child.once("exit", (code) => reject(new Error(`exited ${code}: ${lines.join("\n")}`)));
+    child.once("exit", (code) =>
+      setImmediate(() => reject(new Error(`exited ${code}: ${stderr}${lines.join("\n")}`))),
+    );
   });
   await listening;
   // The connector is tried right after the socket listens: give that line time to appear.
@@ -46,7 +64,7 @@ async function run(name: string, extra: string[], uid?: number) {
     child.kill("SIGTERM");
     return exited;
   };
-  return { lines, stop };
+  return { child, lines, stop };
 }
 
 describe.runIf(isRoot && loadNetlink().ok)("the clusterlog command and the connector", () => {
@@ -68,5 +86,53 @@ describe.runIf(isRoot && loadNetlink().ok)("the clusterlog command and the conne
 
   it("--connector on refuses to start unprivileged", async () => {
     await expect(run("strict", ["--connector", "on"], 65534)).rejects.toThrow(/exited 2/);
+  });
+});
+
+// One connector server per host (issue 14): the flock on --connector-lock is taken before
+// group 7 is joined and held while serving; the kernel drops it with its holder.
+describe.runIf(isRoot && loadNetlink().ok)("one connector server per host", () => {
+  const lock = join(dir, "run", "connector.lock");
+  const withLock = (mode: string) => ["--connector", mode, "--connector-lock", lock];
+  const serving = (lines: string[]) =>
+    lines.some((l) => l.includes("netlink connector: serving dm-log-userspace"));
+
+  it("a second agent is refused with exit 3 (on) or serves its socket only (auto)", async () => {
+    const first = await run("first", withLock("on"));
+    expect(serving(first.lines)).toBe(true);
+
+    const refused = await run("second", withLock("on")).then(
+      () => "started",
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/^exited 3: /);
+    expect(refused).toContain(
+      `mirrorplane-agent clusterlog: netlink connector unavailable: another connector server holds ${lock} (pid ${first.child.pid}); refusing to start (--connector on)`,
+    );
+
+    const auto = await run("third", withLock("auto"));
+    expect(serving(auto.lines)).toBe(false);
+    const line = auto.lines.find((l) => l.includes("serving the local socket only"));
+    expect(JSON.parse(line!).reason).toBe(
+      `another connector server holds ${lock} (pid ${first.child.pid})`,
+    );
+    expect(await auto.stop()).toBe(0);
+    expect(await first.stop()).toBe(0);
+
+    // Stopped: the lock is free again.
+    const after = await run("after-stop", withLock("on"));
+    expect(serving(after.lines)).toBe(true);
+    expect(await after.stop()).toBe(0);
+  });
+
+  it("a holder killed with SIGKILL leaves no stale lock: the next agent takes it", async () => {
+    const first = await run("killed", withLock("on"));
+    expect(serving(first.lines)).toBe(true);
+    const gone = new Promise((r) => first.child.once("exit", r));
+    first.child.kill("SIGKILL");
+    await gone;
+    const next = await run("successor", withLock("on"));
+    expect(serving(next.lines)).toBe(true);
+    expect(await next.stop()).toBe(0);
   });
 });

@@ -121,6 +121,7 @@ describe.runIf(real)("the netlink connector transport", () => {
       log,
       group,
       replyPortId: kernel.socket.portId,
+      lockPath: null,
     });
     if (!started.ok) throw new Error(started.reason);
     transport = started.transport;
@@ -240,10 +241,23 @@ describe.runIf(real)("the connector on the real group 7", () => {
       snapshotIntervalMs: 0,
     });
     await server.start();
-    const started = startConnectorTransport({ server, log });
+    const dir = await mkdtemp(join(tmpdir(), "mp-connector-lock-"));
+    const lockPath = join(dir, "connector.lock");
+    const started = startConnectorTransport({ server, log, lockPath });
     expect(started.ok).toBe(true);
+    // While it serves, no second server of this host may join: the lock is held.
+    const second = startConnectorTransport({ server, log, lockPath });
+    expect(second).toMatchObject({ ok: false, held: true });
+    expect(!second.ok && second.reason).toMatch(
+      new RegExp(`another connector server holds ${lockPath} \\(pid ${process.pid}\\)`),
+    );
     if (started.ok) started.transport.close();
+    // Closed: it left the group, and the next one may take over.
+    const third = startConnectorTransport({ server, log, lockPath });
+    expect(third.ok).toBe(true);
+    if (third.ok) third.transport.close();
     await server.stop({ drainTimeoutMs: 100 });
+    await rm(dir, { recursive: true, force: true });
     expect(CN_IDX_DM).toBe(7);
   });
 });

@@ -11,7 +11,9 @@ import {
   NLMSG_HDRLEN,
 } from "@mirrorplane/clusterlog";
 import {
+  acquireHostLock,
   CAP_SYS_ADMIN,
+  type HostLock,
   hasCapability,
   KERNEL_PORT_ID,
   loadNetlink,
@@ -52,26 +54,52 @@ export interface ConnectorStats {
   truncated: number;
 }
 
-export interface ConnectorTransportOptions {
+export interface ConnectorClaimOptions {
+  /** Skip the CAP_SYS_ADMIN check (tests of the framing as an unprivileged user). */
+  readonly requireCapability?: boolean;
+  /**
+   * The host-wide lock file taken before joining the group and held while serving
+   * (DEFAULT_CONNECTOR_LOCK); `null` takes none (in-process framing tests only).
+   */
+  readonly lockPath?: string | null;
+}
+
+export interface ConnectorTransportOptions extends ConnectorClaimOptions {
   readonly server: ClusterLogServer;
   readonly log: Logger;
   /** Multicast group to join: CN_IDX_DM (7) for the kernel; tests use another one. */
   readonly group?: number;
   /** Where replies go: the kernel (0); tests point it at a fake kernel's port id. */
   readonly replyPortId?: number;
-  /** Skip the CAP_SYS_ADMIN check (tests of the framing as an unprivileged user). */
-  readonly requireCapability?: boolean;
+  /** Taken beforehand with `claimConnector` (the command claims before it joins a cluster). */
+  readonly claim?: ConnectorClaim;
 }
+
+/** One connector server per host: every agent on the host takes this flock first. */
+export const DEFAULT_CONNECTOR_LOCK = "/run/mirrorplane/connector.lock";
+
+/** The right to serve this host's kernel: the preconditions held and the host lock taken. */
+export interface ConnectorClaim {
+  readonly lock: HostLock | null;
+  /** Gives the right up (the transport does so when it closes). */
+  release(): void;
+}
+
+export type ConnectorClaimResult =
+  | { readonly ok: true; readonly claim: ConnectorClaim }
+  /** `held`: another process on this host serves the connector (holds the lock). */
+  | { readonly ok: false; readonly reason: string; readonly held?: boolean };
 
 export type ConnectorStart =
   | { readonly ok: true; readonly transport: ConnectorTransport }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly reason: string; readonly held?: boolean };
 
 /**
- * Opens the connector socket and starts serving, or says why it cannot: no addon, no
- * connector in this kernel, not privileged. Never throws.
+ * Whether this process may serve the kernel, and if so the host lock: no addon, no
+ * connector in this kernel, not privileged, or another server on this host say no.
+ * Never throws.
  */
-export function startConnectorTransport(options: ConnectorTransportOptions): ConnectorStart {
+export function claimConnector(options: ConnectorClaimOptions = {}): ConnectorClaimResult {
   const loaded = loadNetlink();
   if (!loaded.ok) return { ok: false, reason: loaded.reason };
   try {
@@ -89,6 +117,38 @@ export function startConnectorTransport(options: ConnectorTransportOptions): Con
         "not privileged: dm-log-userspace only accepts replies from CAP_SYS_ADMIN (run as root)",
     };
   }
+  // One server per host (issue 14): every kernel request reaches every member of group 7
+  // and the kernel takes the first reply, so two servers with different states would
+  // answer the same mirror differently. The lock is the kernel's flock: taken before the
+  // join, held while serving, dropped by the kernel when this process dies however it dies.
+  const lockPath = options.lockPath === undefined ? DEFAULT_CONNECTOR_LOCK : options.lockPath;
+  let lock: HostLock | null = null;
+  if (lockPath !== null) {
+    const got = acquireHostLock(lockPath);
+    if (!got.ok && got.held) {
+      return {
+        ok: false,
+        held: true,
+        reason: `another connector server holds ${lockPath}${got.holder ? ` (pid ${got.holder})` : ""}`,
+      };
+    }
+    if (!got.ok) return { ok: false, reason: `cannot take the connector lock: ${got.reason}` };
+    lock = got.lock;
+  }
+  return { ok: true, claim: { lock, release: () => lock?.release() } };
+}
+
+/**
+ * Opens the connector socket and starts serving, or says why it cannot (claimConnector's
+ * reasons, or the socket refused). Never throws.
+ */
+export function startConnectorTransport(options: ConnectorTransportOptions): ConnectorStart {
+  let claim = options.claim;
+  if (!claim) {
+    const claimed = claimConnector(options);
+    if (!claimed.ok) return claimed;
+    claim = claimed.claim;
+  }
   let socket: NetlinkSocket;
   try {
     socket = NetlinkSocket.open({
@@ -98,9 +158,10 @@ export function startConnectorTransport(options: ConnectorTransportOptions): Con
       receiveBufferSize: CONNECTOR_MAX_MSG_SIZE + 4096,
     });
   } catch (error) {
+    claim.release();
     return { ok: false, reason: `cannot open the connector socket: ${(error as Error).message}` };
   }
-  return { ok: true, transport: new ConnectorTransport(socket, options) };
+  return { ok: true, transport: new ConnectorTransport(socket, options, claim) };
 }
 
 export class ConnectorTransport {
@@ -119,10 +180,12 @@ export class ConnectorTransport {
   readonly #replyPortId: number;
   readonly #portId: number;
   readonly #session: Session;
+  readonly #claim: ConnectorClaim;
   #closed = false;
 
-  constructor(socket: NetlinkSocket, options: ConnectorTransportOptions) {
+  constructor(socket: NetlinkSocket, options: ConnectorTransportOptions, claim: ConnectorClaim) {
     this.#socket = socket;
+    this.#claim = claim;
     this.#log = options.log;
     this.#replyPortId = options.replyPortId ?? KERNEL_PORT_ID;
     this.#portId = socket.portId;
@@ -152,7 +215,7 @@ export class ConnectorTransport {
       },
     );
     options.log.info(
-      { group: options.group ?? CN_IDX_DM, portId: this.#portId },
+      { group: options.group ?? CN_IDX_DM, portId: this.#portId, lock: claim.lock?.path ?? null },
       "netlink connector: serving dm-log-userspace (CN_IDX_DM/CN_VAL_DM_USERSPACE_LOG)",
     );
   }
@@ -245,6 +308,8 @@ export class ConnectorTransport {
     this.#closed = true;
     this.#session.lost();
     this.#socket.close();
+    // Only after leaving the group: the next server may join once this one cannot answer.
+    this.#claim.release();
     this.#log.info("netlink connector closed");
   }
 }

@@ -40,6 +40,12 @@ export const ZClusterLogFlags = z.object({
    * why not otherwise; `on` refuses to start without it; `off` serves sockets only.
    */
   connector: z.enum(["auto", "on", "off"]).default("auto"),
+  /**
+   * The host-wide lock (flock) a connector server holds while it serves group 7: one per
+   * host. A second agent with `--connector on` exits with status 3; with `auto` it serves
+   * its sockets only. Change it only for tests (or a host with a different /run).
+   */
+  connectorLock: z.string().min(1).default("/run/mirrorplane/connector.lock"),
   /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
   nats: z
     .string()
