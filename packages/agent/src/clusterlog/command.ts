@@ -14,6 +14,7 @@ import {
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
+import { type Handoff, takeHandoff, writeHandoff } from "./handoff.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { loadMemberKeys, type MemberKeys } from "./member-keys.ts";
 import { HintRearmer } from "./rearm.ts";
@@ -29,6 +30,13 @@ export { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 
 /** Exit status of an agent refused because another one serves this host's connector. */
 export const EXIT_CONNECTOR_HELD = 3;
+
+/**
+ * A handover older than this is not used. Not for safety (the lock guarantees no other
+ * server answered the kernel since), only so a forgotten one from long ago is not picked
+ * up by surprise.
+ */
+const HANDOFF_MAX_AGE_MS = 60 * 60_000;
 
 /** `--connector on` and another process on this host holds the connector lock. */
 export class ConnectorHeldError extends Error {
@@ -253,6 +261,35 @@ export async function startClusterLogCommand(
       throw new Error(`netlink connector unavailable: ${claimed.reason}`);
     } else connectorUnavailable = claimed.reason;
   }
+  // A clean restart's handover (handoff.ts): taken holding the lock, by whoever takes it
+  // next, used or not. Only one host's in-process order is handed over: a cluster
+  // member's state lives in the cluster, which it rejoins.
+  let handoff: Handoff | null = null;
+  if (claim?.lock) {
+    const taken = await takeHandoff(claim.lock.path, {
+      nodeId: flags.nodeId,
+      now: Date.now(),
+      maxAgeMs: HANDOFF_MAX_AGE_MS,
+    });
+    if (taken.ok && !flags.nats) {
+      handoff = taken.handoff;
+      log.info(
+        { seq: handoff.snapshot.seq, fromPid: handoff.pid, ageMs: Date.now() - handoff.writtenAt },
+        "starting from the state the previous agent handed over: its logs go on without a resync",
+      );
+    } else if (taken.ok) {
+      log.warn("the previous agent's handover is not used: this agent joins a cluster over NATS");
+    } else if (taken.reason) {
+      log.warn(
+        { reason: taken.reason },
+        `the previous agent's handover is not used: ${taken.reason}`,
+      );
+    }
+  }
+  let serverRef: ClusterLogServer | null = null;
+  let lastSaved: { snapshot: BusSnapshot; pendingIo: number } | null = handoff
+    ? { snapshot: handoff.snapshot, pendingIo: 0 }
+    : null;
   const clusterBus = createClusterBusFromOptions({
     nodeId: flags.nodeId,
     natsUrl: flags.nats,
@@ -263,7 +300,15 @@ export async function startClusterLogCommand(
     insecureUnsigned: security?.insecureUnsigned,
     connectOptions: security?.connectOptions,
     onRefused: refused ? (reason) => refused.inc({ reason }) : undefined,
-    inProcess: { onSnapshot: keepSnapshotFile },
+    inProcess: {
+      onSnapshot: (snapshot) => {
+        // The server's last save is its final state: stop() saves after the drain and
+        // before leaving the order (whose node-leave would drop this node's logs).
+        lastSaved = { snapshot, pendingIo: serverRef?.clusterLog.state.pendingIo.size ?? 0 };
+        keepSnapshotFile(snapshot);
+      },
+      ...(handoff ? { initialSnapshot: handoff.snapshot } : {}),
+    },
   });
   // Over NATS the snapshot goes to the cluster's KV bucket (for joiners); a copy is kept in
   // the data directory for inspection, as in-process.
@@ -291,6 +336,7 @@ export async function startClusterLogCommand(
       maxLogs: flags.maxLogs,
     },
   });
+  serverRef = server;
   try {
     await server.start();
   } catch (error) {
@@ -356,9 +402,35 @@ export async function startClusterLogCommand(
     rearmer,
     rearmWithDmsetup: useDmsetup,
     stop: () => {
-      rearmer.stop();
-      connector?.close();
-      stopping ??= server.stop().then(() => writing);
+      stopping ??= (async () => {
+        rearmer.stop();
+        // One host's clean restart hands its state over (handoff.ts); a cluster member
+        // leaves, and its logs live on in the cluster.
+        const lockPath = !flags.nats && connector ? (claim?.lock?.path ?? null) : null;
+        let answered = false;
+        if (lockPath) answered = await connector!.handOff();
+        else connector?.close();
+        await server.stop();
+        await writing;
+        if (lockPath) {
+          // Still holding the lock: no other server can have answered the kernel since.
+          const final = lastSaved as { snapshot: BusSnapshot; pendingIo: number } | null;
+          if (!answered) log.warn("no handover: a kernel request was still unanswered");
+          else if (!final) log.info("no handover: no state to hand over");
+          else if (final.pendingIo > 0) log.warn("no handover: log I/O was pending");
+          else {
+            await writeHandoff(lockPath, {
+              nodeId: flags.nodeId,
+              snapshot: final.snapshot,
+              now: Date.now(),
+            }).then(
+              () => log.info("handed over: the next agent starts from this state, no resync"),
+              (error) => log.warn({ err: error }, "writing the handover failed"),
+            );
+          }
+        }
+        claim?.release();
+      })();
       return stopping;
     },
   };

@@ -181,6 +181,7 @@ export class ConnectorTransport {
   readonly #portId: number;
   readonly #session: Session;
   readonly #claim: ConnectorClaim;
+  readonly #group: number;
   #closed = false;
 
   constructor(socket: NetlinkSocket, options: ConnectorTransportOptions, claim: ConnectorClaim) {
@@ -188,6 +189,7 @@ export class ConnectorTransport {
     this.#claim = claim;
     this.#log = options.log;
     this.#replyPortId = options.replyPortId ?? KERNEL_PORT_ID;
+    this.#group = options.group ?? CN_IDX_DM;
     this.#portId = socket.portId;
     // The kernel is one client: one session, whose in-flight requests are matched by the
     // server's own wire seqs, so the kernel's global seq counter needs nothing special.
@@ -302,14 +304,52 @@ export class ConnectorTransport {
     }
   }
 
+  /**
+   * A clean restart (SIGTERM, an upgrade; issue 11): leave group 7 first, so the kernel's
+   * next request finds no server at once (-ESRCH: it retries its CTR every 2 s until the
+   * next agent serves, spec §1.5) instead of waiting out its 15 s timeout for an answer
+   * that never comes; answer everything already queued on the socket and in flight; then
+   * close. Resolves true when every request received was answered: what the kernel was
+   * told is then exactly the server's state, which can be handed over (handoff.ts).
+   */
+  async handOff(deadlineMs = 3000): Promise<boolean> {
+    if (this.#closed) return false;
+    const deadline = Date.now() + deadlineMs;
+    try {
+      this.#socket.leave(this.#group);
+    } catch (error) {
+      this.#log.warn({ err: error }, "could not leave the connector group: closing instead");
+      this.#shut();
+      return false;
+    }
+    // Whatever the kernel sent before the leave is queued on the socket: the poller still
+    // delivers it. Wait for the answers (and the session's flush, on the next turn).
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    await turn();
+    while (this.#session.inflight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await turn();
+    await turn();
+    const answered = this.#session.inflight === 0;
+    // The lock stays held: the caller writes the handover first, then releases it.
+    this.#shut();
+    return answered;
+  }
+
   /** Stop serving: what is still in flight is released; the kernel resends it (§1.4, §1.5). */
   close(): void {
+    if (this.#closed) return;
+    this.#shut();
+    // Only after leaving the group: the next server may join once this one cannot answer.
+    this.#claim.release();
+  }
+
+  #shut(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#session.lost();
     this.#socket.close();
-    // Only after leaving the group: the next server may join once this one cannot answer.
-    this.#claim.release();
     this.#log.info("netlink connector closed");
   }
 }

@@ -33,6 +33,15 @@ describe("InProcessOrder / InProcessBus", () => {
     expect(order.liveMembers()).toEqual([1, 2]);
   });
 
+  it("starts from a handed-over snapshot: members restore it, the order goes on after it", async () => {
+    const handedOver = { seq: 41, bytes: new Uint8Array([7, 7, 7]) };
+    const order = new InProcessOrder({ initialSnapshot: handedOver });
+    const a = member(order, 1);
+    expect(await a.started).toEqual(handedOver);
+    expect(await a.bus.publish(op(7), "x")).toBe(43); // 42 is the member's own join
+    expect(a.seen.map((e) => e.seq)).toEqual([42, 43]);
+  });
+
   it("a msgId seen before resolves with the original seq and delivers nothing", async () => {
     const order = new InProcessOrder();
     const a = member(order, 1);

@@ -41,6 +41,11 @@ export interface InProcessOrderOptions {
   readonly dedupWindow?: number;
   /** Called with every snapshot saved (the `clusterlog` command writes it to its data dir). */
   readonly onSnapshot?: (snapshot: BusSnapshot) => void;
+  /**
+   * Start the order from this snapshot (the previous process's state handed over on a
+   * clean restart, handoff.ts): members join from it, the next seq follows it.
+   */
+  readonly initialSnapshot?: BusSnapshot;
 }
 
 interface Held {
@@ -196,6 +201,10 @@ export class InProcessOrder {
     this.#options = options;
     this.#dedupWindow = options.dedupWindow ?? 8_192;
     this.#numberedIds = new NumberedIds(this.#dedupWindow);
+    if (options.initialSnapshot) {
+      this.#snapshot = options.initialSnapshot;
+      this.#lastSeq = options.initialSnapshot.seq;
+    }
   }
 
   /** A member endpoint for `nodeId`; call `start()` on it to join. */
