@@ -57,4 +57,45 @@ describe("FrameReader", () => {
       expect(events).toEqual(["frame 160 1", "fatal frame"]);
     }
   });
+
+  it("takes at most a budget of frames per call; the rest waits in order for resume", () => {
+    const frames = Array.from({ length: 10 }, (_, i) => framed(160 + i, i));
+    const stream = new Uint8Array(frames.flatMap((f) => [...f]));
+    for (const size of [1, 50, 400, stream.length]) {
+      for (const budget of [1, 3, 4]) {
+        const { events, sink } = collect();
+        const reader = new FrameReader({ maxFrameSize: 165 });
+        let turns = 0;
+        for (let i = 0; i < stream.length; i += size) {
+          const taken = reader.push(stream.subarray(i, i + size), sink, budget);
+          expect(taken).toBeLessThanOrEqual(budget);
+        }
+        while (reader.backlogged) {
+          turns++;
+          const before = events.length;
+          expect(reader.resume(sink, budget)).toBe(events.length - before);
+          expect(events.length - before).toBeLessThanOrEqual(budget);
+          expect(events.length - before).toBeGreaterThan(0);
+        }
+        expect(events).toEqual(
+          frames.map((_, i) =>
+            160 + i > 165 ? `oversized 160 ${160 + i}` : `frame ${160 + i} ${i}`,
+          ),
+        );
+        expect(reader.pendingBytes).toBe(0);
+        if (size === stream.length) expect(turns).toBe(Math.ceil(10 / budget) - 1);
+      }
+    }
+  });
+
+  it("stop drops the backlog", () => {
+    const { events, sink } = collect();
+    const reader = new FrameReader();
+    reader.push(new Uint8Array([...framed(160, 1), ...framed(160, 2)]), sink, 1);
+    expect(reader.backlogged).toBe(true);
+    reader.stop();
+    expect(reader.backlogged).toBe(false);
+    expect(reader.resume(sink, 10)).toBe(0);
+    expect(events).toEqual(["frame 160 1"]);
+  });
 });

@@ -32,6 +32,11 @@ export class FrameReader {
   #held: Uint8Array | null = null;
   #discard = 0;
   #stopped = false;
+  /**
+   * Input not yet looked at because a turn's budget ran out: views of the chunks (a net
+   * chunk is never reused), the first one starting at a frame boundary.
+   */
+  #backlog: Uint8Array[] = [];
 
   constructor(options: { maxFrameSize?: number; discardLimit?: number } = {}) {
     this.#maxFrameSize = options.maxFrameSize ?? MAX_FRAME_SIZE;
@@ -43,14 +48,49 @@ export class FrameReader {
     return this.#held?.length ?? 0;
   }
 
+  /** Whether input is waiting for another turn (`resume`). */
+  get backlogged(): boolean {
+    return this.#backlog.length > 0;
+  }
+
   /** Report nothing more (the connection is closing). */
   stop(): void {
     this.#stopped = true;
     this.#held = null;
+    this.#backlog = [];
   }
 
-  push(chunk: Uint8Array, sink: FrameSink): void {
-    if (this.#stopped) return;
+  /**
+   * Report the frames of `chunk`, at most `budget` of them (oversized ones included); what
+   * is left waits, in order, for `resume`, and so does every chunk pushed meanwhile
+   * (`backlogged`). Returns how many frames were reported.
+   */
+  push(chunk: Uint8Array, sink: FrameSink, budget = Number.POSITIVE_INFINITY): number {
+    if (this.#stopped) return 0;
+    if (this.#backlog.length > 0) {
+      this.#backlog.push(chunk);
+      return 0;
+    }
+    return this.#consume(chunk, sink, budget);
+  }
+
+  /** Go on with the backlog, at most `budget` frames; returns how many were reported. */
+  resume(sink: FrameSink, budget: number): number {
+    let reported = 0;
+    while (!this.#stopped && this.#backlog.length > 0 && reported < budget) {
+      const before = this.#backlog.length;
+      reported += this.#consume(this.#backlog.shift()!, sink, budget - reported);
+      // Out of budget inside that chunk: its rest went back first in line.
+      if (this.#backlog.length === before) break;
+    }
+    return reported;
+  }
+
+  /**
+   * Frames of `chunk`, up to `budget` of them; returns how many were reported. All of it
+   * taken (frames reported, a partial frame held), or the rest put first in the backlog.
+   */
+  #consume(chunk: Uint8Array, sink: FrameSink, budget: number): number {
     let data = chunk;
     if (this.#discard > 0) {
       const skipped = Math.min(this.#discard, data.length);
@@ -66,14 +106,20 @@ export class FrameReader {
     }
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let off = 0;
+    let reported = 0;
     while (!this.#stopped && data.length - off >= 4) {
+      if (reported >= budget) {
+        // Out of budget at a frame boundary: the rest waits for another turn, first in line.
+        this.#backlog.unshift(data.subarray(off));
+        return reported;
+      }
       const length = view.getUint32(off, true);
       if (length < DM_ULOG_HEADER_SIZE) {
         this.#fatal(
           sink,
           `frame length ${length} is shorter than the ${DM_ULOG_HEADER_SIZE}-byte header`,
         );
-        return;
+        return reported;
       }
       if (length > this.#maxFrameSize) {
         if (length > this.#discardLimit) {
@@ -81,10 +127,11 @@ export class FrameReader {
             sink,
             `frame length ${length} exceeds ${this.#discardLimit}: stream out of step`,
           );
-          return;
+          return reported;
         }
         if (data.length - off < 4 + DM_ULOG_HEADER_SIZE) break;
         sink.oversized(data.slice(off + 4, off + 4 + DM_ULOG_HEADER_SIZE), length);
+        reported++;
         const available = data.length - off - 4;
         if (available >= length) {
           off += 4 + length;
@@ -101,8 +148,10 @@ export class FrameReader {
       if (sink.frameAt) sink.frameAt(view, off + 4, length);
       else sink.frame(new Uint8Array(data.buffer, data.byteOffset + off + 4, length));
       off += 4 + length;
+      reported++;
     }
     if (!this.#stopped && off < data.length) this.#held = data.slice(off);
+    return reported;
   }
 
   #fatal(sink: FrameSink, reason: string): void {

@@ -56,6 +56,8 @@ export interface ClusterLogServerOptions {
   /** Prefix of this process's msgIds; unique per start so ids never collide with a past run. */
   readonly incarnation?: string;
   readonly maxFrameSize?: number;
+  /** Frames one connection's input may hand over per turn (FRAMES_PER_TURN; the fairness bench's baseline turns it off with Infinity). */
+  readonly framesPerTurn?: number;
 }
 
 /** The TCP listener's credentials (at least one). */
@@ -198,7 +200,22 @@ export interface SessionSink {
   write(bytes: Uint8Array): void;
   /** Close after the written bytes are out. */
   end(): void;
+  /**
+   * Input flow control: the session has more input than one turn may take and asks the
+   * transport to stop reading (`pauseInput`) until its backlog is served (`resumeInput`).
+   */
+  pauseInput?(): void;
+  resumeInput?(): void;
 }
+
+/**
+ * Frames one connection's input may hand to the server per event-loop turn (issue 14): the
+ * rest waits for the next turn, the socket paused, so a connection that floods the server
+ * delays the others' replies by at most one such slice (~0.3 ms of work at ~1 µs a frame)
+ * per turn, never by its whole backlog. Well above what a pipelined client at depth 64
+ * sends per turn (PB1).
+ */
+export const FRAMES_PER_TURN = 128;
 
 /**
  * One client connection. Holds its in-flight requests (several connections may use the
@@ -227,18 +244,61 @@ export class Session implements FrameSink {
   #out = new Uint8Array(OUTPUT_INITIAL);
   #outView = new DataView(this.#out.buffer);
   #outBytes = 0;
-  #flushScheduled = false;
+  /** An end of turn is scheduled: flush the output, reset the budget, go on with input. */
+  #turnScheduled = false;
+  /** Frames taken from this connection's input in this turn (FRAMES_PER_TURN). */
+  #framesThisTurn = 0;
+  readonly #framesPerTurn: number;
+  #inputPaused = false;
 
-  constructor(server: ClusterLogServer, id: number, sink: SessionSink, maxFrameSize?: number) {
+  constructor(
+    server: ClusterLogServer,
+    id: number,
+    sink: SessionSink,
+    maxFrameSize?: number,
+    framesPerTurn = FRAMES_PER_TURN,
+  ) {
     this.#server = server;
+    this.#framesPerTurn = framesPerTurn;
     this.id = id;
     this.#sink = sink;
     this.#reader = new FrameReader(maxFrameSize === undefined ? {} : { maxFrameSize });
   }
 
-  /** Bytes from the client. */
+  /** Bytes from the client: at most FRAMES_PER_TURN frames per turn are taken, in order. */
   receive(chunk: Uint8Array): void {
-    if (!this.closed) this.#reader.push(chunk, this);
+    if (this.closed) return;
+    const taken = this.#reader.push(chunk, this, this.#framesPerTurn - this.#framesThisTurn);
+    this.#framesThisTurn += taken;
+    if (taken > 0 || this.#reader.backlogged) this.#scheduleTurnEnd();
+    if (this.#reader.backlogged && !this.#inputPaused && !this.closed) {
+      this.#inputPaused = true;
+      this.#sink.pauseInput?.();
+    }
+  }
+
+  #scheduleTurnEnd(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    this.#server.endOfTurn(this);
+  }
+
+  /** End of turn, first step (ClusterLogServer.endOfTurn): this turn's replies go out. */
+  flushTurn(): void {
+    this.#turnScheduled = false;
+    this.#framesThisTurn = 0;
+    this.#flush();
+  }
+
+  /** End of turn, second step: one more slice of a backlog; its replies go out next turn. */
+  continueInput(): void {
+    if (this.closed || !this.#reader.backlogged) return;
+    this.#framesThisTurn = this.#reader.resume(this, this.#framesPerTurn);
+    this.#scheduleTurnEnd();
+    if (!this.#reader.backlogged && this.#inputPaused && !this.closed) {
+      this.#inputPaused = false;
+      this.#sink.resumeInput?.();
+    }
   }
 
   /** Stop reading (shutdown drain); output still flows. */
@@ -307,15 +367,8 @@ export class Session implements FrameSink {
     out.setUint32(to + OFF_DATA_SIZE, data.length, true);
     if (data.length > 0) this.#out.set(data, to + DM_ULOG_HEADER_SIZE);
     this.#outBytes = to + length;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      // After the poll phase, not after this read: libuv delivers several reads of one
-      // socket in one phase, and their replies then go out in one write (PB1).
-      setImmediate(this.#flushNow);
-    }
+    this.#scheduleTurnEnd();
   }
-
-  readonly #flushNow = () => this.#flush();
 
   #grow(needed: number): void {
     let capacity = this.#out.length * 2;
@@ -327,7 +380,6 @@ export class Session implements FrameSink {
   }
 
   #flush(): void {
-    this.#flushScheduled = false;
     if (this.#outBytes === 0) return;
     // A copy: the socket keeps what it is given until it is written out.
     const used = this.#outBytes;
@@ -647,8 +699,8 @@ export class ClusterLogServer {
         socket.destroy();
         return;
       }
+      // #accept resumes the paused socket unless its first bytes already fill a turn.
       this.#accept(socket, outcome.rest);
-      socket.resume();
     });
   }
 
@@ -668,23 +720,42 @@ export class ClusterLogServer {
     }
     this.#sockets.add(socket);
     socket.setNoDelay?.(true);
+    // Reading stops while the client leaves our output unread, or while its input waits
+    // for later turns (FRAMES_PER_TURN); it goes on when neither holds.
+    let outputFull = false;
+    let inputBacklog = false;
+    const flow = () => {
+      if (outputFull || inputBacklog) socket.pause();
+      else if (!session.closed) socket.resume();
+    };
     const session = this.openSession({
       write: (bytes) => {
         if (socket.destroyed) return;
         socket.write(bytes);
-        if (socket.writableLength > OUTPUT_HIGH_WATER && !socket.isPaused()) {
-          socket.pause();
+        if (socket.writableLength > OUTPUT_HIGH_WATER && !outputFull) {
+          outputFull = true;
+          flow();
           socket.once("drain", () => {
-            if (!session.closed) socket.resume();
+            outputFull = false;
+            flow();
           });
         }
       },
       end: () => {
         if (!socket.destroyed) socket.end();
       },
+      pauseInput: () => {
+        inputBacklog = true;
+        flow();
+      },
+      resumeInput: () => {
+        inputBacklog = false;
+        flow();
+      },
     });
     if (first && first.length > 0) session.receive(first);
     socket.on("data", (chunk) => session.receive(chunk));
+    flow();
     socket.on("error", (error) =>
       this.#log.debug({ session: session.id, err: error }, "socket error"),
     );
@@ -695,9 +766,35 @@ export class ClusterLogServer {
     });
   }
 
+  /**
+   * `session` has replies to send or input left at the end of this event-loop turn. One
+   * setImmediate for all of them: after the poll phase, not after each read (libuv
+   * delivers several reads of one socket in one phase, and their replies go out in one
+   * write, PB1). Every session's replies go out before any backlog gets its next slice, so
+   * a connection's reply never waits behind another's flood (issue 14).
+   */
+  endOfTurn(session: Session): void {
+    this.#turnQueue.push(session);
+    if (this.#turnQueue.length === 1) setImmediate(this.#runTurn);
+  }
+
+  #turnQueue: Session[] = [];
+  readonly #runTurn = () => {
+    const queue = this.#turnQueue;
+    this.#turnQueue = [];
+    for (const session of queue) session.flushTurn();
+    for (const session of queue) session.continueInput();
+  };
+
   /** A transport-agnostic session (sockets use it; simulations drive it directly). */
   openSession(sink: SessionSink): Session {
-    const session = new Session(this, this.#nextSessionId++, sink, this.#options.maxFrameSize);
+    const session = new Session(
+      this,
+      this.#nextSessionId++,
+      sink,
+      this.#options.maxFrameSize,
+      this.#options.framesPerTurn,
+    );
     this.#sessions.add(session);
     this.stats.connections++;
     return session;
