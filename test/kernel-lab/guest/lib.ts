@@ -16,7 +16,7 @@ import {
 export const RUN_DIR = process.env.LAB_RUN_DIR ?? "/run/lab";
 export const WORK = "/run/lab";
 export const VM = process.env.LAB_NAME ?? "lab";
-const AGENT_CLI = "packages/agent/dist/cli.mjs";
+export const AGENT_CLI = "packages/agent/dist/cli.mjs";
 
 export function say(line: string): void {
   process.stdout.write(`${line}\n`);
