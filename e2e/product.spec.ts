@@ -16,7 +16,7 @@ test.describe
       await expect(page.getByTestId("cluster-health")).toBeVisible();
       await expect(page.getByTestId("cluster-health")).toHaveAttribute(
         "data-health",
-        /ok|attention|unknown/,
+        /ok|attention|critical|unknown/,
       );
       await page.screenshot({ path: "test-results/overview.png", fullPage: true });
     });
@@ -134,7 +134,11 @@ test.describe
       await form.getByRole("button", { name: /Plan resync/ }).click();
       await plan.getByRole("button", { name: /Confirm: resync 4,096 regions/ }).click();
       await expect(progress).toHaveAttribute("data-state", /running|paused/);
-      await page.getByRole("button", { name: "Cancel resync" }).click();
+      await page.getByRole("button", { name: "Cancel resync…" }).click();
+      await page
+        .getByTestId("cancel-confirm")
+        .getByRole("button", { name: /Confirm: cancel/ })
+        .click();
       await expect(progress).toHaveAttribute("data-state", "cancelled");
       await page.goto("/audit");
       await expect(

@@ -239,3 +239,52 @@ describe("roll-up", () => {
     ]);
   });
 });
+
+describe("recovery stopped (a cancelled or failed resync, issue 13)", () => {
+  it("is critical at once, names what is unprotected, and shows no projected finish", () => {
+    // Gaining until a moment ago (the trend still says recovering), then cancelled.
+    const h = observe(41, () => 150);
+    const newest = h.at(-1)!;
+    const a = assessMirror({
+      uuid: "LVM-m",
+      trend: "recovering",
+      inSync: newest.inSync,
+      regionCount: newest.regionCount,
+      history: h,
+      outOfSyncSince: newest.at - 20_000,
+      now: newest.at,
+      recoveryStopped: { reason: "cancelled", resyncId: "r-1", at: newest.at - 5_000 },
+      regionBytes: 4096,
+    });
+    expect(a.alarms.map((x) => [x.kind, x.severity])).toEqual([["without-redundancy", "critical"]]);
+    const left = newest.regionCount - newest.inSync;
+    expect(a.alarms[0]!.message).toContain(
+      `resync r-1 cancelled: ${left.toLocaleString("en-US")} regions (`,
+    );
+    expect(a.alarms[0]!.message).toContain("nothing recovers them");
+    expect(a.onTrack).toBe(false);
+    expect(a.projectedFinishAt).toBeNull();
+  });
+
+  it("gains long after the stop are someone else's recovery: no stop alarm", () => {
+    const h = observe(41, () => 150);
+    const newest = h.at(-1)!;
+    const a = assessMirror({
+      uuid: "LVM-m",
+      trend: "recovering",
+      inSync: newest.inSync,
+      regionCount: newest.regionCount,
+      history: h,
+      outOfSyncSince: null,
+      now: newest.at,
+      recoveryStopped: { reason: "cancelled", resyncId: "r-1", at: newest.at - 10 * 60_000 },
+    });
+    expect(a.alarms).toEqual([]);
+    expect(a.onTrack).toBe(true);
+  });
+
+  it("a stalled mirror shows no projected finish", () => {
+    const h = observe(41, (k) => (k > 30 ? 0 : 150));
+    expect(assess(h, "stalled", null).projectedFinishAt).toBeNull();
+  });
+});

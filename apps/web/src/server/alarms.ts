@@ -32,7 +32,15 @@
  *   long its rebuild takes — its time without redundancy is shown, not alarmed
  *   (complaint 12: no alarm for a routine rebuild); the moment it stalls or slips, the
  *   exposure so far makes it critical. An "unknown" trend (a first look) raises nothing.
+ *   And at once, whatever the trend, when recovery was stopped: the mirror's last resync
+ *   was cancelled or failed and regions are still out of sync (a cancel declares nothing
+ *   in sync and stops the sweep, so nothing recovers them). That is redundancy lost, not a
+ *   stall: critical, with no projected finish beside it.
+ *
+ * A projected finish is reported only for a mirror on track: a stalled, slipping or
+ * stopped mirror never shows an "in sync at" that its alarm contradicts.
  */
+import { formatBytes } from "~/lib/bytes";
 import { formatDuration } from "~/lib/eta";
 import type { TMirrorTrend } from "./routers/mirrors";
 
@@ -77,6 +85,9 @@ export const defaultAlarmConfig: TAlarmConfig = {
   slipConfirmMs: 2 * 60_000,
   slipConfirm: 3,
 };
+
+/** Gains within this long of a stop are the stop's last in-flight copies (routers/mirrors.ts stallMs). */
+const stallMsForStop = 60_000;
 
 export type TAlarmKind = "stalled" | "eta-slipping" | "without-redundancy";
 export type TAlarmSeverity = "critical" | "warning";
@@ -202,6 +213,10 @@ export function assessMirror(
     /** Since when it has been out of sync (ms since epoch), where known. */
     outOfSyncSince: number | null;
     now: number;
+    /** The mirror's last resync ended without finishing (and none runs now). */
+    recoveryStopped?: { reason: "cancelled" | "failed"; resyncId: string; at: number } | null;
+    /** Region size in bytes, where known (for the message). */
+    regionBytes?: number | null;
   },
   config: TAlarmConfig = defaultAlarmConfig,
 ): TMirrorAssessment {
@@ -220,10 +235,30 @@ export function assessMirror(
   const projection = newest >= 0 ? projectionAt(input.history, newest, config) : null;
   const slip = input.trend === "stalled" ? null : etaSlip(input.history, input.now, config);
   const slipping = slip?.slipping === true;
-  const onTrack = input.trend === "recovering" && !slipping;
+  // Gains long after the stop mean something else (the kernel after a resume) recovers it.
+  const stopped =
+    input.recoveryStopped &&
+    (input.trend !== "recovering" || input.now - input.recoveryStopped.at <= stallMsForStop)
+      ? input.recoveryStopped
+      : null;
+  const onTrack = input.trend === "recovering" && !slipping && !stopped;
   const withoutRedundancyMs =
     input.outOfSyncSince === null ? null : Math.max(0, input.now - input.outOfSyncSince);
 
+  if (stopped) {
+    const bytes =
+      input.regionBytes === null || input.regionBytes === undefined
+        ? ""
+        : ` (${formatBytes(outOfSyncCount * input.regionBytes)})`;
+    alarms.push({
+      kind: "without-redundancy",
+      severity: "critical",
+      mirror: input.uuid,
+      since: input.outOfSyncSince ?? stopped.at,
+      message: `resync ${stopped.resyncId} ${stopped.reason}: ${outOfSyncCount.toLocaleString("en-US")} regions${bytes} without redundancy and nothing recovers them — resync what is out of sync`,
+    });
+    return { alarms, onTrack: false, projectedFinishAt: null, withoutRedundancyMs, slip: null };
+  }
   if (input.trend === "stalled") {
     alarms.push({
       kind: "stalled",
@@ -259,7 +294,7 @@ export function assessMirror(
   return {
     alarms,
     onTrack,
-    projectedFinishAt: projection?.finishAt ?? null,
+    projectedFinishAt: onTrack ? (projection?.finishAt ?? null) : null,
     withoutRedundancyMs,
     slip,
   };

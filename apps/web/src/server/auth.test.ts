@@ -57,7 +57,7 @@ describe("users, roles and audit (real Postgres)", () => {
     expect(await as(null).session.me()).toBeNull();
   });
 
-  it("lets only admins manage users, and audits every attempt that reaches a handler", async () => {
+  it("lets only admins manage users, and audits every attempt, role refusals included", async () => {
     const admin = await db.user.findFirstOrThrow({ select: { id: true, username: true } });
     const adminCtx: ContextUser = { id: admin.id, username: admin.username!, role: "admin" };
     const viewer: ContextUser = { id: "v1", username: "vera", role: "viewer" };
@@ -99,17 +99,31 @@ describe("users, roles and audit (real Postgres)", () => {
     ).rejects.toMatchObject({
       code: "PRECONDITION_FAILED",
     });
-    const audit = await as(viewer).audit.list({ limit: 10 });
+    const audit = await as(viewer).audit.list({ limit: 14 });
     const trail = audit.items.map((a) => [a.action, a.outcome]);
-    expect(trail.slice(0, 5)).toEqual([
+    expect(trail.slice(0, 9)).toEqual([
       ["users.setRole", "refused"],
       ["users.setRole", "ok"],
       ["users.create", "refused"],
       ["users.create", "ok"],
+      // The role check refused the viewer's and the operator's attempts: audited too.
+      ["users.setRole", "refused"],
+      ["users.create", "refused"],
+      ["users.setRole", "refused"],
+      ["users.create", "refused"],
       ["setup.createFirstAdmin", "refused"], // eve, after setup was done
     ]);
+    const roleRefusal = audit.items[4]!;
+    expect(roleRefusal.actor).toBe("otto");
+    expect(roleRefusal.detail).toBe("Needs the admin role; you are operator.");
+    // The password is never written to the audit log.
+    expect(audit.items[5]!.params).toEqual({
+      username: "x1",
+      password: "(not recorded)",
+      role: "viewer",
+    });
     // The two racing first-run requests: one created the admin, one was refused.
-    expect(trail.slice(5).sort()).toEqual([
+    expect(trail.slice(9, 11).sort()).toEqual([
       ["setup.createFirstAdmin", "ok"],
       ["setup.createFirstAdmin", "refused"],
     ]);

@@ -154,6 +154,64 @@ describe("overview alarms with the demo cluster (real agents, real Postgres)", (
     await as(operator).mirrors.cancel({ uuid: "LVM-sim-logs" });
   });
 
+  it("after a cancel: critical at once, no projected finish, the reason listed, and a plan of only what is out of sync", async () => {
+    installMirrorWatch(new MirrorWatch());
+    // (The test above cancelled its throttled resync of LVM-sim-logs.)
+    const s = await as(viewer).overview.summary();
+    const logs = s.mirrors.list.find((m) => m.uuid === "LVM-sim-logs")!;
+    expect(logs.percent).toBeLessThan(100);
+    expect(logs.redundancyLost).toMatchObject({ reason: "cancelled" });
+    expect(logs.redundancyLost!.regions).toBeGreaterThan(0);
+    expect(logs.redundancyLost!.bytes).toBe(logs.redundancyLost!.regions * 4096);
+    expect(logs.projectedFinishAt).toBeNull();
+    expect(logs.onTrack).toBe(false);
+    const alarm = s.alarms.find((a) => a.mirror === "LVM-sim-logs")!;
+    expect(alarm).toMatchObject({ kind: "without-redundancy", severity: "critical" });
+    expect(alarm.message).toMatch(/cancelled: [\d,]+ regions \([\d.]+ [KM]iB\) without redundancy/);
+    expect(s.health).toBe("critical");
+    expect(s.reasons[0]).toMatchObject({
+      severity: "critical",
+      href: "/mirrors/LVM-sim-logs",
+    });
+    expect(s.reasons[0]!.text).toContain("Mirror LVM-sim-logs: resync");
+
+    const detail = await as(viewer).mirrors.detail({ uuid: "LVM-sim-logs" });
+    expect(detail.redundancy.stopped).toMatchObject({ reason: "cancelled" });
+    expect(detail.redundancy.outOfSync).toBe(detail.regionCount - detail.inSync);
+    const plan = await as(viewer).mirrors.plan({ uuid: "LVM-sim-logs", outOfSyncOnly: true });
+    expect(plan.outOfSyncOnly).toBe(true);
+    // The smallest range holding what is out of sync: no wider than the cancelled run.
+    expect(plan.first).toBeGreaterThanOrEqual(0);
+    expect(plan.last).toBeLessThanOrEqual(2047);
+    expect(plan.regions).toBeGreaterThanOrEqual(detail.redundancy.outOfSync);
+    expect(plan.unprotectedDuring.exact).toBe(true);
+    expect(plan.unprotectedDuring.regions).toBe(plan.regions);
+
+    // A viewer's cancel is refused by the role check, and that refusal is in the audit log.
+    await expect(as(viewer).mirrors.cancel({ uuid: "LVM-sim-logs" })).rejects.toMatchObject({
+      code: "FORBIDDEN",
+    });
+    const refused = await db.auditAction.findFirst({
+      where: { action: "mirrors.cancel", actor: "vera" },
+      select: { outcome: true, target: true, detail: true },
+    });
+    expect(refused).toEqual({
+      outcome: "refused",
+      target: "mirror:LVM-sim-logs",
+      detail: "Needs the operator role; you are viewer.",
+    });
+
+    // The operator resyncs only what is out of sync: the mirror is recovering again.
+    await as(operator).mirrors.startResync({
+      uuid: "LVM-sim-logs",
+      first: plan.first,
+      last: plan.last,
+    });
+    const after = await as(viewer).overview.summary();
+    expect(after.mirrors.list.find((m) => m.uuid === "LVM-sim-logs")!.redundancyLost).toBeNull();
+    expect(after.alarms.filter((a) => a.mirror === "LVM-sim-logs")).toEqual([]);
+  });
+
   it("refuses signed-out callers", async () => {
     await expect(as(null).overview.summary()).rejects.toMatchObject({ code: "UNAUTHORIZED" });
   });

@@ -2,6 +2,7 @@ import type { Db } from "@mirrorplane/db";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
+import { describeIssues, errorMessage, trpcErrorCode } from "~/lib/errors";
 import type { AgentDirectory } from "./agents";
 import type { TRequestOrigin } from "./origin-check";
 
@@ -25,6 +26,11 @@ export interface ContextInner {
    * where it came from, for the origin guard and the audit log.
    */
   request?: { origin: TRequestOrigin; client: string | null };
+  /**
+   * Audit rows written during this call (set by the refusal guard below): a refusal the
+   * handler already audited with its own detail is not audited twice.
+   */
+  auditTrail?: { written: number };
 }
 
 export function createContextInner(ctx: ContextInner): ContextInner {
@@ -34,8 +40,10 @@ export function createContextInner(ctx: ContextInner): ContextInner {
 const t = initTRPC.context<ContextInner>().create({
   transformer: superjson,
   isDev: false,
+  // A validation error is told in sentences (lib/errors.ts), never as zod's JSON.
   errorFormatter: ({ shape, error }) => ({
     ...shape,
+    message: error.cause instanceof ZodError ? describeIssues(error.cause.issues) : shape.message,
     data: {
       ...shape.data,
       zodError: error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
@@ -66,7 +74,62 @@ const originGuard = t.middleware(async ({ ctx, type, path, next }) => {
   }
   return next();
 });
-const base = t.procedure.use(originGuard);
+
+const secretKey = /password|secret|token/i;
+
+/** The call's input for the audit row, without secrets. */
+function auditParams(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw ?? {};
+  return Object.fromEntries(
+    Object.entries(raw).map(([k, v]) => [k, secretKey.test(k) ? "(not recorded)" : v]),
+  );
+}
+
+function auditTarget(raw: unknown, path: string): string {
+  const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+  if (typeof r.uuid === "string") return `mirror:${r.uuid}`;
+  if (typeof r.nodeId === "string") return `node:${r.nodeId}`;
+  return path.split(".")[0] ?? "api";
+}
+
+/**
+ * Every refused or failed mutation reaches the audit log (README: refusals are recorded):
+ * the role check, input validation and the handlers' guards all run inside this one, so
+ * whatever refuses a change — and did not audit it with its own detail — is written here.
+ */
+const refusalAudit = t.middleware(async ({ ctx, type, path, next, getRawInput }) => {
+  if (type !== "mutation") return next();
+  const auditTrail = { written: 0 };
+  const result = await next({ ctx: { ...ctx, auditTrail } });
+  if (!result.ok && auditTrail.written === 0) {
+    const code = trpcErrorCode(result.error);
+    const raw = await getRawInput().catch(() => undefined);
+    const refused =
+      code === "UNAUTHORIZED" ||
+      code === "FORBIDDEN" ||
+      code === "BAD_REQUEST" ||
+      code === "PRECONDITION_FAILED" ||
+      code === "CONFLICT" ||
+      code === "NOT_FOUND" ||
+      code === "TOO_MANY_REQUESTS";
+    try {
+      await audit(ctx, {
+        action: path,
+        target: auditTarget(raw, path),
+        params: auditParams(raw),
+        outcome: refused ? "refused" : "failed",
+        detail:
+          result.error.cause instanceof ZodError
+            ? describeIssues(result.error.cause.issues)
+            : errorMessage(result.error),
+      });
+    } catch {
+      // The refusal itself still reaches the caller; the audit failure is the DB's to report.
+    }
+  }
+  return result;
+});
+const base = t.procedure.use(originGuard).use(refusalAudit);
 
 /** Only what a signed-out browser needs (session state, the first-run step). */
 export const publicProcedure = base;
@@ -93,7 +156,7 @@ export const adminProcedure = base.use(requireRole("admin"));
 
 /** Writes the audit row every mutation owes (ARCHITECTURE.md: who, what, parameters, result). */
 export async function audit(
-  ctx: { db: Db; user: ContextUser | null },
+  ctx: { db: Db; user: ContextUser | null; auditTrail?: { written: number } },
   entry: {
     action: string;
     target: string;
@@ -102,16 +165,25 @@ export async function audit(
     detail?: string;
   },
 ): Promise<void> {
-  await ctx.db.auditAction.create({
-    data: {
-      userId: ctx.user?.id ?? null,
-      actor: ctx.user?.username ?? "anonymous",
-      action: entry.action,
-      target: entry.target,
-      params: (entry.params ?? {}) as object,
-      outcome: entry.outcome,
-      detail: entry.detail ?? null,
-    },
-    select: { id: true },
-  });
+  const row = (userId: string | null) =>
+    ctx.db.auditAction.create({
+      data: {
+        userId,
+        actor: ctx.user?.username ?? "anonymous",
+        action: entry.action,
+        target: entry.target,
+        params: (entry.params ?? {}) as object,
+        outcome: entry.outcome,
+        detail: entry.detail ?? null,
+      },
+      select: { id: true },
+    });
+  try {
+    await row(ctx.user?.id ?? null);
+  } catch (error) {
+    // A session whose user row is gone (deleted meanwhile) is still audited, by name.
+    if ((error as { code?: string }).code !== "P2003" || !ctx.user) throw error;
+    await row(null);
+  }
+  if (ctx.auditTrail) ctx.auditTrail.written++;
 }

@@ -1,6 +1,7 @@
 "use client";
 
 import { useInfiniteQuery } from "@tanstack/react-query";
+import { DateTime } from "~/components/date-time";
 import { useTRPC } from "~/trpc/react";
 
 export function AuditList() {
@@ -29,8 +30,16 @@ export function AuditList() {
         </thead>
         <tbody>
           {items.map((a) => (
-            <tr key={a.id} data-testid="audit-row" data-action={a.action}>
-              <td title={a.at.toISOString()}>{a.at.toLocaleString("en-GB")}</td>
+            <tr
+              key={a.id}
+              data-testid="audit-row"
+              data-action={a.action}
+              data-outcome={a.outcome}
+              data-actor={a.actor}
+            >
+              <td>
+                <DateTime value={a.at} />
+              </td>
               <td>{a.actor}</td>
               <td>
                 <code>{a.action}</code>

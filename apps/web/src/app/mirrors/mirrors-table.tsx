@@ -6,8 +6,10 @@ import { type ReactNode, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { LegList } from "~/components/leg-health";
 import { formatBytes } from "~/lib/bytes";
-import { formatPercent } from "~/lib/eta";
+import { errorMessage } from "~/lib/errors";
+import { formatDuration, formatPercent } from "~/lib/eta";
 import { matchesFilter, sortMirrors } from "~/lib/mirror-rows";
+import { formatExposure } from "~/lib/protection";
 import { type TMirrorSort, useMirrorsView } from "~/stores/mirrors-view";
 import { useTRPC } from "~/trpc/react";
 
@@ -61,6 +63,16 @@ export function MirrorsTable() {
   );
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [confirming, setConfirming] = useState(false);
+  const [bulkThrottle, setBulkThrottle] = useState("");
+  const throttleNumber =
+    /^\d+$/.test(bulkThrottle) && Number(bulkThrottle) >= 1 ? Number(bulkThrottle) : undefined;
+  const bulkPlan = useQuery({
+    ...trpc.mirrors.bulkPlan.queryOptions({
+      uuids: [...selected].length ? [...selected] : ["-"],
+      ...(throttleNumber ? { throttle: throttleNumber } : {}),
+    }),
+    enabled: confirming && selected.size > 0,
+  });
   const bulk = useMutation(
     trpc.mirrors.bulkResync.mutationOptions({
       onSuccess: () => {
@@ -77,7 +89,7 @@ export function MirrorsTable() {
       return next;
     });
   if (list.isPending) return <p className="muted">Asking the agents…</p>;
-  if (list.isError) return <p className="error">Cannot list mirrors: {list.error.message}</p>;
+  if (list.isError) return <p className="error">Cannot list mirrors: {errorMessage(list.error)}</p>;
   const rows = sortMirrors(
     list.data.mirrors.filter((m) => matchesFilter(m, filter)),
     sort,
@@ -197,20 +209,81 @@ export function MirrorsTable() {
             Resync selected ({selected.size})…
           </button>
           {confirming && (
-            <span data-testid="bulk-confirm">
-              This resyncs {selected.size} whole mirror(s) — {[...selected].join(", ")} — at most 2
-              running per node at once (the rest are refused and listed).{" "}
-              <button
-                type="button"
-                disabled={bulk.isPending}
-                onClick={() => bulk.mutate({ uuids: [...selected] })}
-              >
-                Confirm
-              </button>{" "}
-              <button type="button" onClick={() => setConfirming(false)}>
-                Back
-              </button>
-            </span>
+            <div
+              data-testid="bulk-confirm"
+              className="plan"
+              role="alertdialog"
+              aria-label="bulk resync"
+            >
+              <p>
+                <strong>
+                  Resync {selected.size} whole mirror{selected.size === 1 ? "" : "s"}:
+                </strong>{" "}
+                each drops to about 0 % in sync at its start — every region is without redundancy
+                until it is copied again. At most 2 run per node at once; the rest are refused and
+                listed.
+              </p>
+              {bulkPlan.isError && <p className="error">{errorMessage(bulkPlan.error)}</p>}
+              {bulkPlan.data && (
+                <>
+                  <ul data-testid="bulk-plan">
+                    {bulkPlan.data.items.map((i) => (
+                      <li key={i.uuid} className={i.refusal ? "muted" : ""}>
+                        {i.uuid}:{" "}
+                        {i.refusal
+                          ? `would be refused — ${i.refusal}`
+                          : `${formatExposure(i)} unprotected for ${
+                              i.estimatedSeconds === null
+                                ? "as long as the copy takes (no estimate: no throttle, no measured rate)"
+                                : `about ${formatDuration(i.estimatedSeconds)} (at the ${i.rateBasis})`
+                            }`}
+                      </li>
+                    ))}
+                  </ul>
+                  <p data-testid="bulk-unprotected">
+                    <strong>Without redundancy meanwhile:</strong>{" "}
+                    {formatExposure({
+                      regions: bulkPlan.data.totalRegions,
+                      bytes: bulkPlan.data.totalBytes,
+                    })}
+                    {bulkPlan.data.longestSeconds !== null
+                      ? `, for up to about ${formatDuration(bulkPlan.data.longestSeconds)}`
+                      : ""}
+                    .
+                  </p>
+                </>
+              )}
+              <div className="controls">
+                <label>
+                  throttle each (regions/s){" "}
+                  <input
+                    type="number"
+                    min={1}
+                    value={bulkThrottle}
+                    placeholder="none"
+                    onChange={(e) => setBulkThrottle(e.target.value)}
+                    style={{ width: 90 }}
+                  />
+                </label>
+                <button
+                  type="button"
+                  // biome-ignore lint/a11y/noAutofocus: the confirmation takes the focus it asks for
+                  autoFocus
+                  disabled={bulk.isPending}
+                  onClick={() =>
+                    bulk.mutate({
+                      uuids: [...selected],
+                      ...(throttleNumber ? { throttle: throttleNumber } : {}),
+                    })
+                  }
+                >
+                  Confirm: resync {selected.size} mirror{selected.size === 1 ? "" : "s"}
+                </button>
+                <button type="button" onClick={() => setConfirming(false)}>
+                  Back
+                </button>
+              </div>
+            </div>
           )}
         </div>
         {bulk.data && (
@@ -222,7 +295,7 @@ export function MirrorsTable() {
             ))}
           </ul>
         )}
-        {bulk.isError && <p className="error">{bulk.error.message}</p>}
+        {bulk.isError && <p className="error">{errorMessage(bulk.error)}</p>}
         {list.data.mirrors.length > 0 && rows.length === 0 && (
           <p className="muted">No mirror matches the filter.</p>
         )}

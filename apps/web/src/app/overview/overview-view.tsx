@@ -2,17 +2,19 @@
 
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
+import { DateTime } from "~/components/date-time";
 import { FreshnessBadge } from "~/components/freshness-badge";
+import { errorMessage } from "~/lib/errors";
 import { formatDuration } from "~/lib/eta";
-import { formatAge } from "~/lib/format";
+import { formatAge, formatTimeOfDay, formatUtc } from "~/lib/format";
+import { formatExposure } from "~/lib/protection";
 import { useTRPC } from "~/trpc/react";
 
 const healthText = {
-  ok: "Healthy: every node reports on time and nothing failed in the last day.",
-  attention:
-    "Needs attention: a node is late, errors were reported in the last day, or a mirror alarms (below).",
-  unknown:
-    "Unknown: a node has missed three reports (or none has reported) — its state is not known.",
+  ok: "Healthy: every node reports on time, no mirror alarms and nothing failed in the last day.",
+  attention: "needs attention, because:",
+  critical: "redundancy is lost or something critical holds, worst first:",
+  unknown: "part of the cluster's state is not known, because:",
 } as const;
 
 export function OverviewView() {
@@ -20,7 +22,7 @@ export function OverviewView() {
   const summary = useQuery({ ...trpc.overview.summary.queryOptions(), refetchInterval: 5_000 });
   if (summary.isPending) return <p className="muted">Loading…</p>;
   if (summary.isError)
-    return <p className="error">Cannot load the overview: {summary.error.message}</p>;
+    return <p className="error">Cannot load the overview: {errorMessage(summary.error)}</p>;
   const s = summary.data;
   const now = new Date();
   return (
@@ -31,9 +33,22 @@ export function OverviewView() {
         data-health={s.health}
       >
         <h2>Cluster health</h2>
-        <p>
+        <p aria-live="polite">
           <strong>{s.health.toUpperCase()}</strong> — {healthText[s.health]}
         </p>
+        {s.reasons.length > 0 && (
+          <ul className="reasons" data-testid="health-reasons">
+            {s.reasons.map((r) => (
+              <li
+                key={`${r.href}/${r.text}`}
+                data-severity={r.severity}
+                data-testid="health-reason"
+              >
+                <Link href={r.href}>{r.text}</Link>
+              </li>
+            ))}
+          </ul>
+        )}
       </div>
       <Alarms alarms={s.alarms} limitMs={s.alarmThresholds.withoutRedundancyMs} now={now} />
       {s.exposureError && (
@@ -114,9 +129,21 @@ export function OverviewView() {
                         {m.onTrack && <span className="muted"> on track</span>}
                       </td>
                       <td className="muted" data-testid="without-redundancy">
+                        {m.redundancyLost && (
+                          <span className="error" data-testid="redundancy-lost">
+                            without redundancy: {formatExposure(m.redundancyLost)}, nothing
+                            recovering (resync {m.redundancyLost.reason}) ·{" "}
+                            <Link
+                              href={`/mirrors/${encodeURIComponent(m.uuid)}?resync=out-of-sync`}
+                            >
+                              resync only what is out of sync
+                            </Link>{" "}
+                            ·{" "}
+                          </span>
+                        )}
                         {m.outOfSyncSince && (
                           <span
-                            title={`out of sync since ${m.outOfSyncSince.toLocaleString("en-GB")}${m.outOfSyncSinceBasis === "resync-start" ? " (the start of the running resync)" : " (first seen out of sync)"}`}
+                            title={`out of sync since ${formatUtc(m.outOfSyncSince)}${m.outOfSyncSinceBasis === "resync-start" ? " (the start of the running resync)" : " (first seen out of sync)"}`}
                           >
                             without redundancy{" "}
                             {m.outOfSyncSinceBasis === "first-observed" ? "≥ " : ""}
@@ -126,7 +153,10 @@ export function OverviewView() {
                           </span>
                         )}
                         {m.projectedFinishAt && (
-                          <span> · in sync ~{m.projectedFinishAt.toLocaleTimeString("en-GB")}</span>
+                          <span title={formatUtc(m.projectedFinishAt)}>
+                            {" "}
+                            · in sync ~{formatTimeOfDay(m.projectedFinishAt)}
+                          </span>
                         )}
                       </td>
                     </tr>
@@ -147,7 +177,9 @@ export function OverviewView() {
               <tbody>
                 {s.recentEvents.map((e) => (
                   <tr key={e.id}>
-                    <td className="muted">{e.occurredAt.toLocaleString("en-GB")}</td>
+                    <td className="muted">
+                      <DateTime value={e.occurredAt} />
+                    </td>
                     <td>{e.severity}</td>
                     <td>{e.kind}</td>
                     <td style={{ overflowWrap: "anywhere" }}>{e.message}</td>
@@ -198,7 +230,7 @@ type TAlarmRow = {
 /** The mirrors' alarms, worst first; a recovering mirror on track has none. */
 function Alarms({ alarms, limitMs, now }: { alarms: TAlarmRow[]; limitMs: number; now: Date }) {
   return (
-    <div className="panel" data-testid="alarms" data-count={alarms.length}>
+    <div className="panel" data-testid="alarms" data-count={alarms.length} aria-live="polite">
       <h2>
         Alarms <span className="muted">({alarms.length})</span>
       </h2>

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { trpcErrorCode } from "~/lib/errors";
 import { deviceBlastRadius, legDevices, nodeBlastRadius } from "../blast-radius";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
 import { eventSelect, serializeEvent } from "./events";
@@ -90,7 +91,7 @@ export const devicesRouter = createTRPCRouter({
             };
             return { nodeId: n.id, sources: status.sources, error: null };
           } catch (error) {
-            const code = (error as { data?: { code?: string } }).data?.code;
+            const code = trpcErrorCode(error);
             const message =
               code === "NOT_IMPLEMENTED"
                 ? "this agent does no host reporting"

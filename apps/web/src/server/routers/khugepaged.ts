@@ -1,5 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { trpcErrorCode } from "~/lib/errors";
 import { downsampledSeries } from "../downsample";
 import { freshness } from "../freshness";
 import { bucketMsFor, timelinePoints } from "../timeline";
@@ -92,7 +93,7 @@ export const khugepagedRouter = createTRPCRouter({
       return change;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      const code = (error as { data?: { code?: string } }).data?.code;
+      const code = trpcErrorCode(error);
       const refused = code === "BAD_REQUEST" || code === "NOT_IMPLEMENTED";
       await audit(ctx, {
         action: "khugepaged.setTunable",

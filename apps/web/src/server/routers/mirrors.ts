@@ -1,5 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { trpcErrorCode } from "~/lib/errors";
+import { outOfSyncOutside, outOfSyncSpan } from "~/lib/protection";
 import type { AgentClient } from "../agents";
 import {
   deviceBlastRadius,
@@ -141,7 +143,7 @@ export async function collect(ctx: ContextInner) {
           error: null,
         };
       } catch (error) {
-        const code = (error as { data?: { code?: string } }).data?.code;
+        const code = trpcErrorCode(error);
         // An agent without a cluster-log server simply holds no mirror.
         if (code === "NOT_IMPLEMENTED") return { node: n.id, logs: [] as Logs, error: null };
         return { node: n.id, logs: null, error: (error as Error).message };
@@ -196,6 +198,45 @@ async function holderOf(ctx: ContextInner, uuid: string) {
   return held((await collect(ctx)).mirrors, uuid);
 }
 
+type TProgress = Awaited<ReturnType<AgentClient["resync"]["progress"]["query"]>>;
+
+/** The latest resync of `m` as the node that runs the dashboard's resyncs reports it. */
+async function latestProgress(m: TCollectedMirror): Promise<TProgress | null> {
+  return m.holders[0]!.client.resync.progress.query({ uuid: m.uuid }).catch(() => null);
+}
+
+export interface TRecoveryStopped {
+  reason: "cancelled" | "failed";
+  resyncId: string;
+  /** When it ended (ms since epoch). */
+  at: number;
+}
+
+/**
+ * Out of sync with nothing recovering it: no resync runs and the last one was cancelled or
+ * failed (a cancel declares nothing in sync and stops the sweep: the agent's cancel).
+ */
+export function recoveryStoppedOf(
+  m: Pick<TCollectedMirror, "inSync" | "regionCount" | "resyncId">,
+  progress: TProgress | null,
+): TRecoveryStopped | null {
+  if (m.inSync >= m.regionCount || m.resyncId !== null || !progress) return null;
+  if (progress.state !== "cancelled" && progress.state !== "failed") return null;
+  return { reason: progress.state, resyncId: progress.id, at: progress.endedAt ?? Date.now() };
+}
+
+/** The mirror's region map at one bucket per region (or as close as the agent allows). */
+async function regionStates(m: TCollectedMirror) {
+  const map = await m.holders[0]!.client.resync.regionMap.query({
+    uuid: m.uuid,
+    buckets: Math.max(1, Math.min(m.regionCount, 1_000_000)),
+  });
+  return {
+    states: Uint8Array.from(Buffer.from(map.buckets, "base64")),
+    regionsPerBucket: map.regionsPerBucket,
+  };
+}
+
 /** What the blast radius can and cannot say (shown beside it). */
 export const blastRadiusCaveats = {
   device:
@@ -204,7 +245,7 @@ export const blastRadiusCaveats = {
 } as const;
 
 function agentError(error: unknown): TRPCError {
-  const code = (error as { data?: { code?: string } }).data?.code;
+  const code = trpcErrorCode(error);
   const message = error instanceof Error ? error.message : String(error);
   if (code === "BAD_REQUEST" || code === "CONFLICT" || code === "NOT_FOUND")
     return new TRPCError({ code, message });
@@ -246,6 +287,16 @@ const ZRange = ZUuid.extend({
   (r) => r.first === undefined || r.last === undefined || r.first <= r.last,
   "first must not be after last",
 );
+const ZPlan = ZUuid.extend({
+  first: z.number().int().min(0).optional(),
+  last: z.number().int().min(0).optional(),
+  throttle: z.number().int().min(1).max(10_000_000).optional(),
+  /** Plan the smallest range holding every region out of sync now (first/last ignored). */
+  outOfSyncOnly: z.boolean().optional(),
+}).refine(
+  (r) => r.first === undefined || r.last === undefined || r.first <= r.last,
+  "first must not be after last",
+);
 
 export const mirrorsRouter = createTRPCRouter({
   list: protectedProcedure.query(async ({ ctx }) => {
@@ -275,11 +326,17 @@ export const mirrorsRouter = createTRPCRouter({
   detail: protectedProcedure.input(ZUuid).query(async ({ ctx, input }) => {
     const { mirrors } = await collect(ctx);
     const m = held(mirrors, input.uuid);
-    const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
-      () => null,
-    );
+    const progress = await latestProgress(m);
     const all = [...mirrors.values()].map(mirrorView);
+    const outOfSync = m.regionCount - m.inSync;
+    const bytesPerRegion = regionBytes(m);
     return {
+      /** Regions without redundancy now, and whether anything is recovering them. */
+      redundancy: {
+        outOfSync,
+        bytes: bytesPerRegion === null ? null : outOfSync * bytesPerRegion,
+        stopped: recoveryStoppedOf(m, progress),
+      },
       uuid: m.uuid,
       name: m.name,
       regionCount: m.regionCount,
@@ -387,10 +444,21 @@ export const mirrorsRouter = createTRPCRouter({
     }),
 
   /** Dry run: what a resync of this range would do, before anything happens. */
-  plan: protectedProcedure.input(ZRange).query(async ({ ctx, input }) => {
+  plan: protectedProcedure.input(ZPlan).query(async ({ ctx, input }) => {
     const m = await holderOf(ctx, input.uuid);
-    const first = input.first ?? 0;
-    const last = Math.min(input.last ?? m.regionCount - 1, m.regionCount - 1);
+    const map = await regionStates(m).catch(() => null);
+    const span = map ? outOfSyncSpan(map.states, map.regionsPerBucket, m.regionCount) : null;
+    if (input.outOfSyncOnly && !span)
+      throw new TRPCError({
+        code: map ? "PRECONDITION_FAILED" : "BAD_GATEWAY",
+        message: map
+          ? "Every region of this mirror is in sync: there is nothing to resync."
+          : "The agent did not send the region map, so what is out of sync is not known.",
+      });
+    const first = input.outOfSyncOnly ? span!.first : (input.first ?? 0);
+    const last = input.outOfSyncOnly
+      ? span!.last
+      : Math.min(input.last ?? m.regionCount - 1, m.regionCount - 1);
     if (first > last)
       throw new TRPCError({
         code: "BAD_REQUEST",
@@ -402,9 +470,7 @@ export const mirrorsRouter = createTRPCRouter({
     // leg with errors cannot take the copy, so its regions stay out of sync.
     const { legs, legsNodeId, legsUnknownReason } = shownLegs(m);
     const source = legs?.find((l) => l.source) ?? null;
-    const progress = await m.holders[0]!.client.resync.progress.query({ uuid: input.uuid }).catch(
-      () => null,
-    );
+    const progress = await latestProgress(m);
     const rate = input.throttle ?? progress?.rate ?? null;
     const nodes = await ctx.db.node.findMany({
       where: { id: { in: m.holders.map((h) => h.nodeId) } },
@@ -433,6 +499,26 @@ export const mirrorsRouter = createTRPCRouter({
       legsUnknownReason,
       wholeMirror: first === 0 && last === m.regionCount - 1,
       currentlyOutOfSync: m.regionCount - m.inSync,
+      outOfSyncOnly: input.outOfSyncOnly === true,
+      /**
+       * Without redundancy while it runs: the whole range (a resync marks it out of sync at
+       * its start) and whatever outside it is out of sync now; the mirror's in-sync share
+       * at the start. Upper bounds when the agent's map holds several regions per bucket.
+       */
+      unprotectedDuring: (() => {
+        const outside = map
+          ? outOfSyncOutside(map.states, map.regionsPerBucket, m.regionCount, first, last)
+          : null;
+        const unprotected = regions + (outside ?? 0);
+        return {
+          regions: unprotected,
+          bytes: bytesPerRegion === null ? null : unprotected * bytesPerRegion,
+          percentInSyncAtStart: m.regionCount
+            ? (100 * Math.max(0, m.regionCount - unprotected)) / m.regionCount
+            : 100,
+          exact: map !== null && map.regionsPerBucket === 1,
+        };
+      })(),
       estimatedSeconds: rate ? regions / rate : null,
       rateBasis: input.throttle ? "throttle" : progress?.rate ? "last measured rate" : null,
       sourceHealth: nodes.map((n) => ({
@@ -445,6 +531,87 @@ export const mirrorsRouter = createTRPCRouter({
           : null,
     };
   }),
+
+  /**
+   * What a bulk resync of whole mirrors would do, before it is confirmed: per mirror the
+   * regions and bytes left without redundancy while it runs and for how long (at the
+   * throttle, or the mirror's last measured rate), and which the per-node guard would
+   * refuse now.
+   */
+  bulkPlan: protectedProcedure
+    .input(
+      z.object({
+        uuids: z.array(z.string().min(1).max(128)).min(1).max(100),
+        throttle: z.number().int().min(1).max(10_000_000).optional(),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      const { mirrors } = await collect(ctx);
+      const running = new Map<string, number>();
+      for (const m of mirrors.values()) {
+        if (m.resyncId === null) continue;
+        for (const h of m.holders) running.set(h.nodeId, (running.get(h.nodeId) ?? 0) + 1);
+      }
+      const items = await Promise.all(
+        input.uuids.map(async (uuid) => {
+          const m = mirrors.get(uuid);
+          if (!m || m.holders.length === 0)
+            return {
+              uuid,
+              regions: 0,
+              bytes: null as number | null,
+              estimatedSeconds: null as number | null,
+              rateBasis: null as string | null,
+              refusal: "no reachable node holds it" as string | null,
+              holders: [] as string[],
+            };
+          const progress = await latestProgress(m);
+          const rate = input.throttle ?? progress?.rate ?? null;
+          const bytesPerRegion = regionBytes(m);
+          return {
+            uuid,
+            regions: m.regionCount,
+            bytes: m.sizeBytes ?? (bytesPerRegion === null ? null : m.regionCount * bytesPerRegion),
+            estimatedSeconds: rate ? m.regionCount / rate : null,
+            rateBasis: (input.throttle
+              ? "throttle"
+              : progress?.rate
+                ? "last measured rate"
+                : null) as string | null,
+            refusal: null as string | null,
+            holders: m.holders.map((h) => h.nodeId),
+          };
+        }),
+      );
+      // The guard as bulkResync applies it, in the same order.
+      for (const item of items) {
+        if (item.refusal) continue;
+        const busy = item.holders.find((n) => (running.get(n) ?? 0) >= maxResyncsPerNode);
+        if (busy) {
+          item.refusal = `node ${busy} would already run ${running.get(busy)} resyncs (at most ${maxResyncsPerNode})`;
+          continue;
+        }
+        for (const n of item.holders) running.set(n, (running.get(n) ?? 0) + 1);
+      }
+      const started = items.filter((i) => !i.refusal);
+      const known = started.every((i) => i.bytes !== null);
+      return {
+        items: items.map(({ uuid, regions, bytes, estimatedSeconds, rateBasis, refusal }) => ({
+          uuid,
+          regions,
+          bytes,
+          estimatedSeconds,
+          rateBasis,
+          refusal,
+        })),
+        totalRegions: started.reduce((n, i) => n + i.regions, 0),
+        totalBytes: known ? started.reduce((n, i) => n + (i.bytes ?? 0), 0) : null,
+        /** The longest of them (they run side by side), where every one has an estimate. */
+        longestSeconds: started.every((i) => i.estimatedSeconds !== null)
+          ? Math.max(0, ...started.map((i) => i.estimatedSeconds ?? 0))
+          : null,
+      };
+    }),
 
   startResync: operatorProcedure.input(ZRange).mutation(async ({ ctx, input }) => {
     const target = `mirror:${input.uuid}`;

@@ -2,12 +2,21 @@ import { assessMirror, rollUpAlarms, type TAlarm } from "../alarms";
 import { freshness, type TFreshness } from "../freshness";
 import { mirrorWatch, type TExposure } from "../mirror-watch";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
-import { collect, observeTrend } from "./mirrors";
+import { collect, observeTrend, recoveryStoppedOf, regionBytes } from "./mirrors";
 
 const worstFirst: TFreshness[] = ["unknown", "late", "fresh"];
 const severities = ["critical", "error", "warning", "notice", "info", "debug"] as const;
 
-export type THealth = "ok" | "attention" | "unknown";
+export type THealth = "ok" | "attention" | "critical" | "unknown";
+
+/** One reason the cluster is not healthy, with where to look (overview's status). */
+export interface THealthReason {
+  severity: "critical" | "warning" | "unknown";
+  text: string;
+  href: string;
+}
+
+const reasonRank = { critical: 0, unknown: 1, warning: 2 } as const;
 
 export const overviewRouter = createTRPCRouter({
   /** Cluster health rolled up worst-first (DASHBOARD.md: stale is never shown as healthy). */
@@ -86,10 +95,31 @@ export const overviewRouter = createTRPCRouter({
       exposureError = error instanceof Error ? error.message : String(error);
     }
     const alarms: TAlarm[] = [];
+    // Out of sync with no resync running: was the last one cancelled or failed?
+    const stopped = new Map(
+      await Promise.all(
+        [...(mirrorState?.mirrors.values() ?? [])]
+          .filter((m) => m.inSync < m.regionCount && m.resyncId === null && m.holders[0])
+          .map(
+            async (m) =>
+              [
+                m.uuid,
+                recoveryStoppedOf(
+                  m,
+                  await m.holders[0]!.client.resync.progress.query({ uuid: m.uuid }).catch(
+                    () => null,
+                  ),
+                ),
+              ] as const,
+          ),
+      ),
+    );
     const mirrors = mirrorState
       ? [...mirrorState.mirrors.values()].map((m) => {
           const trend = observeTrend(m.uuid, m.inSync, m.regionCount, now.getTime());
           const exposure = exposures.get(m.uuid) ?? null;
+          const recoveryStopped = stopped.get(m.uuid) ?? null;
+          const bytesPerRegion = regionBytes(m);
           const assessment = assessMirror(
             {
               uuid: m.uuid,
@@ -99,6 +129,8 @@ export const overviewRouter = createTRPCRouter({
               history: watch.history(m.uuid),
               outOfSyncSince: exposure ? exposure.since.getTime() : null,
               now: now.getTime(),
+              recoveryStopped,
+              regionBytes: bytesPerRegion,
             },
             watch.config,
           );
@@ -114,14 +146,71 @@ export const overviewRouter = createTRPCRouter({
             outOfSyncSinceBasis: exposure?.basis ?? null,
             projectedFinishAt:
               assessment.projectedFinishAt === null ? null : new Date(assessment.projectedFinishAt),
+            /** Out of sync and nothing recovering it (a cancelled or failed resync). */
+            redundancyLost: recoveryStopped
+              ? {
+                  ...recoveryStopped,
+                  regions: m.regionCount - m.inSync,
+                  bytes:
+                    bytesPerRegion === null ? null : (m.regionCount - m.inSync) * bytesPerRegion,
+                }
+              : null,
           };
         })
       : [];
     const stalled = mirrors.filter((m) => m.trend === "stalled");
     const rolledUp = rollUpAlarms(alarms);
     const finalHealth: THealth = health === "ok" && rolledUp.length > 0 ? "attention" : health;
+    // The reasons behind the status, each linking to its cause (worst first).
+    const reasons: THealthReason[] = [];
+    if (nodes.length === 0)
+      reasons.push({ severity: "unknown", text: "No agent has reported yet.", href: "/nodes" });
+    for (const n of nodeStates) {
+      const seen = n.lastSeenAt ? ` (last report ${formatSecondsAgo(now, n.lastSeenAt)})` : "";
+      if (n.freshness === "unknown")
+        reasons.push({
+          severity: "unknown",
+          text: `Node ${n.id} has missed three reports${seen}: its state is unknown.`,
+          href: "/nodes",
+        });
+      else if (n.freshness === "late")
+        reasons.push({
+          severity: "warning",
+          text: `Node ${n.id} is late${seen}.`,
+          href: "/nodes",
+        });
+    }
+    for (const u of mirrorState?.unreachable ?? [])
+      if (!nodeStates.some((n) => n.id === u.nodeId && n.freshness === "unknown"))
+        reasons.push({
+          severity: "warning",
+          text: `Node ${u.nodeId}'s agent cannot be asked for its mirrors: ${u.error}.`,
+          href: "/nodes",
+        });
+    if (!mirrorState)
+      reasons.push({
+        severity: "unknown",
+        text: "The mirrors' state could not be collected from the agents.",
+        href: "/mirrors",
+      });
+    for (const a of rolledUp)
+      reasons.push({
+        severity: a.severity,
+        text: `Mirror ${a.mirror}: ${a.message}.`,
+        href: `/mirrors/${encodeURIComponent(a.mirror)}`,
+      });
+    for (const sev of ["critical", "error"] as const)
+      if (counts[sev] > 0)
+        reasons.push({
+          severity: "warning",
+          text: `${counts[sev].toLocaleString("en-US")} ${sev} event${counts[sev] === 1 ? "" : "s"} in the last 24 h.`,
+          href: `/events?severity=${sev}&window=24h`,
+        });
+    reasons.sort((a, b) => reasonRank[a.severity] - reasonRank[b.severity]);
     return {
-      health: finalHealth,
+      // Critical (redundancy lost, a critical event) outranks unknown: it is known to be bad.
+      health: reasons.some((r) => r.severity === "critical") ? ("critical" as const) : finalHealth,
+      reasons,
       alarms: rolledUp.map((a) => ({ ...a, since: a.since === null ? null : new Date(a.since) })),
       alarmThresholds: { withoutRedundancyMs: watch.config.withoutRedundancyMs },
       exposureError,
@@ -145,3 +234,10 @@ export const overviewRouter = createTRPCRouter({
     };
   }),
 });
+
+function formatSecondsAgo(now: Date, at: Date): string {
+  const s = Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}

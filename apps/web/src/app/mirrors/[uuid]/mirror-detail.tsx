@@ -1,20 +1,37 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { type FormEvent, useState } from "react";
+import { type FormEvent, useEffect, useRef, useState } from "react";
 import { BlastRadius } from "~/components/blast-radius";
+import { DateTime } from "~/components/date-time";
 import { LegHealthChar, legHealthMeaning } from "~/components/leg-health";
 import { RegionMap } from "~/components/region-map";
 import { formatBytes, shortDevice } from "~/lib/bytes";
+import { errorMessage } from "~/lib/errors";
 import { formatDuration, formatEta, formatPercent } from "~/lib/eta";
+import { formatDateTime } from "~/lib/format";
+import {
+  describeCancel,
+  exposure,
+  formatExposure,
+  formatRate,
+  resyncDisplayState,
+  resyncEtaSeconds,
+  resyncStateLabel,
+} from "~/lib/protection";
 import { useTRPC } from "~/trpc/react";
+
+type TRange = { first?: number; last?: number; throttle?: number; outOfSyncOnly?: boolean };
 
 export function MirrorDetail({
   uuid,
   initialRange = null,
+  initialOutOfSyncOnly = false,
 }: {
   uuid: string;
   initialRange?: { first: number; last: number } | null;
+  /** Opened from "resync only what is out of sync" (the overview): that plan, planned. */
+  initialOutOfSyncOnly?: boolean;
 }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
@@ -32,9 +49,13 @@ export function MirrorDetail({
     ...trpc.mirrors.history.queryOptions({ uuid }),
     refetchInterval: 5_000,
   });
-  const [range, setRange] = useState<{ first?: number; last?: number; throttle?: number } | null>(
-    null,
+  const [range, setRange] = useState<TRange | null>(
+    initialOutOfSyncOnly ? { outOfSyncOnly: true } : null,
   );
+  const [confirmCancel, setConfirmCancel] = useState(false);
+  const [throttleValue, setThrottleValue] = useState("");
+  const planRef = useRef<HTMLDivElement>(null);
+  const statusRef = useRef<HTMLParagraphElement>(null);
   const plan = useQuery({
     ...trpc.mirrors.plan.queryOptions({ uuid, ...(range ?? {}) }),
     enabled: range !== null,
@@ -42,11 +63,16 @@ export function MirrorDetail({
   const [message, setMessage] = useState<string | null>(null);
   const refresh = () =>
     queryClient.invalidateQueries({ queryKey: trpc.mirrors.detail.queryKey({ uuid }) });
-  const onError = (e: { message: string }) => setMessage(e.message);
+  // Focus stays with the result of an action: the status line says what happened.
+  const say = (text: string) => {
+    setMessage(text);
+    requestAnimationFrame(() => statusRef.current?.focus());
+  };
+  const onError = (e: unknown) => say(errorMessage(e));
   const start = useMutation(
     trpc.mirrors.startResync.mutationOptions({
       onSuccess: (p) => {
-        setMessage(`resync ${p.id} started`);
+        say(`Resync ${p.id} started: regions ${p.first}–${p.last}.`);
         setRange(null);
         void refresh();
       },
@@ -55,8 +81,11 @@ export function MirrorDetail({
   );
   const cancel = useMutation(
     trpc.mirrors.cancel.mutationOptions({
-      onSuccess: () => {
-        setMessage("resync cancelled");
+      onSuccess: (p) => {
+        setConfirmCancel(false);
+        say(
+          `Resync ${p.id} cancelled: ${(p.total - p.inSync).toLocaleString("en-US")} regions of its range are still out of sync.`,
+        );
         void refresh();
       },
       onError,
@@ -64,20 +93,43 @@ export function MirrorDetail({
   );
   const throttle = useMutation(
     trpc.mirrors.throttle.mutationOptions({
-      onSuccess: () => {
-        setMessage("throttle changed");
+      onSuccess: (p) => {
+        say(
+          p.throttle === null
+            ? "Throttle removed: the resync runs as fast as it can."
+            : `Throttle set: at most ${formatRate(p.throttle)}.`,
+        );
         void refresh();
       },
       onError,
     }),
   );
+  // A plan opened from elsewhere (or by a button) is brought into view.
+  useEffect(() => {
+    if (range !== null && plan.data) planRef.current?.scrollIntoView({ block: "nearest" });
+  }, [range, plan.data]);
 
   if (detail.isPending) return <p className="muted">Loading…</p>;
-  if (detail.isError) return <p className="error">{detail.error.message}</p>;
+  if (detail.isError) return <p className="error">{errorMessage(detail.error)}</p>;
   const d = detail.data;
   const p = d.progress;
   const active = p && (p.state === "running" || p.state === "paused");
   const disabledReason = !canOperate ? "needs the operator role" : null;
+  const cancelPreview =
+    p && active
+      ? describeCancel({
+          regionCount: d.regionCount,
+          inSync: d.inSync,
+          regionBytes: d.regionBytes,
+          progress: p,
+        })
+      : null;
+  const lost = d.redundancy.stopped;
+  const outOfSyncNow = exposure(d.redundancy.outOfSync, d.regionBytes);
+  const planOutOfSync = () => {
+    setMessage(null);
+    setRange({ outOfSyncOnly: true });
+  };
 
   function onPlan(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -110,7 +162,35 @@ export function MirrorDetail({
             in sync — {d.inSync.toLocaleString("en-US")} of {d.regionCount.toLocaleString("en-US")}{" "}
             regions; held by {d.nodes.join(", ")}
           </p>
-          <progress max={d.regionCount} value={d.inSync} style={{ width: "100%" }} />
+          <progress
+            max={d.regionCount}
+            value={d.inSync}
+            style={{ width: "100%" }}
+            aria-label="regions in sync"
+          />
+          {lost ? (
+            <div className="banner critical" role="alert" data-testid="redundancy-lost">
+              <p>
+                <strong>Without redundancy:</strong> {formatExposure(outOfSyncNow)} out of sync and
+                nothing recovers them — resync <code>{lost.resyncId}</code> was {lost.reason}{" "}
+                {formatDateTime(new Date(lost.at))}. A failure of the source leg now loses their
+                data.
+              </p>
+              <button
+                type="button"
+                disabled={!!disabledReason}
+                aria-describedby={disabledReason ? "operate-reason" : undefined}
+                onClick={planOutOfSync}
+              >
+                Resync only what is out of sync…
+              </button>
+            </div>
+          ) : d.redundancy.outOfSync > 0 ? (
+            <p className="muted" data-testid="redundancy-exposure">
+              {formatExposure(outOfSyncNow)} without redundancy
+              {active ? " while the resync runs" : ""}.
+            </p>
+          ) : null}
           <p className="muted" data-testid="mirror-facts">
             {d.name ? `${d.name}: ` : ""}
             {formatBytes(d.sizeBytes)} in regions of {formatBytes(d.regionBytes)}; log{" "}
@@ -138,7 +218,10 @@ export function MirrorDetail({
                 <tr>
                   <td>run</td>
                   <td>
-                    <code>{p.id}</code> ({p.state})
+                    <code>{p.id}</code>{" "}
+                    <span data-testid="resync-state" data-display-state={resyncDisplayState(p)}>
+                      ({resyncStateLabel(p)})
+                    </span>
                   </td>
                 </tr>
                 <tr>
@@ -149,7 +232,7 @@ export function MirrorDetail({
                 </tr>
                 <tr>
                   <td>progress</td>
-                  <td data-testid="resync-percent">
+                  <td data-testid="resync-percent" aria-live="polite">
                     {formatPercent(p.percent, p.state === "done")}
                   </td>
                 </tr>
@@ -159,7 +242,11 @@ export function MirrorDetail({
                 </tr>
                 <tr>
                   <td>time left</td>
-                  <td data-testid="resync-eta">{formatEta(p.etaSeconds, p.state)}</td>
+                  <td data-testid="resync-eta">
+                    {resyncDisplayState(p) === "throttled"
+                      ? `${formatEta(resyncEtaSeconds(p), "running")} at ${formatRate(p.throttle!)}`
+                      : formatEta(p.etaSeconds, p.state)}
+                  </td>
                 </tr>
                 <tr>
                   <td>recovering</td>
@@ -176,7 +263,7 @@ export function MirrorDetail({
                 <tr>
                   <td>started</td>
                   <td>
-                    {new Date(p.startedAt).toLocaleString("en-GB")}
+                    <DateTime value={p.startedAt} />
                     {p.endedAt
                       ? `, ended after ${formatDuration((p.endedAt - p.startedAt) / 1000)}`
                       : ""}
@@ -190,30 +277,82 @@ export function MirrorDetail({
               <button
                 type="button"
                 disabled={!!disabledReason || cancel.isPending}
-                title={disabledReason ?? "stop this resync"}
-                onClick={() => cancel.mutate({ uuid })}
+                aria-describedby={disabledReason ? "operate-reason" : undefined}
+                title={disabledReason ?? "stop this resync (asks first)"}
+                aria-expanded={confirmCancel}
+                onClick={() => setConfirmCancel(true)}
               >
-                Cancel resync
+                Cancel resync…
               </button>
-              {[100, 1000].map((r) => (
+              <form
+                className="controls"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  const n = Number(throttleValue);
+                  if (!Number.isInteger(n) || n < 1) {
+                    say("A throttle is a whole number of regions per second, at least 1.");
+                    return;
+                  }
+                  throttle.mutate({ uuid, regionsPerSecond: n });
+                }}
+              >
+                <label>
+                  throttle (regions/s){" "}
+                  <input
+                    name="running-throttle"
+                    type="number"
+                    min={1}
+                    step={1}
+                    value={throttleValue}
+                    placeholder={p.throttle === null ? "none" : String(p.throttle)}
+                    onChange={(e) => setThrottleValue(e.target.value)}
+                    disabled={!!disabledReason}
+                    style={{ width: 90 }}
+                  />
+                </label>
                 <button
-                  key={r}
-                  type="button"
-                  disabled={!!disabledReason || throttle.isPending}
-                  title={disabledReason ?? `at most ${r} regions/s`}
-                  onClick={() => throttle.mutate({ uuid, regionsPerSecond: r })}
+                  type="submit"
+                  disabled={!!disabledReason || throttle.isPending || throttleValue === ""}
+                  aria-describedby={disabledReason ? "operate-reason" : undefined}
                 >
-                  Throttle {r}/s
+                  Set throttle
                 </button>
-              ))}
-              <button
-                type="button"
-                disabled={!!disabledReason || throttle.isPending}
-                title={disabledReason ?? "no limit"}
-                onClick={() => throttle.mutate({ uuid, regionsPerSecond: null })}
-              >
-                Unthrottle
-              </button>
+                <button
+                  type="button"
+                  disabled={!!disabledReason || throttle.isPending || p.throttle === null}
+                  aria-describedby={disabledReason ? "operate-reason" : undefined}
+                  title={disabledReason ?? "no limit"}
+                  onClick={() => throttle.mutate({ uuid, regionsPerSecond: null })}
+                >
+                  Unthrottle
+                </button>
+              </form>
+            </div>
+          )}
+          {active && confirmCancel && cancelPreview && (
+            <div
+              className="plan"
+              data-testid="cancel-confirm"
+              role="alertdialog"
+              aria-label="cancel the resync?"
+            >
+              <p>
+                <strong>Cancel resync {p.id}?</strong> {cancelPreview.sentence}
+              </p>
+              <div className="controls">
+                <button
+                  type="button"
+                  // biome-ignore lint/a11y/noAutofocus: the confirmation takes the focus it asks for
+                  autoFocus
+                  disabled={cancel.isPending}
+                  onClick={() => cancel.mutate({ uuid })}
+                >
+                  Confirm: cancel, leaving {formatExposure(cancelPreview.stays)} unprotected
+                </button>
+                <button type="button" onClick={() => setConfirmCancel(false)}>
+                  Keep it running
+                </button>
+              </div>
             </div>
           )}
         </div>
@@ -330,7 +469,9 @@ export function MirrorDetail({
                   <td>
                     <code>{h.id}</code>
                   </td>
-                  <td>{h.startedAt.toLocaleString("en-GB")}</td>
+                  <td>
+                    <DateTime value={h.startedAt} />
+                  </td>
                   <td>
                     {h.endedAt
                       ? formatDuration((h.endedAt.getTime() - h.startedAt.getTime()) / 1000)
@@ -386,9 +527,21 @@ export function MirrorDetail({
             Plan resync…
           </button>
         </form>
-        {plan.isError && <p className="error">{plan.error.message}</p>}
+        {disabledReason && (
+          <p className="muted" id="operate-reason" data-testid="disabled-reason">
+            Resync, cancel and throttle are disabled: they need the operator role (you are{" "}
+            {me.data?.role ?? "signed out"}).
+          </p>
+        )}
+        {plan.isError && <p className="error">{errorMessage(plan.error)}</p>}
         {range && plan.data && (
-          <div className="plan" data-testid="resync-plan">
+          <div className="plan" data-testid="resync-plan" ref={planRef}>
+            {plan.data.outOfSyncOnly && (
+              <p>
+                <strong>Only what is out of sync:</strong> every region out of sync now lies in{" "}
+                {plan.data.first}–{plan.data.last}.
+              </p>
+            )}
             <p>
               <strong>This will</strong> mark regions {plan.data.first}–{plan.data.last} (
               {plan.data.regions.toLocaleString("en-US")} regions
@@ -438,10 +591,28 @@ export function MirrorDetail({
                 <span className="muted"> Legs unknown: {plan.data.legsUnknownReason}.</span>
               )}
             </p>
+            <p data-testid="plan-unprotected" className={plan.data.wholeMirror ? "error" : ""}>
+              <strong>Without redundancy while it runs:</strong>{" "}
+              {plan.data.unprotectedDuring.exact ? "" : "up to "}
+              {formatExposure(plan.data.unprotectedDuring)} — the mirror drops to{" "}
+              {formatPercent(plan.data.unprotectedDuring.percentInSyncAtStart, false)} in sync at
+              the start{" "}
+              {plan.data.estimatedSeconds === null
+                ? "for as long as the copy takes (no estimate yet)"
+                : `for about ${formatDuration(plan.data.estimatedSeconds)}`}
+              ; each region is protected again as soon as it is copied.
+            </p>
             <button
               type="button"
               disabled={start.isPending || plan.data.runningResync !== null}
-              onClick={() => start.mutate({ uuid, ...range })}
+              onClick={() =>
+                start.mutate({
+                  uuid,
+                  first: plan.data.first,
+                  last: plan.data.last,
+                  ...(range.throttle ? { throttle: range.throttle } : {}),
+                })
+              }
             >
               Confirm: resync {plan.data.regions.toLocaleString("en-US")} regions
             </button>{" "}
@@ -450,11 +621,9 @@ export function MirrorDetail({
             </button>
           </div>
         )}
-        {message && (
-          <p role="status" className="muted">
-            {message}
-          </p>
-        )}
+        <p role="status" className="muted" ref={statusRef} tabIndex={-1} aria-live="polite">
+          {message}
+        </p>
       </div>
     </>
   );
