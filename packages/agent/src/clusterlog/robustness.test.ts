@@ -200,4 +200,107 @@ describe("robustness through the socket", () => {
     expect(client.received.map((r) => r.seq)).toEqual([seq]);
     await goodClientStillServed();
   });
+
+  // The external fuzzer's classes (issue 14: 3 M frames, 17 classes, 0 crashes, 0
+  // unanswered, 0 wrong), kept here bounded: every class on its own connection at once,
+  // with a well-behaved client beside them whose every answer is checked.
+  it("the fuzzer's classes at once, beside a good client whose every answer is right", async () => {
+    const node = cluster.node(1);
+    const concat = (frames: Uint8Array[]) => {
+      const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+      let at = 0;
+      for (const f of frames) {
+        all.set(f, at);
+        at += f.length;
+      }
+      return all;
+    };
+    const seqOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(4 + 148, true);
+    const N = 1500;
+    // Parseable classes: every frame is delimited, so each must be answered exactly once.
+    const flipped = fc.sample(delimitedFrame, { numRuns: N, seed: 0xf11b });
+    const unknownType = Array.from({ length: N }, (_, i) =>
+      withLength(buildRequest({ type: [0, 18, 19, 200, 255][i % 5]!, seq: i, uuid: "LVM-a" })),
+    );
+    const wrongSize = Array.from({ length: N }, (_, i) => {
+      const m = buildRequest({ type: 7, seq: i, uuid: "LVM-good", data: u64(3) });
+      new DataView(m.buffer).setUint32(156, [0, 1, 7, 9, 100, 0xffff_ffff][i % 6]!, true);
+      return withLength(m);
+    });
+    const oversized = Array.from({ length: 200 }, (_, i) => {
+      const big = new Uint8Array(HEADER_SIZE + 17_000 + i);
+      big.set(buildRequest({ type: 9, seq: i, uuid: "LVM-good" }));
+      return withLength(big);
+    });
+    const parseable = { flipped, unknownType, wrongSize, oversized };
+
+    let goodAnswers = 0;
+    let flooding = true;
+    const goodLoop = (async () => {
+      // Region 3 is in sync: a mark makes it unclean, a clear and a flush clean again (spec
+      // scenario 8). Regions 5-39 are out of sync: never clean (scenario 9).
+      for (let r = 5; flooding || goodAnswers < 50; r = r < 39 ? r + 1 : 5) {
+        expect((await good.flush([3])).error).toBe(0); // marks 3 and commits
+        expect(await good.isClean(3)).toBe(0);
+        expect((await good.clear([3])).error).toBe(0);
+        expect((await good.flush([r])).error).toBe(0);
+        expect(await good.isClean(3)).toBe(1);
+        expect(await good.isClean(r)).toBe(0);
+        expect(await good.inSync(r)).toBe(0);
+        expect((await good.clear([r])).error).toBe(0);
+        expect(await good.inSync(3)).toBe(1);
+        goodAnswers += 9;
+      }
+    })();
+
+    const parsed = Object.entries(parseable).map(async ([name, frames]) => {
+      const client = await TestClient.connect(node.socketPath);
+      client.write(concat(frames));
+      await eventually(() => client.received.length >= frames.length, `${name}: all replies`);
+      const sentinel = await client.send(14, undefined, { seq: 0xfffffff0, uuid: "LVM-none" });
+      expect(sentinel.error).toBe(-22);
+      expect(client.received.length, name).toBe(frames.length + 1);
+      expect(
+        client.received
+          .slice(0, -1)
+          .map((r) => r.seq)
+          .sort(),
+        name,
+      ).toEqual(frames.map(seqOf).sort());
+      expect(client.received.every(wellFormed), name).toBe(true);
+      client.destroy();
+    });
+
+    // Unparseable classes: the server may close these connections, never crash or answer twice.
+    const closesBefore = node.server.stats.protocolCloses;
+    const unparseable = [
+      // truncated: a frame cut short, then the connection ends
+      ...Array.from({ length: 40 }, (_, i) => {
+        const f = withLength(buildRequest({ type: 7, seq: i, uuid: "LVM-good", data: u64(3) }));
+        return { bytes: f.subarray(0, 1 + ((i * 37) % (f.length - 1))), end: true };
+      }),
+      // garbage, a length below the header, a length past any frame
+      ...fc
+        .sample(fc.uint8Array({ minLength: 1, maxLength: 4000 }), { numRuns: 40, seed: 0x9a5b })
+        .map((bytes) => ({ bytes, end: false })),
+      { bytes: withLength(new Uint8Array(10)), end: false },
+      { bytes: withLength(new Uint8Array(0), 0x7fff_ffff), end: false },
+    ].map(async ({ bytes, end }) => {
+      const client = await TestClient.connect(node.socketPath);
+      client.write(bytes);
+      if (end) client.socket.end();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(client.received.every(wellFormed)).toBe(true);
+      const seqs = client.received.map((r) => r.seq);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      client.destroy();
+    });
+
+    await Promise.all([...parsed, ...unparseable]);
+    flooding = false;
+    await goodLoop;
+    expect(node.server.stats.protocolCloses).toBeGreaterThan(closesBefore);
+    expect(goodAnswers).toBeGreaterThanOrEqual(50);
+    await goodClientStillServed();
+  });
 });
