@@ -116,6 +116,18 @@ describe("operator resync (ordered operation)", () => {
     expect(h.resyncWork(A)).toEqual([1, 2]);
   });
 
+  it("an armed start is disarmed by a member's resume: the kernel asks once after it, and must get the work", () => {
+    // Kernel lab: dm-raid1 asks GET_RESYNC_WORK right after its resume and, answered
+    // "none", never again on an idle mirror — an armed start waited forever.
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 2, last: 3, armed: true });
+    expect(h.resyncWork(A)[0]).toBe(0);
+    h.suspendResume(A); // the agent's own re-arm (dmsetup suspend + resume)
+    expect(h.log.state.groups.get(U)!.resync?.armed).toBe(false);
+    expect(h.resyncWork(A)).toEqual([1, 2]);
+  });
+
   it("a finished resync is cleared, so the log takes another", () => {
     const h = new Harness();
     h.up(A, NOSYNC_8);
