@@ -7,7 +7,8 @@
 //   5. a demo cluster (three simulated agents + kernels, mirrors under write load, a
 //      recovery in progress, the resync API on MIRRORPLANE_DEMO_PORT; MIRRORPLANE_DEMO=0
 //      turns it off). It is not essential: if it stops, the rest keeps running.
-// Ctrl-C stops everything in reverse order; data stays for the next start.
+// Ctrl-C (SIGINT), SIGTERM or SIGHUP, or the end of the `npm` process that ran it
+// (lib/lifetime.ts), stops everything; data stays for the next start.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -15,6 +16,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { resolveDatabase } from "@mirrorplane/db/embedded";
 import { applyMigrations } from "@mirrorplane/db/migrate";
+import { whenAncestorsGone } from "./lib/lifetime.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const env = process.env;
@@ -29,12 +31,36 @@ const buildFilters = ["--filter=@mirrorplane/web", "--filter=@mirrorplane/agent"
 const say = (line: string) => console.log(`[mirrorplane] ${line}`);
 const children: Array<{ name: string; proc: ChildProcess }> = [];
 let stopping = false;
+/** The database, once resolved (or while resolving): stopped last. */
+let database: Promise<{ stop(): Promise<void> }> | null = null;
+
+/** Stops the children, then the database, then exits; a second call exits at once. */
+async function shutdown(why: string): Promise<void> {
+  if (stopping) {
+    say("second signal: exiting now");
+    process.exit(130);
+  }
+  stopping = true;
+  say(`${why}: stopping…`);
+  await Promise.all(children.map(({ proc }) => stopChild(proc)));
+  // Still starting: wait for it, so an embedded Postgres starting now is stopped too.
+  await (await database?.catch(() => null))?.stop();
+  say("stopped");
+  process.exit(0);
+}
+
+// Installed before anything starts, so a signal during start-up stops what already runs.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => void shutdown(signal));
+}
+// npm does not forward SIGTERM to its script: when it is gone, so is everything here.
+whenAncestorsGone((why) => void shutdown(why));
 
 async function main() {
   const started = Date.now();
   await mkdir(dataDir, { recursive: true });
 
-  const database = await resolveDatabase({
+  const resolving = resolveDatabase({
     databaseUrl: env.DATABASE_URL,
     embeddedDir: join(dataDir, "postgres"),
     embeddedPort: pgPort,
@@ -42,12 +68,15 @@ async function main() {
       if (/ready to accept|initialising|reusing/.test(line)) say(`postgres: ${line.trim()}`);
     },
   });
+  database = resolving;
+  const db = await resolving;
+  if (stopping) return;
   say(
-    database.embedded
-      ? `embedded Postgres ${database.reused ? "reused" : "started"} on 127.0.0.1:${pgPort} (data in ${join(dataDir, "postgres")})`
+    db.embedded
+      ? `embedded Postgres ${db.reused ? "reused" : "started"} on 127.0.0.1:${pgPort} (data in ${join(dataDir, "postgres")})`
       : "using DATABASE_URL",
   );
-  const applied = await applyMigrations(database.url);
+  const applied = await applyMigrations(db.url);
   say(
     applied.length ? `applied migrations: ${applied.join(", ")}` : "database schema is up to date",
   );
@@ -79,6 +108,7 @@ async function main() {
     );
     if (build.status !== 0) throw new Error("build failed");
   }
+  if (stopping) return;
 
   // The bundled agent: plain Node, no TypeScript loader at run time (PERF.md PB8).
   const agent = spawn(
@@ -98,7 +128,7 @@ async function main() {
     {
       cwd: root,
       stdio: ["ignore", "inherit", "inherit"],
-      env: { ...env, DATABASE_URL: database.url, MIRRORPLANE_AGENT_TOKEN: token },
+      env: { ...env, DATABASE_URL: db.url, MIRRORPLANE_AGENT_TOKEN: token },
     },
   );
   watch("agent", agent);
@@ -120,7 +150,7 @@ async function main() {
         "--sample-interval-ms",
         String(sampleIntervalMs),
         "--database-url",
-        database.url,
+        db.url,
       ],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"], env },
     );
@@ -141,7 +171,7 @@ async function main() {
       stdio: ["ignore", "inherit", "inherit"],
       env: {
         ...env,
-        DATABASE_URL: database.url,
+        DATABASE_URL: db.url,
         MIRRORPLANE_AGENT_TOKEN: token,
         BETTER_AUTH_SECRET: authSecret,
         MIRRORPLANE_PUBLIC_URL: publicUrl,
@@ -160,21 +190,6 @@ async function main() {
     "first visit: create the admin account on the sign-in page (or: npm run user:create -- --username <name> --role admin)",
   );
   say("press Ctrl-C to stop");
-
-  const shutdown = async (signal: string) => {
-    if (stopping) {
-      say("second signal: exiting now");
-      process.exit(130);
-    }
-    stopping = true;
-    say(`${signal}: stopping…`);
-    await Promise.all(children.map(({ proc }) => stopChild(proc)));
-    await database.stop();
-    say("stopped");
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
 }
 
 /** A random secret kept (mode 0600) in the data dir, created on first use. */
@@ -226,5 +241,6 @@ main().catch(async (error) => {
   );
   stopping = true;
   await Promise.all(children.map(({ proc }) => stopChild(proc)));
+  await (await database?.catch(() => null))?.stop().catch(() => {});
   process.exit(1);
 });
