@@ -410,7 +410,10 @@ export async function startClusterLogCommand(
         let answered = false;
         if (lockPath) answered = await connector!.handOff();
         else connector?.close();
-        await server.stop();
+        // Over NATS a request in flight is answered within milliseconds or not at all (NATS
+        // unreachable): 1 s of draining, then the bus's own bounded close, so SIGTERM exits
+        // within 2 s (issue 14); what was not answered the kernel resends after a restart.
+        await server.stop(flags.nats ? { drainTimeoutMs: 1000 } : {});
         await writing;
         if (lockPath) {
           // Still holding the lock: no other server can have answered the kernel since.

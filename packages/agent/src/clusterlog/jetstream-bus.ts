@@ -90,6 +90,11 @@ export interface JetStreamBusOptions {
   readonly connectOptions?: Partial<ConnectionOptions>;
   /** Called for every message refused (the metric). */
   readonly onRefused?: (reason: string) => void;
+  /**
+   * `close` takes at most this long whatever NATS does (issue 14: a supervisor's stop
+   * timeout must not SIGKILL the agent first); what it could not do is logged. Default 800.
+   */
+  readonly closeTimeoutMs?: number;
 }
 
 export class BusError extends Error {}
@@ -169,6 +174,7 @@ export class JetStreamBus implements ClusterBus {
       | "insecureUnsigned"
       | "connectOptions"
       | "onRefused"
+      | "closeTimeoutMs"
     >
   > & {
     servers: string[];
@@ -205,6 +211,9 @@ export class JetStreamBus implements ClusterBus {
   #consumerGeneration = 0;
   /** Set by a reconnect: the quiet period restarts once our own heartbeat is written. */
   #reconnected = false;
+  /** False between a disconnect and the reconnect: nothing published can be acknowledged. */
+  #connected = true;
+  readonly #closeTimeoutMs: number;
   #stalledTicks = 0;
   #seqAtLastTick = 0;
   /** When our heartbeat was last written (0: not yet). */
@@ -217,6 +226,7 @@ export class JetStreamBus implements ClusterBus {
 
   constructor(options: JetStreamBusOptions) {
     const failureTimeoutMs = options.failureTimeoutMs ?? 10_000;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 800;
     this.nodeId = options.nodeId;
     if (!Number.isInteger(this.nodeId) || this.nodeId < 0 || this.nodeId > 0xffff_fffe) {
       throw new BusError(`node id ${options.nodeId} is not a u32`);
@@ -406,24 +416,45 @@ export class JetStreamBus implements ClusterBus {
     if (this.#closing) return;
     this.#closing = true;
     this.#stopTimer();
+    const deadline = Date.now() + this.#closeTimeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    const unreachable = !this.#connected;
     if (this.#joined && this.#nc && !this.#nc.isClosed()) {
-      try {
-        const leave = this.#publishAndWait(
-          { kind: "node-leave", node: this.nodeId },
-          membershipMsgId.leave(this.nodeId, this.#incarnation),
-          this.#incarnation,
+      if (unreachable) {
+        this.#log.warn(
+          { node: this.nodeId },
+          "NATS unreachable at shutdown: node-leave not published; the other members declare this one failed after the failure timeout",
         );
-        await Promise.race([leave, sleep(this.#opts.publishTimeoutMs * 2)]);
-      } catch (error) {
-        this.#log.warn({ err: error }, "could not publish leave");
-      }
-      try {
-        await this.#heartbeats?.delete(this.#heartbeatKey(this.nodeId));
-      } catch {
-        // the key expires by itself
+      } else {
+        try {
+          const leave = this.#publishAndWait(
+            { kind: "node-leave", node: this.nodeId },
+            membershipMsgId.leave(this.nodeId, this.#incarnation),
+            this.#incarnation,
+          );
+          leave.catch(() => {});
+          if (
+            (await Promise.race([leave.then(() => true), sleep(left()).then(() => false)])) ===
+            false
+          ) {
+            this.#log.warn(
+              { node: this.nodeId, waitedMs: this.#closeTimeoutMs },
+              "node-leave not acknowledged in time; the other members declare this one failed after the failure timeout",
+            );
+          }
+        } catch (error) {
+          this.#log.warn({ err: error }, "could not publish leave");
+        }
+        try {
+          const deleted = this.#heartbeats?.delete(this.#heartbeatKey(this.nodeId));
+          deleted?.catch(() => {});
+          await Promise.race([deleted, sleep(left())]);
+        } catch {
+          // the key expires by itself
+        }
       }
     }
-    await this.#shutdown(false);
+    await this.#shutdown(unreachable, left());
   }
 
   /**
@@ -752,11 +783,13 @@ export class JetStreamBus implements ClusterBus {
   async #watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
+        this.#connected = false;
         this.#log.warn({ server: status.server }, "disconnected from NATS");
       } else if (status.type === "reconnect") {
         // Others may have been cut off as long as we were: give every member one full
         // timeout to refresh its heartbeat before anyone is declared failed.
         this.#reconnected = true;
+        this.#connected = true;
         this.#quietUntil = Number.POSITIVE_INFINITY;
         this.#log.info({ server: status.server }, "reconnected to NATS");
         void this.#refreshAfterReconnect();
@@ -937,7 +970,7 @@ export class JetStreamBus implements ClusterBus {
     this.#seqWaiters = [];
   }
 
-  async #shutdown(abrupt: boolean): Promise<void> {
+  async #shutdown(abrupt: boolean, drainMs = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopTimer();
@@ -952,7 +985,19 @@ export class JetStreamBus implements ClusterBus {
     const nc = this.#nc;
     if (nc && !nc.isClosed()) {
       if (abrupt) await nc.close().catch(() => {});
-      else await nc.drain().catch(() => nc.close().catch(() => {}));
+      else {
+        const drained = nc.drain().then(
+          () => true,
+          () => false,
+        );
+        if (!(await Promise.race([drained, sleep(drainMs).then(() => false)]))) {
+          // NATS went away or is slow: close without waiting for it.
+          if (drainMs !== Number.POSITIVE_INFINITY) {
+            this.#log.warn({ waitedMs: drainMs }, "NATS drain did not finish: connection closed");
+          }
+          await Promise.race([nc.close().catch(() => {}), sleep(100)]);
+        }
+      }
     }
   }
 }
