@@ -410,7 +410,14 @@ export class Agent {
     this.logFile = join(RUN_DIR, `${VM}-${options.label}.log`);
     this.child = spawn(
       "node",
-      ["--enable-source-maps", AGENT_CLI, options.command, ...options.args],
+      [
+        "--enable-source-maps",
+        // e.g. LAB_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=$LAB_RUN_DIR/prof" (profiling)
+        ...(process.env.LAB_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+        AGENT_CLI,
+        options.command,
+        ...options.args,
+      ],
       {
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, ...options.env },
