@@ -18,6 +18,7 @@ import {
   type Operation,
   type Reply,
   type RequestHeader,
+  serverOf,
 } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
 import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
@@ -86,6 +87,8 @@ export interface ServerStats {
   snapshots: number;
   /** TCP clients refused for a missing or wrong credential. */
   authRefused: number;
+  /** Joins, leaves, failures and serving-node changes applied (membership()). */
+  membershipEvents: number;
 }
 
 /**
@@ -216,6 +219,24 @@ export interface SessionSink {
  * sends per turn (PB1).
  */
 export const FRAMES_PER_TURN = 128;
+
+/** A membership change as this member applied it (ClusterLogServer.membership). */
+export interface MembershipEvent {
+  readonly kind: "node-join" | "node-leave" | "node-failed" | "server";
+  /** The member concerned; for "server", the log's new serving node (null: none). */
+  readonly node: NodeId | null;
+  /** Who published it (a failure: the declaring survivor); for "server", the previous one. */
+  readonly by: NodeId | null;
+  readonly seq: number;
+  readonly at: number;
+  readonly uuid?: string;
+}
+
+export interface MembershipView {
+  readonly members: readonly NodeId[];
+  readonly servedBy: Readonly<Record<string, NodeId>>;
+  readonly recent: readonly MembershipEvent[];
+}
 
 /**
  * One client connection. Holds its in-flight requests (several connections may use the
@@ -421,6 +442,7 @@ export class ClusterLogServer {
     applied: 0,
     snapshots: 0,
     authRefused: 0,
+    membershipEvents: 0,
   };
   readonly #bus: ClusterBus;
   readonly #log: Logger;
@@ -1001,6 +1023,76 @@ export class ClusterLogServer {
     this.#send(op, msgId);
   }
 
+  // ---- membership, as every member sees it (issue 14) ----
+
+  /** The last membership changes this member applied, newest last (at most 100). */
+  readonly #membershipEvents: MembershipEvent[] = [];
+  /** Which node serves each log (the first member of its group), as last logged. */
+  readonly #servedBy = new Map<string, NodeId>();
+
+  /** Current members, who serves each log, and the recent changes: for the API and metrics. */
+  membership(): MembershipView {
+    const state = this.#clusterLog?.state;
+    return {
+      members: state ? [...state.nodes].sort((a, b) => a - b) : [],
+      servedBy: Object.fromEntries(this.#servedBy),
+      recent: [...this.#membershipEvents],
+    };
+  }
+
+  #recordMembership(event: MembershipEvent): void {
+    this.#membershipEvents.push(event);
+    if (this.#membershipEvents.length > 100) this.#membershipEvents.shift();
+    this.stats.membershipEvents++;
+  }
+
+  /**
+   * One info line per join, leave and failure on every member, with who published it
+   * (for a failure: the survivor that declared it); a warning when it is this member that
+   * is fenced out. Replayed history while joining is recorded, not logged.
+   */
+  #membershipChanged(entry: OrderedOperation, kind: MembershipEvent["kind"], node: NodeId): void {
+    const members = [...this.#clusterLog!.state.nodes].sort((a, b) => a - b);
+    // A failure is published by the survivor that declared it (JetStream); the in-process
+    // order writes it under the failed node's own id: then nobody in particular declared it.
+    const by = kind === "node-failed" && entry.origin === node ? null : entry.origin;
+    this.#recordMembership({ kind, node, by, seq: entry.seq, at: Date.now() });
+    if (this.#state !== "new") {
+      const fields = { node, by, seq: entry.seq, members };
+      const declared = by === null ? "declared failed" : `declared failed by node ${by}`;
+      if (kind === "node-join") this.#log.info(fields, `cluster member ${node} joined`);
+      else if (kind === "node-leave") this.#log.info(fields, `cluster member ${node} left`);
+      else if (node === this.nodeId) {
+        this.#log.warn(fields, `this member (${node}) was ${declared}: fenced out`);
+      } else this.#log.info(fields, `cluster member ${node} ${declared}`);
+    }
+    this.#checkServers(entry.seq);
+  }
+
+  /** Logs each log whose serving node changed (a CTR, a resume, a DTR, a member gone). */
+  #checkServers(seq: number): void {
+    const groups = this.#clusterLog!.state.groups;
+    for (const [uuid, group] of groups) {
+      const server = serverOf(group);
+      const was = this.#servedBy.get(uuid) ?? null;
+      if (server === was) continue;
+      if (server === null) this.#servedBy.delete(uuid);
+      else this.#servedBy.set(uuid, server);
+      this.#recordMembership({ kind: "server", node: server, by: was, seq, at: Date.now(), uuid });
+      if (this.#state !== "new") {
+        this.#log.info(
+          { uuid, node: server, was, seq },
+          server === null
+            ? `log ${uuid} has no serving node`
+            : `log ${uuid} served by node ${server}`,
+        );
+      }
+    }
+    for (const uuid of [...this.#servedBy.keys()]) {
+      if (!groups.has(uuid)) this.#servedBy.delete(uuid);
+    }
+  }
+
   // ---- the ordered stream ----
 
   #deliver(entry: OrderedOperation): void {
@@ -1061,6 +1153,12 @@ export class ClusterLogServer {
     }
     if (op.kind === "request" && op.node === this.nodeId) {
       if ((op.request.requestType & 0xff) === DM_ULOG_DTR) this.#releaseDevices();
+    }
+    if (op.kind === "node-join" || op.kind === "node-leave" || op.kind === "node-failed") {
+      this.#membershipChanged(entry, op.kind, op.node);
+    } else if (op.kind === "request" && (op.request.requestType & 0xff) <= DM_ULOG_RESUME) {
+      // CTR, DTR, PRESUSPEND, POSTSUSPEND, RESUME: the only requests that change who serves.
+      this.#checkServers(entry.seq);
     }
     const every = this.#snapshotEvery;
     if (
