@@ -89,10 +89,10 @@ describe("one host: the agent stopped under write load", () => {
   });
 
   it("SIGTERM and restart (an upgrade): the state is handed over, nothing resynced, writes resume within 3 s of the new agent", async () => {
-    // fio outlasts the new agent's start (≈ 20 s under TCG), so the resumption is seen.
+    // fio outlasts the new agent's start (≈ 20 s under TCG, more on a busy machine), so the resumption is seen.
     const { vm, exit } = await runVm({
       name: "restart-term",
-      script: "guest agent-restart --signal TERM --seconds 60",
+      script: "guest agent-restart --signal TERM --seconds 75",
     });
     passed(vm, exit);
     const r = vm.result<Restart>();
