@@ -218,3 +218,42 @@ export function clusterLogMetrics(registry: Registry): ClusterLogMetrics {
   clusterLogByRegistry.set(registry, created);
   return created;
 }
+
+/** What the membership metrics read (ClusterLogServer.membership()). */
+export interface MembershipSource {
+  membership(): {
+    readonly members: readonly number[];
+    readonly servedBy: Readonly<Record<string, number>>;
+  };
+}
+
+/**
+ * The cluster's membership as this member sees it (issue 14), read at scrape time:
+ * `mirrorplane_clusterlog_members` (how many) and `mirrorplane_clusterlog_log_server_node`
+ * (the node serving each log). A second call for the same registry replaces the source.
+ */
+export function registerMembershipMetrics(registry: Registry, source: MembershipSource): void {
+  for (const name of ["mirrorplane_clusterlog_members", "mirrorplane_clusterlog_log_server_node"]) {
+    registry.removeSingleMetric(name);
+  }
+  new Gauge({
+    name: "mirrorplane_clusterlog_members",
+    help: "members of the cluster-log cluster, as this member applied the ordered stream",
+    registers: [registry],
+    collect() {
+      this.set(source.membership().members.length);
+    },
+  });
+  new Gauge({
+    name: "mirrorplane_clusterlog_log_server_node",
+    help: "the node id serving each log (the first member of its group)",
+    labelNames: ["uuid"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [uuid, node] of Object.entries(source.membership().servedBy)) {
+        this.set({ uuid }, node);
+      }
+    },
+  });
+}

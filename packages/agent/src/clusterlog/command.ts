@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { type ConnectionOptions, credsAuthenticator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { clusterLogMetrics } from "../metrics.ts";
+import { clusterLogMetrics, registerMembershipMetrics } from "../metrics.ts";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import {
   type ConnectorClaim,
@@ -336,6 +336,7 @@ export async function startClusterLogCommand(
       maxLogs: flags.maxLogs,
     },
   });
+  if (hooks.metrics) registerMembershipMetrics(hooks.metrics, server);
   serverRef = server;
   try {
     await server.start();

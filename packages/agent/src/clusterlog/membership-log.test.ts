@@ -1,4 +1,6 @@
+import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
+import { registerMembershipMetrics } from "../metrics.ts";
 import { TestCluster } from "./test-harness.ts";
 
 // Membership as every member sees it (issue 14: only the declaring member said a member
@@ -49,5 +51,11 @@ describe("membership lines and view on every member", () => {
     }
     // Node 3 joined after 2 and 1: node 2 saw it join.
     expect(linesOf(c, 2, /cluster member 3 joined/).length).toBe(1);
+    // And /metrics says the same, read at scrape time.
+    const registry = new Registry();
+    registerMembershipMetrics(registry, c.node(3).server);
+    const text = await registry.metrics();
+    expect(text).toContain("mirrorplane_clusterlog_members 2");
+    expect(text).toContain('mirrorplane_clusterlog_log_server_node{uuid="LVM-members"} 2');
   });
 });
