@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startCli } from "./cli-process.ts";
+import { type CliProcess, startCli } from "./cli-process.ts";
 import { splitDeviceNumber } from "./log-devices.ts";
 import { TestClient, u64 } from "./test-client.ts";
 import { Kernel, TestCluster } from "./test-harness.ts";
@@ -189,6 +189,12 @@ describe.skipIf(!root)("disk logs on loop devices and files", () => {
 describe("SIGKILL during FLUSH, over a disk log (real processes)", () => {
   it("no acknowledged mark is lost across repeated kills", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mp-kill-flush-"));
+    // Whatever fails, no agent of this test outlives it.
+    const agents: CliProcess[] = [];
+    const track = (cli: CliProcess) => {
+      agents.push(cli);
+      return cli;
+    };
     try {
       const logFile = join(dir, "log-7-0");
       writeFileSync(logFile, new Uint8Array(MiB));
@@ -200,16 +206,18 @@ describe("SIGKILL during FLUSH, over a disk log (real processes)", () => {
       const rounds = 8;
       const perRound = 24;
       for (let round = 0; round < rounds; round++) {
-        const cli = startCli([
-          "--socket",
-          socket,
-          "--data-dir",
-          join(dir, "data"),
-          "--log-device",
-          `7:0=${logFile}`,
-          "--connector",
-          "off",
-        ]);
+        const cli = track(
+          startCli([
+            "--socket",
+            socket,
+            "--data-dir",
+            join(dir, "data"),
+            "--log-device",
+            `7:0=${logFile}`,
+            "--connector",
+            "off",
+          ]),
+        );
         await cli.line(/cluster-log server listening/);
         const k = new Kernel(await TestClient.connect(socket));
         k.uuid = "LVM-kill-flush";
@@ -248,16 +256,18 @@ describe("SIGKILL during FLUSH, over a disk log (real processes)", () => {
         k.client.destroy();
       }
       // One more start: the last round's acknowledged marks too.
-      const cli = startCli([
-        "--socket",
-        socket,
-        "--data-dir",
-        join(dir, "data"),
-        "--log-device",
-        `7:0=${logFile}`,
-        "--connector",
-        "off",
-      ]);
+      const cli = track(
+        startCli([
+          "--socket",
+          socket,
+          "--data-dir",
+          join(dir, "data"),
+          "--log-device",
+          `7:0=${logFile}`,
+          "--connector",
+          "off",
+        ]),
+      );
       await cli.line(/cluster-log server listening/);
       const k = new Kernel(await TestClient.connect(socket));
       k.uuid = "LVM-kill-flush";
@@ -272,6 +282,7 @@ describe("SIGKILL during FLUSH, over a disk log (real processes)", () => {
       cli.child.kill("SIGKILL");
       await exited;
     } finally {
+      for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
