@@ -165,6 +165,13 @@ describe("one host: the host agent (`run`) with its API", () => {
         expect(kernel!.mirror).toBe("mir");
         expect(kernel!.leg).toBe(failedLeg.device);
         expect(kernel!.raw_line).toContain(`I/O error, dev ${failedLeg.device}`);
+        // dm-raid1 itself logs nothing for a non-default leg: its health character does.
+        const health = await client.query<{ severity: string; data: { health: string } }>(
+          "SELECT severity, data FROM events WHERE kind = 'device_failure' AND data->>'what' = 'mirror_leg_health' AND mirror = 'mir' AND leg = $1",
+          [failedLeg.device],
+        );
+        expect(health.rows, JSON.stringify(rows)).toHaveLength(1);
+        expect(health.rows[0]!.data.health).toBe(failedLeg.health);
       } finally {
         await client.end();
         await db.drop();

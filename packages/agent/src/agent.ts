@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { join } from "node:path";
 import { createIngestPool, type IngestPool, pruneSamples } from "@mirrorplane/db/ingest";
@@ -11,6 +12,7 @@ import { readDeviceStates } from "./collectors/devices.ts";
 import { type HostState, hostEvents } from "./collectors/host-events.ts";
 import { khugepagedSeries, readKhugepaged } from "./collectors/khugepaged.ts";
 import { memorySeries, readMemory } from "./collectors/memory.ts";
+import { mirrorHealthEvents } from "./collectors/mirror-health.ts";
 import { TunableWriter } from "./collectors/tunables.ts";
 import { defaultApiUrl, type TAgentConfig } from "./config/config.ts";
 import { MirrorMap } from "./events/mirror-map.ts";
@@ -19,6 +21,7 @@ import { loadNodeId } from "./identity.ts";
 import { KmsgFollower, readBootId } from "./kmsg/follower.ts";
 import { type AgentMetrics, createAgentMetrics } from "./metrics.ts";
 import { DmsetupMirrorInventory } from "./mirrors/dmsetup-inventory.ts";
+import type { MirrorInfo } from "./mirrors/inventory.ts";
 import { SampleStore } from "./store.ts";
 import { agentVersion } from "./version.ts";
 
@@ -220,6 +223,18 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     metrics.setMemory(memory);
   };
   await pollHost();
+  // dm-raid1's leg health characters (mirror-health.ts): only where dm-mirror is loaded,
+  // so a host without mirrors never runs dmsetup.
+  const legHealth = new DmsetupMirrorInventory({ root: config.root, cacheMs: 0 });
+  let mirrorsSeen: MirrorInfo[] | null = null;
+  const pollMirrorHealth = async () => {
+    if (!existsSync(join(config.root, "sys/module/dm_mirror"))) return;
+    const { mirrors: now, reason } = await legHealth.list();
+    if (reason !== null) return;
+    events.emit(mirrorHealthEvents(mirrorsSeen, now, { nodeId, bootId, now: Date.now() }));
+    mirrorsSeen = now;
+  };
+  await pollMirrorHealth();
 
   let stopping = false;
   let inFlight: Promise<void> = Promise.resolve();
@@ -232,6 +247,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       ]);
       metrics.setKhugepaged(snapshot);
       await pollHost(memory, devices);
+      await pollMirrorHealth();
       await store?.record({
         at: new Date(),
         points: [...khugepagedSeries(snapshot), ...memorySeries(memory)],

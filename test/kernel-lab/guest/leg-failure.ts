@@ -74,6 +74,8 @@ guestMain(async () => {
         },
       ],
       clusterLog: { socket: `${WORK}/clusterlog.sock`, connector: "on", nodeId: 1 },
+      // The leg health characters are read at each sample (mirror-health.ts).
+      sampleIntervalMs: 1000,
     }),
   );
   const agent = await Agent.start({
@@ -139,6 +141,9 @@ guestMain(async () => {
   say(`inventory: ${JSON.stringify(row.legs)}`);
 
   step("the agent stores the failure");
+  // The kernel's block-layer lines come through /dev/kmsg at once; the leg's health
+  // character is read at the next sample (every second here).
+  await sleep(3000);
   const pipeline = await waitFor(
     "the agent to write device-failure events to Postgres",
     async () => {
