@@ -25,14 +25,32 @@ export const eventSelect = {
   acknowledgedBy: true,
   ackNote: true,
   ackExpiresAt: true,
+  data: true,
 } satisfies Prisma.EventSelect;
 
 type Row = Prisma.EventGetPayload<{ select: typeof eventSelect }>;
 
-/** Browser-safe row: bigints and decimals as strings. */
-export function serializeEvent(r: Row) {
+/**
+ * The message with what the agent keeps only in the event's data (issue 13): the value a
+ * throttle was set to, who started or cancelled a resync.
+ */
+export function eventMessage(kind: string, message: string, data: unknown): string {
+  if (kind !== "resync" || typeof data !== "object" || data === null) return message;
+  const d = data as { what?: unknown; regionsPerSecond?: unknown; actor?: unknown };
+  if (d.what === "throttle" && !/regions\/s|unthrottled/.test(message))
+    return typeof d.regionsPerSecond === "number"
+      ? `${message} to ${d.regionsPerSecond.toLocaleString("en-US")} regions/s`
+      : `${message}: none (unthrottled)`;
+  if ((d.what === "start" || d.what === "cancelled") && typeof d.actor === "string" && d.actor)
+    return message.includes(` by ${d.actor}`) ? message : `${message} by ${d.actor}`;
+  return message;
+}
+
+/** Browser-safe row: bigints and decimals as strings; the data only as the message uses it. */
+export function serializeEvent({ data, ...r }: Row) {
   return {
     ...r,
+    message: eventMessage(r.kind, r.message, data),
     id: r.id.toString(),
     count: r.count.toString(),
     rangeStart: r.rangeStart?.toString() ?? null,

@@ -3,8 +3,11 @@
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { BlastRadius } from "~/components/blast-radius";
+import { DateTime } from "~/components/date-time";
 import { LegHealthChar } from "~/components/leg-health";
 import { shortDevice } from "~/lib/bytes";
+import { errorMessage } from "~/lib/errors";
+import { formatRange } from "~/lib/format";
 import { useTRPC } from "~/trpc/react";
 
 export function DevicesView() {
@@ -17,7 +20,7 @@ export function DevicesView() {
   const legDevice = (nodeId: string | null, device: string) =>
     legs.data?.devices.find((d) => d.nodeId === nodeId && d.device === device) ?? null;
   if (summary.isPending) return <p className="muted">Loading…</p>;
-  if (summary.isError) return <p className="error">{summary.error.message}</p>;
+  if (summary.isError) return <p className="error">{errorMessage(summary.error)}</p>;
   const s = summary.data;
   return (
     <>
@@ -52,7 +55,7 @@ export function DevicesView() {
       <div className="panel" data-testid="blast-radius">
         <h2>Mirror legs: blast radius</h2>
         {legs.isError ? (
-          <p className="error">{legs.error.message}</p>
+          <p className="error">{errorMessage(legs.error)}</p>
         ) : !legs.data ? (
           <p className="muted">Asking the agents…</p>
         ) : (
@@ -168,7 +171,9 @@ export function DevicesView() {
                       </span>
                     </td>
                     <td className="num">{d.failures}</td>
-                    <td title={d.lastMessage}>{d.lastAt.toLocaleString("en-GB")}</td>
+                    <td title={d.lastMessage}>
+                      <DateTime value={d.lastAt} />
+                    </td>
                     <td>
                       {legDevice(d.nodeId, d.device) ? (
                         <BlastRadius entries={legDevice(d.nodeId, d.device)!.blastRadius} />
@@ -202,13 +207,15 @@ export function DevicesView() {
               <tbody>
                 {s.memory.map((e) => (
                   <tr key={e.id}>
-                    <td>{e.occurredAt.toLocaleString("en-GB")}</td>
+                    <td>
+                      <DateTime value={e.occurredAt} />
+                    </td>
                     <td>
                       {e.nodeId} {e.device ? `/ ${e.device}` : ""}
                     </td>
                     <td>
                       {e.rangeStart !== null
-                        ? `${e.rangeUnit} ${e.rangeStart}–${e.rangeEnd} (${e.count})`
+                        ? `${formatRange(e.rangeUnit, e.rangeStart, e.rangeEnd)} (${e.count})`
                         : "—"}
                     </td>
                     <td>

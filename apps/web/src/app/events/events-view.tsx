@@ -2,8 +2,11 @@
 
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useEffect, useMemo, useRef } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
+import { DateTime } from "~/components/date-time";
+import { errorMessage } from "~/lib/errors";
+import { formatRange, formatUtc } from "~/lib/format";
 import { useEventFilters } from "~/stores/events";
 import { useTRPC } from "~/trpc/react";
 import { AckButton } from "./ack-button";
@@ -17,11 +20,44 @@ const windows = [
   { label: "all", ms: null },
 ];
 
-export function EventsView({
-  initial,
-}: {
-  initial?: { device: string; kind: string; nodeId: string; mirror: string };
-}) {
+export interface TEventsInitial {
+  device: string;
+  kind: string;
+  nodeId: string;
+  mirror: string;
+  text?: string;
+  severity?: string[];
+  unacknowledgedOnly?: boolean;
+  windowMs?: number | null;
+}
+
+const windowParam = (ms: number | null) =>
+  windows.find((w) => w.ms === ms)?.label.replace(" ", "") ?? "all";
+
+/** The filters as the page's query string (events/page.tsx reads them back). */
+function filterQuery(f: {
+  windowMs: number | null;
+  nodeId: string;
+  kind: string;
+  severity: string[];
+  device: string;
+  mirror: string;
+  text: string;
+  unacknowledgedOnly: boolean;
+}): string {
+  const q = new URLSearchParams();
+  if (f.windowMs !== 7 * 86_400_000) q.set("window", windowParam(f.windowMs));
+  if (f.nodeId) q.set("node", f.nodeId);
+  if (f.kind) q.set("kind", f.kind);
+  if (f.severity.length) q.set("severity", f.severity.join(","));
+  if (f.device) q.set("device", f.device);
+  if (f.mirror) q.set("mirror", f.mirror);
+  if (f.text) q.set("text", f.text);
+  if (f.unacknowledgedOnly) q.set("unacked", "1");
+  return q.toString();
+}
+
+export function EventsView({ initial }: { initial?: TEventsInitial }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const f = useEventFilters(
@@ -38,12 +74,28 @@ export function EventsView({
       reset: s.reset,
     })),
   );
-  // Filters in the URL (links from other views) apply once, on arrival.
+  // Filters in the URL (links from other views, a reload) apply once, on arrival…
   const setFilters = useEventFilters((s) => s.set);
+  const resetFilters = useEventFilters((s) => s.reset);
+  const [arrived, setArrived] = useState(false);
   useEffect(() => {
-    if (initial && (initial.device || initial.kind || initial.nodeId || initial.mirror))
-      setFilters(initial);
-  }, [initial, setFilters]);
+    resetFilters();
+    if (initial) {
+      const { windowMs, ...rest } = initial;
+      setFilters({ ...rest, ...(windowMs !== undefined ? { windowMs } : {}) });
+    }
+    setArrived(true);
+  }, [initial, setFilters, resetFilters]);
+  // …and every change is written back, so the address is the view.
+  const query = filterQuery(f);
+  useEffect(() => {
+    if (!arrived) return;
+    const url = `${window.location.pathname}${query ? `?${query}` : ""}`;
+    if (url !== `${window.location.pathname}${window.location.search}`)
+      window.history.replaceState(null, "", url);
+  }, [arrived, query]);
+  const [expanded, setExpanded] = useState<string | null>(null);
+  const [ackMessage, setAckMessage] = useState<string | null>(null);
   const me = useQuery(trpc.session.me.queryOptions());
   const canAck = me.data?.role === "operator" || me.data?.role === "admin";
   const facets = useQuery(trpc.events.facets.queryOptions());
@@ -70,11 +122,23 @@ export function EventsView({
   );
   const ack = useMutation(
     trpc.events.acknowledge.mutationOptions({
-      onSuccess: () =>
-        queryClient.invalidateQueries({ queryKey: trpc.events.list.infiniteQueryKey() }),
+      onSuccess: (r, vars) => {
+        setAckMessage(
+          `Acknowledged ${vars.ids.length.toLocaleString("en-US")} event${vars.ids.length === 1 ? "" : "s"}.`,
+        );
+        void queryClient.invalidateQueries({ queryKey: trpc.events.list.infiniteQueryKey() });
+        return r;
+      },
+      onError: (e) => setAckMessage(errorMessage(e)),
     }),
   );
   const rows = events.data?.pages.flatMap((p) => p.items) ?? [];
+  const now = Date.now();
+  const open = rows.filter(
+    (e) => !e.acknowledgedAt || (e.ackExpiresAt !== null && e.ackExpiresAt.getTime() <= now),
+  );
+  const bulkIds = open.slice(0, 500).map((e) => e.id);
+  const expandedRow = expanded === null ? null : (rows.find((e) => e.id === expanded) ?? null);
 
   // A virtualised list: only the rows on screen are in the DOM, however many are loaded.
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -96,6 +160,7 @@ export function EventsView({
     if (Array.isArray(v)) for (const s of v) exportQuery.append(k, s);
     else if (v instanceof Date) exportQuery.set(k, v.toISOString());
     else if (typeof v === "string") exportQuery.set(k, v);
+    else if (typeof v === "boolean") exportQuery.set(k, String(v));
   }
 
   return (
@@ -191,8 +256,35 @@ export function EventsView({
           Export Markdown
         </a>
       </div>
+      <div className="controls">
+        <button
+          type="button"
+          data-testid="bulk-ack"
+          disabled={!canAck || ack.isPending || bulkIds.length === 0}
+          aria-describedby={canAck ? undefined : "ack-reason"}
+          onClick={() => {
+            if (
+              window.confirm(
+                `Acknowledge ${bulkIds.length.toLocaleString("en-US")} unacknowledged event(s) shown with these filters?`,
+              )
+            )
+              ack.mutate({ ids: bulkIds });
+          }}
+        >
+          Acknowledge all {bulkIds.length.toLocaleString("en-US")} unacknowledged shown
+          {open.length > 500 ? " (first 500)" : ""}
+        </button>
+        {!canAck && (
+          <span className="muted" id="ack-reason">
+            Acknowledging needs the operator role.
+          </span>
+        )}
+        <span role="status" className="muted">
+          {ackMessage}
+        </span>
+      </div>
       <Incidents />
-      {events.isError && <p className="error">Cannot load events: {events.error.message}</p>}
+      {events.isError && <p className="error">Cannot load events: {errorMessage(events.error)}</p>}
       <div className="panel">
         <div className="event-row event-head">
           <span>time</span>
@@ -220,8 +312,8 @@ export function EventsView({
                     transform: `translateY(${v.start}px)`,
                   }}
                 >
-                  <span className="muted" title={e.occurredAt.toISOString()}>
-                    {e.occurredAt.toLocaleString("en-GB")}
+                  <span className="muted">
+                    <DateTime value={e.occurredAt} />
                   </span>
                   <span>{e.severity}</span>
                   <span>
@@ -231,17 +323,26 @@ export function EventsView({
                   <span>
                     {e.nodeId ?? "—"} {e.device ? `/ ${e.device}` : ""}
                   </span>
-                  <span title={e.rawLine ?? e.message}>
-                    {e.message}
-                    {e.rangeStart !== null
-                      ? ` [${e.rangeUnit ?? "range"} ${e.rangeStart}–${e.rangeEnd}]`
-                      : ""}
+                  <span className="event-message">
+                    <button
+                      type="button"
+                      className="link-button"
+                      aria-expanded={expanded === e.id}
+                      aria-controls="event-expanded"
+                      title="show the whole message and the kernel's line"
+                      onClick={() => setExpanded(expanded === e.id ? null : e.id)}
+                    >
+                      {e.message}
+                      {e.rangeStart !== null
+                        ? ` [${formatRange(e.rangeUnit, e.rangeStart, e.rangeEnd)}]`
+                        : ""}
+                    </button>
                   </span>
                   <span>
                     {e.acknowledgedAt ? (
                       <span
                         className="muted"
-                        title={`by ${e.acknowledgedBy} at ${e.acknowledgedAt.toISOString()}${e.ackNote ? `: ${e.ackNote}` : ""}${e.ackExpiresAt ? `, until ${e.ackExpiresAt.toISOString()}` : ""}`}
+                        title={`by ${e.acknowledgedBy} at ${formatUtc(e.acknowledgedAt)}${e.ackNote ? `: ${e.ackNote}` : ""}${e.ackExpiresAt ? `, until ${formatUtc(e.ackExpiresAt)}` : ""}`}
                       >
                         ✓ {e.acknowledgedBy}
                       </span>
@@ -258,6 +359,35 @@ export function EventsView({
             })}
           </div>
         </div>
+        {expandedRow && (
+          <div className="plan" id="event-expanded" data-testid="event-expanded">
+            <p>
+              <strong>
+                {expandedRow.severity} {expandedRow.kind}
+              </strong>{" "}
+              <DateTime value={expandedRow.occurredAt} /> · {expandedRow.nodeId ?? "no node"}
+              {expandedRow.device ? ` / ${expandedRow.device}` : ""}
+              {expandedRow.mirror ? ` · mirror ${expandedRow.mirror}` : ""}
+            </p>
+            <p style={{ whiteSpace: "pre-wrap", overflowWrap: "anywhere" }}>
+              {expandedRow.message}
+            </p>
+            {expandedRow.rangeStart !== null && (
+              <p>
+                {formatRange(expandedRow.rangeUnit, expandedRow.rangeStart, expandedRow.rangeEnd)} (
+                {expandedRow.count} {expandedRow.rangeUnit ?? "unit"}s)
+              </p>
+            )}
+            {expandedRow.rawLine && (
+              <pre style={{ whiteSpace: "pre-wrap", overflowWrap: "anywhere" }}>
+                {expandedRow.rawLine}
+              </pre>
+            )}
+            <button type="button" onClick={() => setExpanded(null)}>
+              Close
+            </button>
+          </div>
+        )}
         <p className="muted" data-testid="events-count">
           {events.isPending ? "Loading…" : `${rows.length}${events.hasNextPage ? "+" : ""} events`}
         </p>

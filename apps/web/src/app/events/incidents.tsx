@@ -1,6 +1,7 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
+import { formatDateTime, formatTimeOfDay, formatUtc } from "~/lib/format";
 import { useEventFilters } from "~/stores/events";
 import { useTRPC } from "~/trpc/react";
 
@@ -66,7 +67,9 @@ export function Incidents() {
               </td>
               <td>{i.nodeId ?? "—"}</td>
               <td className="muted">
-                {i.started.toLocaleString("en-GB")} – {i.ended.toLocaleTimeString("en-GB")}
+                <span title={`${formatUtc(i.started)} – ${formatUtc(i.ended)}`}>
+                  {formatDateTime(i.started)} – {formatTimeOfDay(i.ended)}
+                </span>
               </td>
               <td className="num">{i.events}</td>
               <td className="num">{i.unacknowledged}</td>

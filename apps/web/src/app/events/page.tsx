@@ -1,24 +1,36 @@
-import { EventsView } from "./events-view";
+import { EventsView, type TEventsInitial } from "./events-view";
 
 export const dynamic = "force-dynamic";
+export const metadata = { title: "Events — Mirrorplane" };
+
+const windowMs: Record<string, number | null> = {
+  "1h": 3_600_000,
+  "24h": 86_400_000,
+  "7d": 7 * 86_400_000,
+  all: null,
+};
 
 export default async function EventsPage({
   searchParams,
 }: {
-  searchParams: Promise<{ device?: string; kind?: string; node?: string; mirror?: string }>;
+  searchParams: Promise<Record<string, string | undefined>>;
 }) {
-  const { device, kind, node, mirror } = await searchParams;
+  const q = await searchParams;
+  // Every filter is in the URL (written back as it changes): links and reloads keep them.
+  const initial: TEventsInitial = {
+    device: q.device ?? "",
+    kind: q.kind ?? "",
+    nodeId: q.node ?? "",
+    mirror: q.mirror ?? "",
+    text: q.text ?? "",
+    severity: (q.severity ?? "").split(",").filter(Boolean),
+    unacknowledgedOnly: q.unacked === "1",
+    ...(q.window !== undefined && q.window in windowMs ? { windowMs: windowMs[q.window]! } : {}),
+  };
   return (
     <>
       <h1>Events</h1>
-      <EventsView
-        initial={{
-          device: device ?? "",
-          kind: kind ?? "",
-          nodeId: node ?? "",
-          mirror: mirror ?? "",
-        }}
-      />
+      <EventsView initial={initial} />
     </>
   );
 }

@@ -79,7 +79,7 @@ describe("exports escape what they embed", () => {
     expect(md).toContain("!\\[p\\]\\(http://evil/beacon.png\\)");
     // The row has exactly its 7 cells: the message's pipes did not add any.
     const row = md.split("\n").find((l) => l.includes("0x7e01"))!;
-    expect(row.split(/(?<!\\)\|/).length - 2).toBe(7);
+    expect(row.split(/(?<!\\)\|/).length - 2).toBe(8);
     // The filter is quoted as code, whatever it holds.
     expect(md).toContain('Filter: `{"device":"<b>pmem0</b>"}`');
   });
@@ -120,5 +120,49 @@ describe("the events text filter matches text, not patterns", () => {
       events: Array<{ message: string }>;
     };
     expect(body.events.map((e) => e.message)).toEqual(["leg a_b failed"]);
+  });
+});
+
+describe("export parameters (issue 13)", () => {
+  it("an unknown format is a 400 with a sentence, not JSON", async () => {
+    const res = await get("format=xml");
+    expect(res.status).toBe(400);
+    expect(await res.text()).toBe(
+      "Unknown export format “xml”: use format=json or format=md (Markdown).\n",
+    );
+  });
+
+  it("a bad filter is refused in words", async () => {
+    const res = await get("format=json&severity=loud");
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    expect(text).toMatch(/^Cannot export: “severity” must be one of /);
+    expect(text).not.toContain("[");
+  });
+
+  it("honours unacknowledged only, and the Markdown export says who acknowledged", async () => {
+    const acked = await db.event.findFirstOrThrow({
+      where: { message: "leg a_b failed" },
+      select: { id: true },
+    });
+    await db.event.update({
+      where: { id: acked.id },
+      data: { acknowledgedAt: at, acknowledgedBy: "otto", ackNote: "known, replaced" },
+    });
+    const all = (await (await get("format=json&text=leg")).json()) as {
+      events: Array<{ message: string }>;
+    };
+    expect(all.events.map((e) => e.message).sort()).toEqual(["leg a_b failed", "leg axb failed"]);
+    const open = (await (await get("format=json&text=leg&acknowledged=false")).json()) as {
+      events: Array<{ message: string }>;
+      filter: { acknowledged?: boolean };
+    };
+    expect(open.events.map((e) => e.message)).toEqual(["leg axb failed"]);
+    expect(open.filter.acknowledged).toBe(false);
+    const md = await (await get("format=md&text=leg")).text();
+    expect(md).toContain("| message | acknowledged |");
+    const row = md.split("\n").find((l) => /leg a\\?_b failed/.test(l))!;
+    expect(row).toContain(`| by otto at ${at.toISOString()} — known, replaced |`);
+    expect(md.split("\n").find((l) => l.includes("leg axb failed"))!).toMatch(/\| no \|$/);
   });
 });

@@ -1,3 +1,4 @@
+import { describeIssues } from "~/lib/errors";
 import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
 import { incidentExport, incidentMarkdown, ZIncidentRef } from "~/server/incident-export";
@@ -21,20 +22,41 @@ export async function GET(req: Request) {
   const user = await sessionUser(req.headers);
   if (!user) return new Response("sign in first\n", { status: 401 });
   const params = new URL(req.url).searchParams;
-  const format = params.get("format") === "md" ? "md" : "json";
+  const requested = params.get("format") ?? "json";
+  if (requested !== "json" && requested !== "md")
+    return new Response(
+      `Unknown export format “${requested}”: use format=json or format=md (Markdown).\n`,
+      { status: 400, headers: { "content-type": "text/plain; charset=utf-8" } },
+    );
+  const format: "json" | "md" = requested;
   if (params.get("incident") === "1") return exportIncident(params, format, user.username);
+  const date = (name: string) => {
+    const v = params.get(name);
+    return v ? new Date(v) : undefined;
+  };
+  // "unacknowledged only" as the events page links it (acknowledged=false).
+  const acknowledged = params.get("acknowledged");
   const parsed = ZEventFilter.safeParse({
-    from: params.get("from") ? new Date(params.get("from")!) : undefined,
-    to: params.get("to") ? new Date(params.get("to")!) : undefined,
+    from: date("from"),
+    to: date("to"),
     nodeId: params.get("nodeId") || undefined,
     kind: params.get("kind") || undefined,
     severity: params.getAll("severity").length ? params.getAll("severity") : undefined,
     device: params.get("device") || undefined,
     mirror: params.get("mirror") || undefined,
     text: params.get("text") || undefined,
+    acknowledged:
+      acknowledged === "false"
+        ? false
+        : acknowledged === "true"
+          ? true
+          : (acknowledged ?? undefined),
   });
   if (!parsed.success)
-    return new Response(`bad filter: ${parsed.error.message}\n`, { status: 400 });
+    return new Response(`Cannot export: ${describeIssues(parsed.error.issues)}\n`, {
+      status: 400,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
   const filter = parsed.data;
   const encoder = new TextEncoder();
   const stream = new ReadableStream<Uint8Array>({
@@ -48,7 +70,7 @@ export async function GET(req: Request) {
         );
       else
         write(
-          `# Mirrorplane events\n\nExported ${new Date().toISOString()} by ${user.username}. Filter: ${mdCode(JSON.stringify(filter))}\n\n| time (UTC) | severity | kind | node | device | mirror | message |\n| --- | --- | --- | --- | --- | --- | --- |\n`,
+          `# Mirrorplane events\n\nExported ${new Date().toISOString()} by ${user.username}. Filter: ${mdCode(JSON.stringify(filter))}\n\n| time (UTC) | severity | kind | node | device | mirror | message | acknowledged |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n`,
         );
       try {
         do {
@@ -98,7 +120,10 @@ async function exportIncident(
     kind: params.get("kind") || undefined,
   });
   if (!parsed.success)
-    return new Response(`bad incident: ${parsed.error.message}\n`, { status: 400 });
+    return new Response(`Cannot export the incident: ${describeIssues(parsed.error.issues)}\n`, {
+      status: 400,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
   const now = new Date();
   const x = await incidentExport(db(), parsed.data, now);
   const stamp = now.toISOString().replace(/[:.]/g, "-");
@@ -117,6 +142,15 @@ async function exportIncident(
 
 const cell = mdText;
 
-function markdownRow(e: TEventRow): string {
-  return `| ${e.occurredAt.toISOString()} | ${e.severity} | ${cell(e.kind)} | ${cell(e.nodeId)} | ${cell(e.device)} | ${cell(e.mirror)} | ${cell(e.message)} |\n`;
+/** Who acknowledged it, when, why and until when; "no" when it is not (or it lapsed). */
+function ackCell(e: TEventRow, now: Date): string {
+  if (!e.acknowledgedAt) return "no";
+  const lapsed = e.ackExpiresAt !== null && e.ackExpiresAt <= now;
+  return cell(
+    `${lapsed ? "lapsed: " : ""}by ${e.acknowledgedBy ?? "?"} at ${e.acknowledgedAt.toISOString()}${e.ackExpiresAt ? ` until ${e.ackExpiresAt.toISOString()}` : ""}${e.ackNote ? ` — ${e.ackNote}` : ""}`,
+  );
+}
+
+function markdownRow(e: TEventRow, now: Date = new Date()): string {
+  return `| ${e.occurredAt.toISOString()} | ${e.severity} | ${cell(e.kind)} | ${cell(e.nodeId)} | ${cell(e.device)} | ${cell(e.mirror)} | ${cell(e.message)} | ${ackCell(e, now)} |\n`;
 }
