@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentApiServer, readKhugepaged, startApiServer } from "@mirrorplane/agent";
@@ -117,5 +117,49 @@ describe("khugepaged tunables through the control plane (real agent API on a fix
       }),
     ).rejects.toMatchObject({ code: "FORBIDDEN" });
     expect((await file("khugepaged/defrag")).trim()).toBe("1");
+  });
+
+  it("a write of the value it already has is not a change: not written, not an event (issue 13)", async () => {
+    const events = recorded.length;
+    const same = await as(operator).khugepaged.setTunable({
+      nodeId: "n1",
+      name: "khugepaged/pages_to_scan",
+      value: "2048",
+      reason: "re-applying the runbook value",
+    });
+    expect(same).toMatchObject({ old: "2048", new: "2048", changed: false });
+    expect(recorded.length).toBe(events);
+    const audit = await as(operator).audit.list({ limit: 1 });
+    expect(audit.items[0]).toMatchObject({
+      outcome: "ok",
+      detail: "unchanged: already 2048",
+      params: { value: "2048", reason: "re-applying the runbook value" },
+    });
+  });
+
+  it("edits enabled and a per-size enabled, and passes the reason to the agent's event", async () => {
+    const thp = await readFile(join(root, "sys/kernel/mm/transparent_hugepage", "enabled"), "utf8");
+    const next = /\[always\]/.test(thp) ? "madvise" : "always";
+    const change = await as(operator).khugepaged.setTunable({
+      nodeId: "n1",
+      name: "enabled",
+      value: next,
+      reason: "ticket 42",
+    });
+    expect(change.changed).toBe(true);
+    expect(await file("enabled")).toContain(`[${next}]`);
+    expect(JSON.stringify(recorded.at(-1))).toContain("ticket 42");
+    const sizes = await readdir(join(root, "sys/kernel/mm/transparent_hugepage")).then((d) =>
+      d.filter((n) => n.startsWith("hugepages-")),
+    );
+    if (sizes.length > 0) {
+      const r = await as(operator).khugepaged.setTunable({
+        nodeId: "n1",
+        name: `${sizes[0]}/enabled`,
+        value: "never",
+      });
+      expect(r.new).toBe("never");
+      expect(await file(`${sizes[0]}/enabled`)).toContain("[never]");
+    }
   });
 });

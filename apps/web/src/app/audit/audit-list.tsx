@@ -2,6 +2,7 @@
 
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { DateTime } from "~/components/date-time";
+import { errorMessage } from "~/lib/errors";
 import { useTRPC } from "~/trpc/react";
 
 export function AuditList() {
@@ -13,7 +14,7 @@ export function AuditList() {
     ),
   );
   if (audit.isPending) return <p className="muted">Loading…</p>;
-  if (audit.isError) return <p className="error">{audit.error.message}</p>;
+  if (audit.isError) return <p className="error">{errorMessage(audit.error)}</p>;
   const items = audit.data.pages.flatMap((p) => p.items);
   return (
     <div className="panel">

@@ -1,6 +1,7 @@
 import { AuditList } from "./audit-list";
 
 export const dynamic = "force-dynamic";
+export const metadata = { title: "Audit — Mirrorplane" };
 
 export default function AuditPage() {
   return (

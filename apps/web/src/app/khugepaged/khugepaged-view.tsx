@@ -5,10 +5,11 @@ import { useCallback, useEffect, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { SeriesChart } from "~/components/series-chart";
 import { TimelineChart } from "~/components/timeline-chart";
+import { errorMessage } from "~/lib/errors";
 import { formatNumber } from "~/lib/format";
 import { useViewStore } from "~/stores/view";
 import { useTRPC } from "~/trpc/react";
-import { TunableEditor } from "./tunable-editor";
+import { kernelChoices, PerSizeEditor, TunableEditor } from "./tunable-editor";
 
 const chartedSeries = [
   "khugepaged.pages_collapsed",
@@ -50,10 +51,16 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
       setLive: s.setLive,
     })),
   );
-  const nodes = useQuery(trpc.nodes.list.queryOptions());
+  const nodes = useQuery(trpc.khugepaged.nodes.queryOptions());
   const me = useQuery(trpc.session.me.queryOptions());
   const canEdit = me.data?.role === "operator" || me.data?.role === "admin";
-  const nodeId = selectedNodeId ?? initialNodeId ?? nodes.data?.[0]?.id ?? null;
+  // Opens on a node that has khugepaged (a simulated cluster node has none).
+  const nodeId =
+    selectedNodeId ??
+    initialNodeId ??
+    nodes.data?.find((n) => n.hasKhugepaged)?.id ??
+    nodes.data?.[0]?.id ??
+    null;
   useEffect(() => {
     if (!selectedNodeId && nodeId) selectNode(nodeId);
   }, [selectedNodeId, nodeId, selectNode]);
@@ -106,10 +113,11 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
             value={nodeId ?? ""}
             onChange={(e) => selectNode(e.target.value)}
             data-testid="node-select"
+            style={{ maxWidth: "calc(100vw - 90px)" }}
           >
             {nodes.data?.map((n) => (
               <option key={n.id} value={n.id}>
-                {n.id} ({n.hostname})
+                {n.id} ({n.hostname}){n.hasKhugepaged ? "" : ", no khugepaged"}
               </option>
             ))}
           </select>
@@ -132,7 +140,7 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
       </div>
 
       {current.isError && (
-        <p className="error">Cannot read current values: {current.error.message}</p>
+        <p className="error">Cannot read current values: {errorMessage(current.error)}</p>
       )}
       {current.data && (
         <div className="grid">
@@ -181,6 +189,17 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
                   <td className="num" data-testid="thp-enabled">
                     {current.data.thp.enabled ?? "—"}
                   </td>
+                  <td>
+                    {nodeId && current.data.source === "agent" && current.data.thp.enabled && (
+                      <TunableEditor
+                        nodeId={nodeId}
+                        name="enabled"
+                        current={kernelChoices(current.data.thp.enabled).selected ?? ""}
+                        choices={kernelChoices(current.data.thp.enabled).choices}
+                        canEdit={canEdit}
+                      />
+                    )}
+                  </td>
                 </tr>
                 <tr>
                   <td>
@@ -189,12 +208,34 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
                   <td className="num" data-testid="thp-defrag">
                     {current.data.thp.defrag ?? "—"}
                   </td>
+                  <td>
+                    {nodeId && current.data.source === "agent" && current.data.thp.defrag && (
+                      <TunableEditor
+                        nodeId={nodeId}
+                        name="defrag"
+                        current={kernelChoices(current.data.thp.defrag).selected ?? ""}
+                        choices={kernelChoices(current.data.thp.defrag).choices}
+                        canEdit={canEdit}
+                      />
+                    )}
+                  </td>
                 </tr>
                 <tr>
                   <td>
                     <code>shmem_enabled</code>
                   </td>
                   <td className="num">{current.data.thp.shmemEnabled ?? "—"}</td>
+                  <td>
+                    {nodeId && current.data.source === "agent" && current.data.thp.shmemEnabled && (
+                      <TunableEditor
+                        nodeId={nodeId}
+                        name="shmem_enabled"
+                        current={kernelChoices(current.data.thp.shmemEnabled).selected ?? ""}
+                        choices={kernelChoices(current.data.thp.shmemEnabled).choices}
+                        canEdit={canEdit}
+                      />
+                    )}
+                  </td>
                 </tr>
                 <tr>
                   <td>
@@ -220,6 +261,17 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
                 </tr>
               </tbody>
             </table>
+            {nodeId && current.data.source === "agent" && (
+              <>
+                <h3 style={{ fontSize: 13, marginTop: 12 }}>Per page size</h3>
+                <p className="muted">
+                  <code>hugepages-&lt;size&gt;kB/enabled</code> (and <code>shmem_enabled</code>):
+                  this agent does not report their current values; a write is checked by the
+                  kernel's rules and recorded.
+                </p>
+                <PerSizeEditor nodeId={nodeId} canEdit={canEdit} />
+              </>
+            )}
           </div>
         </div>
       )}
@@ -234,7 +286,7 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
         />
       )}
       <h2 style={{ marginTop: 8 }}>History</h2>
-      {series.isError && <p className="error">Cannot load history: {series.error.message}</p>}
+      {series.isError && <p className="error">Cannot load history: {errorMessage(series.error)}</p>}
       <div className="grid">
         {chartedSeries.map((name, i) => (
           <SeriesChart

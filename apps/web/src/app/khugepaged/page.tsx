@@ -1,6 +1,7 @@
 import { KhugepagedView } from "./khugepaged-view";
 
 export const dynamic = "force-dynamic";
+export const metadata = { title: "khugepaged — Mirrorplane" };
 
 export default async function KhugepagedPage({
   searchParams,

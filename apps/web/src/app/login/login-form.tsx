@@ -3,6 +3,7 @@
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { authClient } from "~/lib/auth-client";
+import { errorMessage } from "~/lib/errors";
 import { useTRPC } from "~/trpc/react";
 
 export function LoginForm({ next }: { next: string }) {
@@ -29,7 +30,7 @@ export function LoginForm({ next }: { next: string }) {
       if (result.error) throw new Error(result.error.message ?? "sign-in failed");
       window.location.assign(next);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
       setBusy(false);
     }
   }

@@ -1,6 +1,7 @@
 import { LoginForm } from "./login-form";
 
 export const dynamic = "force-dynamic";
+export const metadata = { title: "Sign in — Mirrorplane" };
 
 export default async function LoginPage({
   searchParams,

@@ -114,7 +114,7 @@ export function MirrorsTable() {
               value={filter}
               placeholder="name, node, log type, leg device; D: a dead leg"
               onChange={(e) => setFilter(e.target.value)}
-              style={{ width: 380 }}
+              style={{ width: "min(380px, calc(100vw - 110px))" }}
             />
           </label>
           {filter && (
@@ -208,6 +208,11 @@ export function MirrorsTable() {
           >
             Resync selected ({selected.size})…
           </button>
+          {!canOperate && (
+            <span className="muted" data-testid="disabled-reason">
+              Selecting and resyncing mirrors needs the operator role.
+            </span>
+          )}
           {confirming && (
             <div
               data-testid="bulk-confirm"

@@ -3,6 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { FreshnessBadge } from "~/components/freshness-badge";
+import { errorMessage } from "~/lib/errors";
 import { formatAge } from "~/lib/format";
 import { useTRPC } from "~/trpc/react";
 
@@ -10,7 +11,7 @@ export function NodesTable() {
   const trpc = useTRPC();
   const nodes = useQuery({ ...trpc.nodes.list.queryOptions(), refetchInterval: 2_000 });
   if (nodes.isPending) return <p className="muted">Loading nodes…</p>;
-  if (nodes.isError) return <p className="error">Cannot load nodes: {nodes.error.message}</p>;
+  if (nodes.isError) return <p className="error">Cannot load nodes: {errorMessage(nodes.error)}</p>;
   if (nodes.data.length === 0)
     return (
       <p className="muted">

@@ -1,6 +1,7 @@
 import { NodesTable } from "./nodes-table";
 
 export const dynamic = "force-dynamic";
+export const metadata = { title: "Nodes — Mirrorplane" };
 
 export default function NodesPage() {
   return (

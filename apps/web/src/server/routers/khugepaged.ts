@@ -28,7 +28,44 @@ const ZSetTunable = z.object({
   reason: z.string().max(500).optional(),
 });
 
+/** The kernel's choice in a `[always] madvise never` file, or the file's text. */
+export function selectedChoice(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null;
+  const m = /\[([^\]]+)\]/.exec(text);
+  return m ? m[1]! : text.trim();
+}
+
+/** The value `name` has now, as the agent reports it (null: not reported). */
+export function currentTunable(
+  name: string,
+  live: { tunables: Record<string, number | null>; thp: Record<string, string | number | null> },
+): string | null {
+  if (name.startsWith("khugepaged/")) {
+    const v = live.tunables[name.slice("khugepaged/".length)];
+    return v === null || v === undefined ? null : String(v);
+  }
+  if (name === "enabled") return selectedChoice(live.thp.enabled as string | null);
+  if (name === "defrag") return selectedChoice(live.thp.defrag as string | null);
+  if (name === "shmem_enabled") return selectedChoice(live.thp.shmemEnabled as string | null);
+  return null; // per-size files (hugepages-*/enabled) are not reported by the agent
+}
+
 export const khugepagedRouter = createTRPCRouter({
+  /**
+   * The nodes, and which of them have khugepaged (reported its counters in the last day):
+   * the page opens on one that has.
+   */
+  nodes: protectedProcedure.query(async ({ ctx }) => {
+    const [nodes, withThp] = await Promise.all([
+      ctx.db.node.findMany({ orderBy: { id: "asc" }, select: { id: true, hostname: true } }),
+      ctx.db.$queryRaw<Array<{ node_id: string }>>`
+        SELECT DISTINCT node_id FROM samples
+         WHERE series = 'khugepaged.full_scans' AND at > ${new Date(ctx.now().getTime() - 86_400_000)}`,
+    ]);
+    const has = new Set(withThp.map((r) => r.node_id));
+    return nodes.map((n) => ({ ...n, hasKhugepaged: has.has(n.id) }));
+  }),
+
   /**
    * One time axis across layers (DASHBOARD.md edge 10): per bucket, khugepaged's collapse
    * activity beside the memory-error, device-error and resync event counts and the resync
@@ -77,6 +114,22 @@ export const khugepagedRouter = createTRPCRouter({
       select: { apiUrl: true },
     });
     if (!node) throw new TRPCError({ code: "NOT_FOUND", message: `no node ${input.nodeId}` });
+    // A write of the value it already has changes nothing: not written, not reported as a change.
+    const before = await ctx.agents
+      .client(node.apiUrl)
+      .khugepaged.current.query()
+      .then((live) => currentTunable(input.name, live))
+      .catch(() => null);
+    if (before !== null && before === input.value.trim()) {
+      await audit(ctx, {
+        action: "khugepaged.setTunable",
+        target,
+        params: { value: input.value, ...(input.reason ? { reason: input.reason } : {}) },
+        outcome: "ok",
+        detail: `unchanged: already ${before}`,
+      });
+      return { name: input.name, old: before, new: before, changedAt: ctx.now(), changed: false };
+    }
     try {
       const change = await ctx.agents.client(node.apiUrl).khugepaged.setTunable.mutate({
         name: input.name,
@@ -87,10 +140,17 @@ export const khugepagedRouter = createTRPCRouter({
       await audit(ctx, {
         action: "khugepaged.setTunable",
         target,
-        params: { value: input.value, old: change.old },
+        params: {
+          value: input.value,
+          old: change.old,
+          ...(input.reason ? { reason: input.reason } : {}),
+        },
         outcome: "ok",
+        ...(selectedChoice(change.old) === selectedChoice(change.new)
+          ? { detail: `unchanged: already ${change.new}` }
+          : {}),
       });
-      return change;
+      return { ...change, changed: selectedChoice(change.old) !== selectedChoice(change.new) };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = trpcErrorCode(error);

@@ -2,6 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
+import { errorMessage } from "~/lib/errors";
 import { useTRPC } from "~/trpc/react";
 
 const roles = ["viewer", "operator", "admin"] as const;
@@ -34,7 +35,7 @@ export function UsersAdmin() {
       setMessage(`created ${created.username} (${created.role})`);
       formEl.reset();
     } catch (err) {
-      setMessage(err instanceof Error ? err.message : String(err));
+      setMessage(errorMessage(err));
     }
   }
 
@@ -42,7 +43,7 @@ export function UsersAdmin() {
     <div className="grid">
       <div className="panel">
         <h2>Accounts</h2>
-        {users.isError && <p className="error">{users.error.message}</p>}
+        {users.isError && <p className="error">{errorMessage(users.error)}</p>}
         <table data-testid="users-table">
           <thead>
             <tr>
@@ -66,7 +67,7 @@ export function UsersAdmin() {
                           username: u.username ?? "",
                           role: e.target.value as (typeof roles)[number],
                         },
-                        { onError: (err) => setMessage(err.message) },
+                        { onError: (err) => setMessage(errorMessage(err)) },
                       )
                     }
                   >

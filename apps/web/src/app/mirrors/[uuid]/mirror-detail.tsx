@@ -445,7 +445,9 @@ export function MirrorDetail({
             regionsPerBucket={map.data.regionsPerBucket}
           />
         ) : (
-          <p className="muted">{map.isError ? map.error.message : "Loading the region map…"}</p>
+          <p className="muted">
+            {map.isError ? errorMessage(map.error) : "Loading the region map…"}
+          </p>
         )}
       </div>
 
