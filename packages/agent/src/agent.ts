@@ -11,6 +11,7 @@ import { ResyncController } from "./clusterlog/resync-control.ts";
 import { readDeviceStates } from "./collectors/devices.ts";
 import { type HostState, hostEvents } from "./collectors/host-events.ts";
 import { khugepagedSeries, readKhugepaged } from "./collectors/khugepaged.ts";
+import { membershipEvents } from "./collectors/membership-events.ts";
 import { memorySeries, readMemory } from "./collectors/memory.ts";
 import { mirrorHealthEvents } from "./collectors/mirror-health.ts";
 import { TunableWriter } from "./collectors/tunables.ts";
@@ -126,6 +127,18 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     });
     resync.start();
     services.resync = resync;
+    const running = clusterLog;
+    services.membership = () => {
+      const connected = (running.bus as { readonly connected?: boolean }).connected;
+      return {
+        nodeId: running.server.nodeId,
+        ...running.server.membership(),
+        order: {
+          kind: connected === undefined ? "in-process" : "jetstream",
+          connected: connected ?? true,
+        },
+      };
+    };
   }
 
   const first = await readKhugepaged(config.root);
@@ -235,6 +248,21 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     mirrorsSeen = now;
   };
   await pollMirrorHealth();
+  // Membership changes as this member applied them (issue 14), into the event pipeline:
+  // the dashboard and Postgres see every member's account (keys: the order's seq).
+  const membershipEmitted = new Set<string>();
+  const emitMembership = () => {
+    if (!clusterLog) return;
+    const fresh = membershipEvents(clusterLog.server.membership().recent, {
+      nodeId,
+      self: clusterLog.server.nodeId,
+      now: Date.now(),
+    }).filter((e) => !membershipEmitted.has(e.key));
+    for (const e of fresh) membershipEmitted.add(e.key);
+    if (membershipEmitted.size > 1000) membershipEmitted.clear();
+    if (fresh.length > 0) events.emit(fresh);
+  };
+  emitMembership();
 
   let stopping = false;
   let inFlight: Promise<void> = Promise.resolve();
@@ -248,6 +276,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       metrics.setKhugepaged(snapshot);
       await pollHost(memory, devices);
       await pollMirrorHealth();
+      emitMembership();
       await store?.record({
         at: new Date(),
         points: [...khugepagedSeries(snapshot), ...memorySeries(memory)],

@@ -102,6 +102,19 @@ guestMain(async () => {
   );
   check(row.legs[0]!.primary && row.legs[0]!.source && !row.legs[1]!.source, "leg roles");
 
+  // The cluster as this member sees it (issue 14): itself, serving the log.
+  const membership = await agentQuery<{
+    members: number[];
+    servedBy: Record<string, number>;
+    order: { kind: string; connected: boolean };
+  }>(PORT, TOKEN, "cluster.membership");
+  results.set("membership", membership);
+  say(`cluster.membership: ${JSON.stringify(membership)}`);
+  check(
+    membership.members.join() === "1" && membership.servedBy[UUID] === 1,
+    "membership: this node alone, serving the log",
+  );
+
   step("dmsetup suspend and resume: the log survives, writes go on");
   sh("dmsetup", ["suspend", "mir"]);
   check(

@@ -217,7 +217,22 @@ export const resyncRouter = createTRPCRouter({
     ),
 });
 
+export const clusterRouter = createTRPCRouter({
+  /** Members, who serves each log, recent membership changes, the order's connection. */
+  membership: agentProcedure.query(({ ctx }) => {
+    const membership = ctx.services.membership;
+    if (!membership) {
+      throw new TRPCError({
+        code: "NOT_IMPLEMENTED",
+        message: "this agent runs no cluster-log server (no clusterLog in its configuration)",
+      });
+    }
+    return membership();
+  }),
+});
+
 export const agentRouter = createTRPCRouter({
+  cluster: clusterRouter,
   node: nodeRouter,
   khugepaged: khugepagedRouter,
   events: eventsRouter,

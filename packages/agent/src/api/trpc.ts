@@ -17,6 +17,12 @@ export interface AgentServices {
   setTunable?(input: TTunableWrite): Promise<TunableChange>;
   /** Event pipeline counters and which host sources were found at start. */
   eventStatus?(): { pipeline: PipelineStats; sources: Record<string, boolean> };
+  /**
+   * The cluster as this member sees it (issue 14): members, each log's serving node, the
+   * recent joins/leaves/failures, and how it replicates (in-process, or JetStream and
+   * whether its NATS connection is up).
+   */
+  membership?(): ClusterMembership;
   /** Operator resync control over this node's cluster-log replica (issue 5). */
   resync?: Pick<
     ResyncController,
@@ -79,3 +85,18 @@ export const agentProcedure = t.procedure.use(({ ctx, next }) => {
   }
   return next({ ctx: { services: ctx.services } });
 });
+
+export interface ClusterMembership {
+  readonly nodeId: number;
+  readonly members: readonly number[];
+  readonly servedBy: Readonly<Record<string, number>>;
+  readonly recent: readonly {
+    readonly kind: "node-join" | "node-leave" | "node-failed" | "server";
+    readonly node: number | null;
+    readonly by: number | null;
+    readonly seq: number;
+    readonly at: number;
+    readonly uuid?: string | undefined;
+  }[];
+  readonly order: { readonly kind: "in-process" | "jetstream"; readonly connected: boolean };
+}

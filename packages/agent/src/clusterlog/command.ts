@@ -49,6 +49,8 @@ export class ConnectorHeldError extends Error {
 
 export interface RunningClusterLog {
   readonly server: ClusterLogServer;
+  /** The order it replicates through: in-process, or JetStream (`--nats`). */
+  readonly bus: ClusterBus;
   readonly tcpPort: number | null;
   /** The netlink connector transport, when serving the kernel. */
   readonly connector: ConnectorTransport | null;
@@ -398,6 +400,7 @@ export async function startClusterLogCommand(
   let stopping: Promise<void> | null = null;
   return {
     server,
+    bus,
     tcpPort,
     connector,
     rearmer,

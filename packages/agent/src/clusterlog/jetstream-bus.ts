@@ -266,6 +266,11 @@ export class JetStreamBus implements ClusterBus {
   readonly #connectOptions: Partial<ConnectionOptions>;
   readonly #onRefused: ((reason: string) => void) | null;
 
+  /** Whether the NATS connection is up (false between a disconnect and the reconnect). */
+  get connected(): boolean {
+    return this.#connected && this.#nc !== null && !this.#nc.isClosed();
+  }
+
   /** This run's incarnation (changes when the member is fenced out and re-joins). */
   get incarnation(): string {
     return this.#incarnation;
