@@ -103,6 +103,51 @@ console.log(
   `baseline /login LCP p50 ${l.p50.toFixed(0)} ms  p75 ${l.p75.toFixed(0)} ms; overview/login p75 ratio ${(o.p75 / l.p75).toFixed(2)}`,
 );
 
+// The other main pages' LCP, and what a first load of each costs on the wire (issue 13:
+// 600 KB of uncompressed JavaScript per page, ~20 of 35 requests prefetches).
+async function firstLoad(path: string, waitFor: string) {
+  const context = await browser.newContext({ baseURL: base, storageState: storage });
+  const page = await context.newPage();
+  let requests = 0;
+  let prefetches = 0;
+  page.on("request", (r) => {
+    requests++;
+    if (r.headers()["next-router-prefetch"] || r.headers().purpose === "prefetch") prefetches++;
+  });
+  await page.goto(path);
+  await page.locator(waitFor).first().waitFor();
+  await page.waitForTimeout(1_500);
+  const js = await page.evaluate(() =>
+    performance
+      .getEntriesByType("resource")
+      .filter((e) => (e as PerformanceResourceTiming).name.endsWith(".js"))
+      .reduce(
+        (acc, e) => {
+          const r = e as PerformanceResourceTiming;
+          return { wire: acc.wire + r.transferSize, decoded: acc.decoded + r.decodedBodySize };
+        },
+        { wire: 0, decoded: 0 },
+      ),
+  );
+  await context.close();
+  return { requests, prefetches, ...js };
+}
+for (const [path, waitFor] of [
+  ["/overview", '[data-testid="cluster-health"]'],
+  ["/mirrors", '[data-testid="mirrors-table"]'],
+  ["/mirrors/LVM-sim-logs", '[data-testid="mirror-sync"]'],
+  ["/events", '[data-testid="events-count"]'],
+  ["/khugepaged", '[data-testid="node-select"]'],
+] as const) {
+  const times: number[] = [];
+  for (let i = 0; i < Math.max(3, Math.ceil(loads / 2)); i++) times.push(await lcp(path, waitFor));
+  const t = stats(times);
+  const w = await firstLoad(path, waitFor);
+  console.log(
+    `${path.padEnd(22)} LCP p50 ${t.p50.toFixed(0)} ms p75 ${t.p75.toFixed(0)} ms; first load: ${w.requests} requests (${w.prefetches} prefetches), JS ${(w.wire / 1024).toFixed(0)} KB on the wire (${(w.decoded / 1024).toFixed(0)} KB decoded)`,
+  );
+}
+
 // Region map in the browser.
 const bundle = await build({
   entryPoints: [resolve(import.meta.dirname, "../src/lib/region-map.ts")],

@@ -24,7 +24,9 @@ export function BlastRadius({
       {entries.map((b) => (
         <li key={b.uuid} className="error">
           {linked ? (
-            <Link href={`/mirrors/${encodeURIComponent(b.uuid)}`}>{b.name ?? b.uuid}</Link>
+            <Link prefetch={false} href={`/mirrors/${encodeURIComponent(b.uuid)}`}>
+              {b.name ?? b.uuid}
+            </Link>
           ) : (
             (b.name ?? b.uuid)
           )}

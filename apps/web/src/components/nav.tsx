@@ -16,6 +16,9 @@ const links = [
   { href: "/admin/users", label: "Users", admin: true },
 ];
 
+// Every page is rendered per request (force-dynamic): prefetching each link on sight cost a
+// server render per link per page view (issue 13: ~20 of 35 requests). Links navigate
+// client-side on click, without prefetching.
 export function Nav() {
   const pathname = usePathname();
   const trpc = useTRPC();
@@ -27,6 +30,7 @@ export function Nav() {
         .filter((l) => !l.admin || me.data?.role === "admin")
         .map((l) => (
           <Link
+            prefetch={false}
             key={l.href}
             href={l.href}
             aria-current={pathname.startsWith(l.href) ? "page" : undefined}

@@ -18,3 +18,13 @@ export const useLiveStore = create<LiveState>()((set) => ({
   setStatus: (status) => set({ status }),
   received: (version) => set({ version, lastMessageAt: Date.now(), status: "live" }),
 }));
+
+/**
+ * How often a query the live stream already keeps current should poll: not at all while
+ * the stream is live (its changes invalidate the query, live-bridge.tsx), `ms` as a fallback
+ * while it is connecting, reconnecting or paused.
+ */
+export function useFallbackInterval(ms: number): number | false {
+  const status = useLiveStore((s) => s.status);
+  return status === "live" ? false : ms;
+}

@@ -122,7 +122,10 @@ export function DevicesView() {
                         <ul style={{ margin: 0, paddingLeft: 16 }}>
                           {n.blastRadius.map((b) => (
                             <li key={b.uuid}>
-                              <Link href={`/mirrors/${encodeURIComponent(b.uuid)}`}>
+                              <Link
+                                prefetch={false}
+                                href={`/mirrors/${encodeURIComponent(b.uuid)}`}
+                              >
                                 {b.name ?? b.uuid}
                               </Link>
                               : {b.detail}
@@ -161,7 +164,10 @@ export function DevicesView() {
                   <tr key={`${d.nodeId}/${d.device}`}>
                     <td>{d.nodeId}</td>
                     <td>
-                      <Link href={`/events?device=${encodeURIComponent(d.device)}`}>
+                      <Link
+                        prefetch={false}
+                        href={`/events?device=${encodeURIComponent(d.device)}`}
+                      >
                         {d.device}
                       </Link>
                     </td>
@@ -225,6 +231,7 @@ export function DevicesView() {
                     <td>
                       {e.mirror && e.regionStart !== null ? (
                         <Link
+                          prefetch={false}
                           href={`/mirrors/${encodeURIComponent(e.mirror)}?first=${e.regionStart}&last=${e.regionEnd}`}
                         >
                           resync {e.mirror} regions {e.regionStart}–{e.regionEnd}

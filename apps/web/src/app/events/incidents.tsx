@@ -3,6 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { formatDateTime, formatTimeOfDay, formatUtc } from "~/lib/format";
 import { useEventFilters } from "~/stores/events";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 
 /** Related events grouped into incidents, newest first, each exportable on its own. */
@@ -11,7 +12,8 @@ export function Incidents() {
   const set = useEventFilters((s) => s.set);
   const incidents = useQuery({
     ...trpc.events.incidents.queryOptions({ days: 7, gapMinutes: 10, limit: 20 }),
-    refetchInterval: 10_000,
+    // New events invalidate it over the live stream (live-bridge.tsx); poll only without it.
+    refetchInterval: useFallbackInterval(10_000),
   });
   if (!incidents.data?.length) return null;
   const exportHref = (i: (typeof incidents.data)[number], format: "json" | "md") => {

@@ -153,7 +153,9 @@ export function MirrorsTable() {
                   />
                 </td>
                 <td>
-                  <Link href={`/mirrors/${encodeURIComponent(m.uuid)}`}>{m.uuid}</Link>
+                  <Link prefetch={false} href={`/mirrors/${encodeURIComponent(m.uuid)}`}>
+                    {m.uuid}
+                  </Link>
                   {m.name && <div className="muted">{m.name}</div>}
                 </td>
                 <td className="num" data-testid="mirror-size" style={nowrap}>

@@ -5,11 +5,14 @@ import Link from "next/link";
 import { FreshnessBadge } from "~/components/freshness-badge";
 import { errorMessage } from "~/lib/errors";
 import { formatAge } from "~/lib/format";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 
 export function NodesTable() {
   const trpc = useTRPC();
-  const nodes = useQuery({ ...trpc.nodes.list.queryOptions(), refetchInterval: 2_000 });
+  // Node changes arrive on the live stream; poll only while it is down.
+  const refetchInterval = useFallbackInterval(5_000);
+  const nodes = useQuery({ ...trpc.nodes.list.queryOptions(), refetchInterval });
   if (nodes.isPending) return <p className="muted">Loading nodes…</p>;
   if (nodes.isError) return <p className="error">Cannot load nodes: {errorMessage(nodes.error)}</p>;
   if (nodes.data.length === 0)
@@ -37,7 +40,9 @@ export function NodesTable() {
           {nodes.data.map((n) => (
             <tr key={n.id} data-testid="node-row" data-node-id={n.id}>
               <td>
-                <Link href={`/khugepaged?node=${encodeURIComponent(n.id)}`}>{n.id}</Link>
+                <Link prefetch={false} href={`/khugepaged?node=${encodeURIComponent(n.id)}`}>
+                  {n.id}
+                </Link>
               </td>
               <td>{n.hostname}</td>
               <td>
