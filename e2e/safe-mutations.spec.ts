@@ -109,6 +109,28 @@ test.describe
       await expect(row).not.toContainText("in sync ~");
       await shot(page, "5-overview-critical");
 
+      // Silence its delivery for a while, saying why; the silence is listed and can end early.
+      const alarmRow = page
+        .locator('[data-testid="alarm"][data-kind="without-redundancy"]')
+        .filter({ hasText: "LVM-sim-logs" });
+      await alarmRow.getByRole("button", { name: "Silence…" }).click();
+      const form = alarmRow.getByTestId("silence-form");
+      await form.getByRole("button", { name: "Silence" }).click();
+      await expect(form.getByRole("status")).toContainText("say why");
+      await form.getByLabel("why silence it").fill("e2e: resyncing it now");
+      await form.getByRole("button", { name: "Silence" }).click();
+      await expect(alarmRow.getByTestId("alarm-silence")).toContainText("silenced until");
+      await expect(alarmRow.getByTestId("alarm-silence")).toContainText("e2e: resyncing it now");
+      const delivery = page.getByTestId("alert-delivery");
+      const silenceRow = delivery
+        .getByTestId("silence-row")
+        .filter({ hasText: "e2e: resyncing it now" });
+      await expect(silenceRow).toContainText("MirrorWithoutRedundancy, mirror LVM-sim-logs");
+      await shot(page, "5b-silenced");
+      await silenceRow.getByRole("button", { name: "Expire" }).click();
+      await expect(silenceRow).toHaveCount(0);
+      await expect(alarmRow.getByRole("button", { name: "Silence…" })).toBeVisible();
+
       // "Resync only what is out of sync": the plan opens planned on the mirror's page.
       await row.getByRole("link", { name: "resync only what is out of sync" }).click();
       await expect(page).toHaveURL(/\/mirrors\/LVM-sim-logs\?resync=out-of-sync/);

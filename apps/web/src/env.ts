@@ -50,6 +50,10 @@ const ZEnv = z.object({
     .min(1)
     .max(7 * 24 * 60)
     .default(30),
+  /** Alarms and critical events are posted here (Alertmanager's webhook body), optional. */
+  MIRRORPLANE_ALERT_WEBHOOK_URL: z.url().optional(),
+  /** An Alertmanager (base URL; alerts go to /api/v2/alerts), optional. */
+  MIRRORPLANE_ALERTMANAGER_URL: z.url().optional(),
 });
 
 export type TEnv = z.infer<typeof ZEnv>;

@@ -31,6 +31,10 @@ describe("errors a person reads", () => {
     expect(describeIssues(issuesOf(z.object({ regionsPerSecond: z.number() }), {}))).toBe(
       "“regions per second” is required.",
     );
+    // A message the schema's author wrote is kept.
+    expect(
+      describeIssues(issuesOf(z.object({ reason: z.string().min(3, "say why") }), { reason: "" })),
+    ).toBe("“reason”: say why.");
   });
 
   it("network failures and bare codes say what they mean; our sentences pass through", () => {

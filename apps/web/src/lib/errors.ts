@@ -77,8 +77,15 @@ function limit(issue: TIssue, bound: "minimum" | "maximum"): string {
 }
 
 /** One issue as a sentence (no trailing full stop). */
+/** zod's own wording (JSON-ish, for developers); anything else was written for people. */
+const zodDefault =
+  /^(Too (small|big)|Invalid|Expected|Unrecognized|Required|Number must|String must|Array must)/;
+
 export function issueSentence(issue: TIssue): string {
   const label = fieldLabel(issue.path);
+  // A message a schema author wrote ("say why…") says it best.
+  if (issue.code !== "custom" && issue.message && !zodDefault.test(issue.message))
+    return issue.path.length ? `${label}: ${issue.message}` : issue.message;
   switch (issue.code) {
     case "too_small":
       if (issue.origin === "string")

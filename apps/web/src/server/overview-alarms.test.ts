@@ -1,11 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "./agents";
+import { AlertDelivery } from "./alerting";
 import { startBackground } from "./live/background";
 import { installMirrorWatch, MirrorWatch } from "./mirror-watch";
 import { defaultRetentionPolicy } from "./retention";
@@ -200,6 +203,54 @@ describe("overview alarms with the demo cluster (real agents, real Postgres)", (
       target: "mirror:LVM-sim-logs",
       detail: "Needs the operator role; you are viewer.",
     });
+
+    // The background round delivers it to a webhook (a real HTTP receiver), unless silenced.
+    const posts: Array<{ alerts: Array<{ labels: Record<string, string>; status: string }> }> = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => {
+        body += c;
+      });
+      req.on("end", () => {
+        posts.push(JSON.parse(body));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const background = startBackground({
+      db,
+      agents,
+      watch: installMirrorWatch(new MirrorWatch()),
+      retention: defaultRetentionPolicy,
+      watchIntervalMs: 3_600_000,
+      retentionFirstMs: 3_600_000,
+      delivery: {
+        delivery: new AlertDelivery({
+          webhookUrl: hook,
+          alertmanagerUrl: null,
+          intervalMs: 15_000,
+        }),
+        dashboardUrl: "http://dash.example",
+      },
+    });
+    try {
+      await background.watchOnce();
+    } finally {
+      background.stop();
+      await new Promise<void>((r) => receiver.close(() => r()));
+    }
+    const delivered = posts.flatMap((p) => p.alerts);
+    expect(delivered).toContainEqual(
+      expect.objectContaining({
+        status: "firing",
+        labels: expect.objectContaining({
+          alertname: "MirrorWithoutRedundancy",
+          mirror: "LVM-sim-logs",
+          severity: "critical",
+        }),
+      }),
+    );
 
     // The operator resyncs only what is out of sync: the mirror is recovering again.
     await as(operator).mirrors.startResync({

@@ -1,3 +1,4 @@
+import { alertsRouter } from "./routers/alerts";
 import { devicesRouter } from "./routers/devices";
 import { eventsRouter } from "./routers/events";
 import { khugepagedRouter } from "./routers/khugepaged";
@@ -20,6 +21,7 @@ export const appRouter = createTRPCRouter({
   events: eventsRouter,
   mirrors: mirrorsRouter,
   devices: devicesRouter,
+  alerts: alertsRouter,
 });
 
 export type AppRouter = typeof appRouter;

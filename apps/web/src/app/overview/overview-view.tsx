@@ -9,6 +9,7 @@ import { formatDuration } from "~/lib/eta";
 import { formatAge, formatTimeOfDay, formatUtc } from "~/lib/format";
 import { formatExposure } from "~/lib/protection";
 import { useTRPC } from "~/trpc/react";
+import { AlertDeliveryPanel, SilenceButton, silenceFor } from "./alert-delivery";
 
 const healthText = {
   ok: "Healthy: every node reports on time, no mirror alarms and nothing failed in the last day.",
@@ -20,6 +21,9 @@ const healthText = {
 export function OverviewView() {
   const trpc = useTRPC();
   const summary = useQuery({ ...trpc.overview.summary.queryOptions(), refetchInterval: 5_000 });
+  const me = useQuery(trpc.session.me.queryOptions());
+  const canOperate = me.data?.role === "operator" || me.data?.role === "admin";
+  const alerts = useQuery(trpc.alerts.status.queryOptions());
   if (summary.isPending) return <p className="muted">Loading…</p>;
   if (summary.isError)
     return <p className="error">Cannot load the overview: {errorMessage(summary.error)}</p>;
@@ -44,13 +48,22 @@ export function OverviewView() {
                 data-severity={r.severity}
                 data-testid="health-reason"
               >
-                <Link href={r.href}>{r.text}</Link>
+                <Link prefetch={false} href={r.href}>
+                  {r.text}
+                </Link>
               </li>
             ))}
           </ul>
         )}
       </div>
-      <Alarms alarms={s.alarms} limitMs={s.alarmThresholds.withoutRedundancyMs} now={now} />
+      <Alarms
+        alarms={s.alarms}
+        limitMs={s.alarmThresholds.withoutRedundancyMs}
+        now={now}
+        canOperate={canOperate}
+        silences={alerts.data?.silences}
+      />
+      <AlertDeliveryPanel canOperate={canOperate} />
       {s.exposureError && (
         <p className="error">
           Cannot read since when mirrors are without redundancy: {s.exposureError}
@@ -69,7 +82,9 @@ export function OverviewView() {
               {s.nodes.map((n) => (
                 <tr key={n.id}>
                   <td>
-                    <Link href={`/khugepaged?node=${encodeURIComponent(n.id)}`}>{n.id}</Link>
+                    <Link prefetch={false} href={`/khugepaged?node=${encodeURIComponent(n.id)}`}>
+                      {n.id}
+                    </Link>
                   </td>
                   <td>
                     <FreshnessBadge value={n.freshness} />
@@ -96,7 +111,10 @@ export function OverviewView() {
         </div>
         <div className="panel" data-testid="overview-mirrors">
           <h2>
-            Mirrors and resyncs <Link href="/mirrors">all</Link>
+            Mirrors and resyncs{" "}
+            <Link prefetch={false} href="/mirrors">
+              all
+            </Link>
           </h2>
           {s.mirrors.total === 0 ? (
             <p className="muted">
@@ -117,7 +135,9 @@ export function OverviewView() {
                   {s.mirrors.list.map((m) => (
                     <tr key={m.uuid}>
                       <td>
-                        <Link href={`/mirrors/${encodeURIComponent(m.uuid)}`}>{m.uuid}</Link>
+                        <Link prefetch={false} href={`/mirrors/${encodeURIComponent(m.uuid)}`}>
+                          {m.uuid}
+                        </Link>
                       </td>
                       <td className="num">{m.percent.toFixed(1)} %</td>
                       <td>
@@ -134,6 +154,7 @@ export function OverviewView() {
                             without redundancy: {formatExposure(m.redundancyLost)}, nothing
                             recovering (resync {m.redundancyLost.reason}) ·{" "}
                             <Link
+                              prefetch={false}
                               href={`/mirrors/${encodeURIComponent(m.uuid)}?resync=out-of-sync`}
                             >
                               resync only what is out of sync
@@ -191,7 +212,10 @@ export function OverviewView() {
         </div>
         <div className="panel wide">
           <h2>
-            Recent operator actions <Link href="/audit">all</Link>
+            Recent operator actions{" "}
+            <Link prefetch={false} href="/audit">
+              all
+            </Link>
           </h2>
           <table>
             <tbody>
@@ -228,7 +252,19 @@ type TAlarmRow = {
 };
 
 /** The mirrors' alarms, worst first; a recovering mirror on track has none. */
-function Alarms({ alarms, limitMs, now }: { alarms: TAlarmRow[]; limitMs: number; now: Date }) {
+function Alarms({
+  alarms,
+  limitMs,
+  now,
+  canOperate,
+  silences,
+}: {
+  alarms: TAlarmRow[];
+  limitMs: number;
+  now: Date;
+  canOperate: boolean;
+  silences: Parameters<typeof silenceFor>[0];
+}) {
   return (
     <div className="panel" data-testid="alarms" data-count={alarms.length} aria-live="polite">
       <h2>
@@ -264,10 +300,25 @@ function Alarms({ alarms, limitMs, now }: { alarms: TAlarmRow[]; limitMs: number
                 </td>
                 <td>{alarmLabel[a.kind]}</td>
                 <td>
-                  <Link href={`/mirrors/${encodeURIComponent(a.mirror)}`}>{a.mirror}</Link>
+                  <Link prefetch={false} href={`/mirrors/${encodeURIComponent(a.mirror)}`}>
+                    {a.mirror}
+                  </Link>
                 </td>
                 <td>{a.message}</td>
                 <td className="muted">{a.since ? `since ${formatAge(a.since, now)}` : ""}</td>
+                <td data-testid="alarm-silence">
+                  {(() => {
+                    const silenced = silenceFor(silences, a.kind, a.mirror);
+                    return silenced ? (
+                      <span className="muted">
+                        silenced until <DateTime value={silenced.endsAt} /> by {silenced.createdBy}:{" "}
+                        {silenced.reason}
+                      </span>
+                    ) : (
+                      <SilenceButton kind={a.kind} mirror={a.mirror} canOperate={canOperate} />
+                    );
+                  })()}
+                </td>
               </tr>
             ))}
           </tbody>

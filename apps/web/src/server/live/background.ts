@@ -1,5 +1,6 @@
 import type { Db } from "@mirrorplane/db";
 import type { AgentDirectory } from "../agents";
+import { type AlertDelivery, alarmAlert, criticalEventAlerts, currentSilences } from "../alerting";
 import type { MirrorWatch } from "../mirror-watch";
 import { runRetention, type TRetentionPolicy } from "../retention";
 import { collect } from "../routers/mirrors";
@@ -27,6 +28,8 @@ export interface BackgroundOptions {
   retentionIntervalMs?: number;
   now?: () => Date;
   log?: (line: string) => void;
+  /** Alert delivery (server/alerting.ts): each watch round also assesses and delivers. */
+  delivery?: { delivery: AlertDelivery; dashboardUrl: string } | null;
 }
 
 export interface Background {
@@ -46,6 +49,10 @@ export function startBackground(options: BackgroundOptions): Background {
     if (watching) return;
     watching = true;
     try {
+      if (options.delivery) {
+        await deliverRound(options, now());
+        return;
+      }
       const { mirrors } = await collect({
         db: options.db,
         agents: options.agents,
@@ -99,6 +106,39 @@ export function startBackground(options: BackgroundOptions): Background {
       for (const t of timers) clearInterval(t);
     },
   };
+}
+
+/**
+ * One alerting round: the overview's own assessment (it collects, records the observations
+ * and assesses, so the alarms delivered are the ones shown), plus unacknowledged critical
+ * events, minus silences.
+ */
+async function deliverRound(options: BackgroundOptions, at: Date): Promise<void> {
+  const { createCaller } = await import("../root");
+  const { createContextInner } = await import("../trpc");
+  const caller = createCaller(
+    createContextInner({
+      db: options.db,
+      agents: options.agents,
+      now: () => at,
+      user: { id: "system", username: "alerting", role: "viewer" },
+    }),
+  );
+  const summary = await caller.overview.summary();
+  const url = options.delivery!.dashboardUrl.replace(/\/$/, "");
+  const alerts = [
+    ...summary.alarms.map((a) =>
+      alarmAlert({ ...a, since: a.since === null ? null : a.since.getTime() }, at, url),
+    ),
+    ...(await criticalEventAlerts(options.db, at, url)),
+  ];
+  const result = await options.delivery!.delivery.round(
+    alerts,
+    await currentSilences(options.db, at),
+    at,
+  );
+  for (const e of result.errors)
+    (options.log ?? console.log)(JSON.stringify({ msg: "alert delivery failed", error: e }));
 }
 
 // Started once per server process (instrumentation.ts), however many bundles load this.

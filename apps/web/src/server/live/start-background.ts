@@ -1,6 +1,7 @@
 import "server-only";
 import { env } from "~/env";
 import { createAgentDirectory } from "../agents";
+import { AlertDelivery, installAlertDelivery } from "../alerting";
 import { db } from "../db";
 import { installMirrorWatch, MirrorWatch } from "../mirror-watch";
 import { defaultRetentionPolicy } from "../retention";
@@ -14,7 +15,16 @@ export function startServerBackground(): void {
       withoutRedundancyMs: e.MIRRORPLANE_ALARM_WITHOUT_REDUNDANCY_MINUTES * 60_000,
     }),
   );
+  const delivering = e.MIRRORPLANE_ALERT_WEBHOOK_URL || e.MIRRORPLANE_ALERTMANAGER_URL;
+  const delivery = installAlertDelivery(
+    new AlertDelivery({
+      webhookUrl: e.MIRRORPLANE_ALERT_WEBHOOK_URL ?? null,
+      alertmanagerUrl: e.MIRRORPLANE_ALERTMANAGER_URL ?? null,
+      intervalMs: 15_000,
+    }),
+  );
   startBackgroundOnce({
+    delivery: delivering ? { delivery, dashboardUrl: e.MIRRORPLANE_PUBLIC_URL } : null,
     db: db(),
     agents: createAgentDirectory(e.MIRRORPLANE_AGENT_TOKEN),
     watch,

@@ -1,4 +1,5 @@
 import { assessMirror, rollUpAlarms, type TAlarm } from "../alarms";
+import { eventMessage } from "../event-rows";
 import { freshness, type TFreshness } from "../freshness";
 import { mirrorWatch, type TExposure } from "../mirror-watch";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
@@ -43,6 +44,7 @@ export const overviewRouter = createTRPCRouter({
           nodeId: true,
           device: true,
           message: true,
+          data: true,
         },
       }),
       ctx.db.auditAction.findMany({
@@ -229,7 +231,11 @@ export const overviewRouter = createTRPCRouter({
         unknown: nodeStates.filter((n) => n.freshness === "unknown").length,
       },
       eventsLast24h: counts,
-      recentEvents: recentEvents.map((e) => ({ ...e, id: e.id.toString() })),
+      recentEvents: recentEvents.map(({ data, ...e }) => ({
+        ...e,
+        message: eventMessage(e.kind, e.message, data),
+        id: e.id.toString(),
+      })),
       recentAudit: recentAudit.map((a) => ({ ...a, id: a.id.toString() })),
     };
   }),
