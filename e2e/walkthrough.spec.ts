@@ -119,6 +119,18 @@ test.describe
       ).toContainText("unchanged: already");
     });
 
+    test("the nodes page says each node's cluster membership, or why it has none", async () => {
+      await page.goto("/nodes");
+      const panel = page.getByTestId("membership");
+      await expect(panel).toBeVisible();
+      const local = panel.locator(`[data-testid="membership-node"][data-node-id="${nodeId()}"]`);
+      // This host's agent runs without a cluster log (e2e config): it says so, in words.
+      await expect(local).toContainText(
+        /runs no cluster-log server|does not report membership|Member \d+ of \d+/,
+      );
+      await shot(page, "5-nodes-membership");
+    });
+
     test("every page has its own title and fits 390, 1024 and 1440 px", async () => {
       const pages: Array<[string, string]> = [
         ["/overview", "Overview — Mirrorplane"],

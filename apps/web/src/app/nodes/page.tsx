@@ -1,3 +1,4 @@
+import { Membership } from "./membership";
 import { NodesTable } from "./nodes-table";
 
 export const dynamic = "force-dynamic";
@@ -8,6 +9,7 @@ export default function NodesPage() {
     <>
       <h1>Nodes</h1>
       <NodesTable />
+      <Membership />
     </>
   );
 }
