@@ -119,6 +119,27 @@ test.describe
       ).toContainText("unchanged: already");
     });
 
+    test("the region map says what a cell holds, and a click plans that range", async () => {
+      await page.goto("/mirrors/LVM-sim-scratch");
+      await expect(page.getByTestId("resync-progress")).not.toHaveAttribute(
+        "data-state",
+        /running|paused/,
+        { timeout: 60_000 },
+      );
+      const map = page.getByTestId("region-map");
+      await expect(map.getByTestId("region-map-counts")).toContainText(/cells: [\d,]+ in sync/);
+      const canvas = map.locator("canvas");
+      await expect(canvas).toHaveAttribute("aria-label", /^Region map: /);
+      const box = (await canvas.boundingBox())!;
+      await page.mouse.move(box.x + 5, box.y + 5);
+      await expect(map.getByTestId("region-map-hover")).toHaveText(/^regions 0–\d+: /);
+      await canvas.click({ position: { x: 5, y: 5 } });
+      const plan = page.getByTestId("resync-plan");
+      await expect(plan).toContainText(/mark regions 0–\d+/);
+      await shot(page, "6-region-map-plan");
+      await plan.getByRole("button", { name: "Back" }).click();
+    });
+
     test("the nodes page says each node's cluster membership, or why it has none", async () => {
       await page.goto("/nodes");
       const panel = page.getByTestId("membership");

@@ -1,7 +1,7 @@
 "use client";
 
-import { useEffect, useRef, useState } from "react";
-import { regionColors, renderRegionMap } from "~/lib/region-map";
+import { type MouseEvent, useEffect, useMemo, useRef, useState } from "react";
+import { outOfSyncRuns, regionColors, regionCounts, renderRegionMap } from "~/lib/region-map";
 
 const labels = ["in sync", "out of sync", "marked (being written)", "recovering"] as const;
 
@@ -15,12 +15,25 @@ export function RegionMap({
   regionsPerBucket = 1,
   width = 960,
   height = 120,
+  regionCount,
+  onSelect,
 }: {
   states: Uint8Array;
   regionsPerBucket?: number;
   width?: number;
   height?: number;
+  /** The mirror's regions (the last bucket may be short); default: buckets × per bucket. */
+  regionCount?: number;
+  /** A click on a cell, or a run picked from the list: plan a resync of that range. */
+  onSelect?: (range: { first: number; last: number }) => void;
 }) {
+  const total = regionCount ?? states.length * regionsPerBucket;
+  const [hover, setHover] = useState<string | null>(null);
+  const counts = useMemo(() => regionCounts(states), [states]);
+  const runs = useMemo(
+    () => outOfSyncRuns(states, regionsPerBucket, total, 20),
+    [states, regionsPerBucket, total],
+  );
   const canvas = useRef<HTMLCanvasElement>(null);
   const [drawMs, setDrawMs] = useState<number | null>(null);
   // Fewer buckets than pixels: a grid of cols × rows cells with the canvas's aspect ratio,
@@ -36,14 +49,54 @@ export function RegionMap({
     ctx.putImageData(new ImageData(img.pixels as Uint8ClampedArray<ArrayBuffer>, cols, rows), 0, 0);
     setDrawMs(performance.now() - t0);
   }, [states, cols, rows]);
+  // The cell under the pointer, as a range of regions.
+  const cellAt = (e: MouseEvent<HTMLCanvasElement>) => {
+    const r = e.currentTarget.getBoundingClientRect();
+    const x = Math.floor(((e.clientX - r.left) / r.width) * cols);
+    const y = Math.floor(((e.clientY - r.top) / r.height) * rows);
+    const perCell = Math.max(1, Math.ceil(states.length / (cols * rows)));
+    const bucket = (y * cols + x) * perCell;
+    if (bucket >= states.length || x < 0 || y < 0) return null;
+    let worst = 0;
+    for (let b = bucket; b < Math.min(states.length, bucket + perCell); b++)
+      worst = Math.max(worst, states[b]! & 3);
+    const first = bucket * regionsPerBucket;
+    const last = Math.min(total - 1, (bucket + perCell) * regionsPerBucket - 1);
+    return { first, last, state: worst };
+  };
+  const per = regionsPerBucket * Math.max(1, Math.ceil(states.length / (cols * rows)));
   return (
     <figure className="region-map" data-testid="region-map" data-draw-ms={drawMs ?? ""}>
       <canvas
         ref={canvas}
         width={cols}
         height={rows}
-        style={{ width: "100%", height, imageRendering: "pixelated" }}
+        role="img"
+        aria-label={`Region map: ${runs.length === 0 ? "every region in sync" : `${runs.length}${runs.length === 20 ? "+" : ""} run(s) of regions out of sync, being written or recovering, listed below`}`}
+        style={{
+          width: "100%",
+          height,
+          imageRendering: "pixelated",
+          cursor: onSelect ? "crosshair" : undefined,
+        }}
+        onMouseMove={(e) => {
+          const c = cellAt(e);
+          setHover(
+            c
+              ? `regions ${c.first.toLocaleString("en-US")}–${c.last.toLocaleString("en-US")}: ${labels[c.state]}`
+              : null,
+          );
+        }}
+        onMouseLeave={() => setHover(null)}
+        onClick={(e) => {
+          const c = cellAt(e);
+          if (c && onSelect) onSelect({ first: c.first, last: c.last });
+        }}
       />
+      <p className="muted" data-testid="region-map-hover" style={{ minHeight: "1.4em", margin: 0 }}>
+        {hover ??
+          (onSelect ? "Point at a cell to see its regions; click it to plan their resync." : "")}
+      </p>
       <figcaption>
         {labels.map((label, i) => (
           <span key={label} className="legend">
@@ -51,12 +104,39 @@ export function RegionMap({
             {label}
           </span>
         ))}
-        <span className="muted">
+        <span className="muted"> {per} region(s) per cell; each cell shows its worst region</span>
+        <span className="muted" data-testid="region-map-counts">
           {" "}
-          {regionsPerBucket * Math.max(1, Math.ceil(states.length / (cols * rows)))} region(s) per
-          cell; each cell shows its worst region
+          · cells: {labels.map((l, i) => `${counts[i]!.toLocaleString("en-US")} ${l}`).join(", ")}
         </span>
       </figcaption>
+      {runs.length > 0 && (
+        <details data-testid="region-runs">
+          <summary>
+            Out of sync, being written or recovering: {runs.length}
+            {runs.length === 20 ? "+" : ""} run{runs.length === 1 ? "" : "s"}
+          </summary>
+          <ul>
+            {runs.map((r) => (
+              <li key={r.first}>
+                regions {r.first.toLocaleString("en-US")}–{r.last.toLocaleString("en-US")} (
+                {labels[r.state]})
+                {onSelect && (
+                  <>
+                    {" "}
+                    <button
+                      type="button"
+                      onClick={() => onSelect({ first: r.first, last: r.last })}
+                    >
+                      Plan a resync of these
+                    </button>
+                  </>
+                )}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
     </figure>
   );
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { RegionState, regionColors, regionCounts, renderRegionMap } from "./region-map";
+import {
+  outOfSyncRuns,
+  RegionState,
+  regionColors,
+  regionCounts,
+  renderRegionMap,
+} from "./region-map";
 
 const rgba = (img: { pixels: Uint8ClampedArray }, p: number) =>
   Array.from(img.pixels.slice(p * 4, p * 4 + 4));
@@ -34,5 +40,22 @@ describe("region map rendering", () => {
   it("leaves pixels past the last region as background", () => {
     const img = renderRegionMap(new Uint8Array([1]), 3, 1);
     expect(rgba(img, 2)).toEqual([0x14, 0x17, 0x1e, 255]);
+  });
+});
+
+describe("out-of-sync runs (the map's text alternative)", () => {
+  it("joins neighbouring buckets, keeps the worst state, in region numbers", () => {
+    const s = Uint8Array.from([0, 1, 1, 0, 3, 2, 0, 1]);
+    expect(outOfSyncRuns(s, 1, 8)).toEqual([
+      { first: 1, last: 2, state: 1 },
+      { first: 4, last: 5, state: 3 },
+      { first: 7, last: 7, state: 1 },
+    ]);
+    // Buckets of 4 regions; the last bucket is short.
+    expect(outOfSyncRuns(Uint8Array.from([0, 1, 1]), 4, 10)).toEqual([
+      { first: 4, last: 9, state: 1 },
+    ]);
+    expect(outOfSyncRuns(Uint8Array.from([1, 0, 1, 0, 1]), 1, 5, 2)).toHaveLength(2);
+    expect(outOfSyncRuns(new Uint8Array(5), 1, 5)).toEqual([]);
   });
 });

@@ -68,3 +68,44 @@ export function regionCounts(states: Uint8Array): [number, number, number, numbe
   for (let i = 0; i < states.length; i++) c[(states[i]! & 3) as 0 | 1 | 2 | 3]++;
   return c;
 }
+
+export interface TRegionRun {
+  first: number;
+  last: number;
+  /** The worst state in the run (1 out of sync, 2 marked, 3 recovering). */
+  state: 1 | 2 | 3;
+}
+
+/**
+ * Runs of regions not in sync, in region numbers (a bucket of several regions counts whole):
+ * the region map's text alternative, and what a click or key selects for a plan.
+ */
+export function outOfSyncRuns(
+  states: Uint8Array,
+  regionsPerBucket: number,
+  regionCount: number,
+  limit = 50,
+): TRegionRun[] {
+  const runs: TRegionRun[] = [];
+  let start = -1;
+  let worst = 0;
+  for (let b = 0; b <= states.length; b++) {
+    const s = b < states.length ? states[b]! & 3 : 0;
+    if (s !== 0) {
+      if (start < 0) start = b;
+      if (s > worst) worst = s;
+      continue;
+    }
+    if (start >= 0) {
+      runs.push({
+        first: start * regionsPerBucket,
+        last: Math.min(regionCount - 1, b * regionsPerBucket - 1),
+        state: worst as 1 | 2 | 3,
+      });
+      if (runs.length >= limit) break;
+      start = -1;
+      worst = 0;
+    }
+  }
+  return runs;
+}

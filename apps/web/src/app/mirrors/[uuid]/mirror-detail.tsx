@@ -443,6 +443,15 @@ export function MirrorDetail({
           <RegionMap
             states={Uint8Array.from(atob(map.data.buckets), (c) => c.charCodeAt(0))}
             regionsPerBucket={map.data.regionsPerBucket}
+            regionCount={map.data.regionCount}
+            {...(canOperate && !active
+              ? {
+                  onSelect: (r: { first: number; last: number }) => {
+                    setMessage(null);
+                    setRange(r);
+                  },
+                }
+              : {})}
           />
         ) : (
           <p className="muted">
