@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import {
@@ -499,6 +500,54 @@ export class Agent {
   }
 }
 
+/**
+ * One HTTP exchange on a fresh connection (no keep-alive). A guest program blocks its event
+ * loop for seconds in spawnSync (dd, cmp, dmsetup); a pooled connection the agent closed
+ * meanwhile (its 5 s keep-alive) is then reused and fails with "other side closed".
+ */
+function agentHttp(
+  port: number,
+  token: string,
+  method: "GET" | "POST",
+  path: string,
+  body?: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent: false,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          text += c;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", (error) => reject(new LabFailure(`agent ${path}: ${error.message}`)));
+    req.end(body);
+  });
+}
+
+function trpcResult<T>(path: string, status: number, text: string): T {
+  const body = JSON.parse(text) as { result?: { data?: { json?: T } }; error?: unknown };
+  if (status >= 300 || !body.result) {
+    throw new LabFailure(`agent ${path}: HTTP ${status} ${JSON.stringify(body.error)}`);
+  }
+  return body.result.data!.json as T;
+}
+
 /** A tRPC query on the agent's API (superjson envelope), from inside the guest. */
 export async function agentQuery<T>(
   port: number,
@@ -508,14 +557,8 @@ export async function agentQuery<T>(
 ): Promise<T> {
   const query =
     input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify({ json: input }))}`;
-  const response = await fetch(`http://127.0.0.1:${port}/trpc/${path}${query}`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const body = (await response.json()) as { result?: { data?: { json?: T } }; error?: unknown };
-  if (!response.ok || !body.result) {
-    throw new LabFailure(`agent ${path}: HTTP ${response.status} ${JSON.stringify(body.error)}`);
-  }
-  return body.result.data!.json as T;
+  const { status, text } = await agentHttp(port, token, "GET", `/trpc/${path}${query}`);
+  return trpcResult<T>(path, status, text);
 }
 
 export async function agentMutation<T>(
@@ -524,16 +567,14 @@ export async function agentMutation<T>(
   path: string,
   input: unknown,
 ): Promise<T> {
-  const response = await fetch(`http://127.0.0.1:${port}/trpc/${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ json: input }),
-  });
-  const body = (await response.json()) as { result?: { data?: { json?: T } }; error?: unknown };
-  if (!response.ok || !body.result) {
-    throw new LabFailure(`agent ${path}: HTTP ${response.status} ${JSON.stringify(body.error)}`);
-  }
-  return body.result.data!.json as T;
+  const { status, text } = await agentHttp(
+    port,
+    token,
+    "POST",
+    `/trpc/${path}`,
+    JSON.stringify({ json: input }),
+  );
+  return trpcResult<T>(path, status, text);
 }
 
 /** The kernel's own log lines so far (dmesg), for what the mirror said. */
