@@ -84,6 +84,14 @@ test.describe
         lost.getByRole("button", { name: "Resync only what is out of sync…" }),
       ).toBeEnabled();
       await shot(page, "4-mirror-without-redundancy");
+      // The copy-target leg offers its own repair: only the regions it is missing.
+      const repair = page.getByTestId("leg-row").nth(1).getByTestId("leg-repair");
+      await expect(repair).toBeEnabled();
+      await repair.click();
+      const plan = page.getByTestId("resync-plan");
+      await expect(plan).toContainText("Only what is out of sync");
+      await plan.getByRole("button", { name: "Back" }).click();
+      await expect(plan).toHaveCount(0);
     });
 
     test("the overview is critical, lists the reason with a link, and never projects a finish", async () => {

@@ -130,9 +130,13 @@ test.describe
       await expect(map.getByTestId("region-map-counts")).toContainText(/cells: [\d,]+ in sync/);
       const canvas = map.locator("canvas");
       await expect(canvas).toHaveAttribute("aria-label", /^Region map: /);
-      const box = (await canvas.boundingBox())!;
-      await page.mouse.move(box.x + 5, box.y + 5);
-      await expect(map.getByTestId("region-map-hover")).toHaveText(/^regions 0–\d+: /);
+      // (hover scrolls it into view first: the panels above it may still be growing.)
+      await expect(async () => {
+        await canvas.hover({ position: { x: 5, y: 5 } });
+        await expect(map.getByTestId("region-map-hover")).toHaveText(/^regions 0–\d+: /, {
+          timeout: 1_000,
+        });
+      }).toPass({ timeout: 15_000 });
       await canvas.click({ position: { x: 5, y: 5 } });
       const plan = page.getByTestId("resync-plan");
       await expect(plan).toContainText(/mark regions 0–\d+/);

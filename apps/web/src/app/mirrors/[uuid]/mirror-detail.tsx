@@ -421,6 +421,31 @@ export function MirrorDetail({
                                 d.inSync === d.regionCount,
                               )} (${(d.regionCount - d.inSync).toLocaleString("en-US")} regions stale)`
                             : "not in sync: it has errors"}
+                        {!leg.source && leg.health === "A" && d.regionCount > d.inSync && (
+                          <div>
+                            <button
+                              type="button"
+                              data-testid="leg-repair"
+                              disabled={!!disabledReason || !!active}
+                              aria-describedby={disabledReason ? "operate-reason" : undefined}
+                              title={
+                                disabledReason ??
+                                (active
+                                  ? "a resync is already running on this mirror"
+                                  : "plan a resync of only the regions this leg is missing")
+                              }
+                              onClick={planOutOfSync}
+                            >
+                              Repair this leg…
+                            </button>
+                          </div>
+                        )}
+                        {!leg.source && leg.health !== "A" && (
+                          <div className="muted" data-testid="leg-repair-note">
+                            A resync cannot repair it: replace the device (or clear its errors) and
+                            reload the table, then resync.
+                          </div>
+                        )}
                       </td>
                       <td data-testid="leg-blast-radius">
                         <BlastRadius entries={leg.blastRadius} linked={false} />
