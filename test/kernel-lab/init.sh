@@ -38,7 +38,12 @@ mount -t devtmpfs dev /mnt/dev
 mkdir -p /mnt/dev/shm /mnt/dev/pts
 mount -t tmpfs shm /mnt/dev/shm
 mount -t tmpfs run /mnt/run
-mount -t tmpfs tmp /mnt/tmp
+# A checkout under /tmp (a fresh clone there) stays visible: the guest's /tmp is then the
+# host's, over 9p, instead of a tmpfs of its own.
+case "$run" in
+  /tmp/*) ;;
+  *) mount -t tmpfs tmp /mnt/tmp ;;
+esac
 status=125
 if [ -n "$run" ]; then
   chroot /mnt /bin/bash "$run"
