@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
-import { freePort, natsServerBinary } from "./nats-harness.ts";
+import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
 import { ClusterLogServer } from "./server.ts";
 import { TestClient } from "./test-client.ts";
 import { Kernel } from "./test-harness.ts";
@@ -89,17 +88,6 @@ class NatsNode {
     child.kill(signal);
     await exited;
   }
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

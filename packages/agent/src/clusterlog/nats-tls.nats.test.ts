@@ -1,12 +1,11 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCli } from "./cli-process.ts";
 import { writeMemberKeyPair } from "./member-keys.ts";
-import { freePort, natsServerBinary } from "./nats-harness.ts";
+import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
 import { TestClient } from "./test-client.ts";
 import { Kernel } from "./test-harness.ts";
 
@@ -53,17 +52,6 @@ function makeCa(ca: string, names: string[]): void {
         .concat(["-extfile", `${name}.ext`]),
     );
   }
-}
-
-function canConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: "127.0.0.1", port: p });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 const member = (name: string, node: number, tls: string[]) =>
