@@ -184,6 +184,17 @@ describe("the agent against real Postgres", () => {
       }
       await client.resync.cancel.mutate({ uuid: "LVM-test" }).catch(() => {});
       expect((await client.resync.logs.query())[0]).toMatchObject({ inSync: 16 });
+      // One host, in-process order: its kind on the API and /metrics, and no NATS series
+      // (an alert on mirrorplane_clusterlog_nats_connected never fires for it).
+      expect((await client.cluster.membership.query()).order).toEqual({
+        kind: "in-process",
+        connected: true,
+      });
+      const metrics = await (
+        await fetch(`${agent.apiUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+      ).text();
+      expect(metrics).toContain('mirrorplane_clusterlog_order{kind="in-process",node="cl-node"} 1');
+      expect(metrics).not.toContain("mirrorplane_clusterlog_nats_connected");
     } finally {
       kernel.client.destroy();
       await agent.stop();

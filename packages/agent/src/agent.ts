@@ -129,13 +129,13 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     services.resync = resync;
     const running = clusterLog;
     services.membership = () => {
-      const connected = (running.bus as { readonly connected?: boolean }).connected;
+      const order = running.order();
       return {
         nodeId: running.server.nodeId,
         ...running.server.membership(),
         order: {
-          kind: connected === undefined ? "in-process" : "jetstream",
-          connected: connected ?? true,
+          kind: order.kind,
+          connected: order.kind === "in-process" || order.connected,
         },
       };
     };

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { JetStreamBusStatus } from "./clusterlog/jetstream-bus.ts";
 import type { KhugepagedSnapshot } from "./collectors/khugepaged.ts";
 import type { MemorySnapshot } from "./collectors/memory.ts";
 import type { THostEvent } from "./events/event.ts";
@@ -256,4 +257,101 @@ export function registerMembershipMetrics(registry: Registry, source: Membership
       }
     },
   });
+}
+
+/** The order a member replicates through, as `/metrics` and the API report it. */
+export type OrderStatus =
+  | { readonly kind: "in-process" }
+  | ({ readonly kind: "jetstream" } & JetStreamBusStatus);
+
+const orderMetricNames = [
+  "mirrorplane_clusterlog_order",
+  "mirrorplane_clusterlog_nats_connected",
+  "mirrorplane_clusterlog_nats_reconnects_total",
+  "mirrorplane_clusterlog_nats_disconnected_seconds",
+  "mirrorplane_clusterlog_ordered_seq",
+  "mirrorplane_clusterlog_last_ordered_timestamp_seconds",
+  "mirrorplane_clusterlog_heartbeat_timestamp_seconds",
+  "mirrorplane_clusterlog_order_failed",
+];
+
+/**
+ * The order's state (issue 14), read at scrape time: which order (`kind` label), and over
+ * NATS whether the connection is up, how often it came back, how long it has been down,
+ * where this member is in the stream, when the last operation was ordered and when this
+ * member's heartbeat was last written. The NATS gauges are absent with the in-process
+ * order, so an alert on them never fires for a single host. A second call for the same
+ * registry replaces the source.
+ */
+export function registerOrderMetrics(registry: Registry, source: () => OrderStatus): void {
+  for (const name of orderMetricNames) registry.removeSingleMetric(name);
+  const kind = source().kind;
+  new Gauge({
+    name: "mirrorplane_clusterlog_order",
+    help: "the order the cluster log replicates through (always 1; kind: in-process or jetstream)",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      this.set({ kind }, 1);
+    },
+  });
+  // A member's order never changes kind: without NATS the NATS series do not exist.
+  if (kind !== "jetstream") return;
+  const nats = (): JetStreamBusStatus => {
+    const s = source();
+    if (s.kind !== "jetstream") throw new Error("the order changed kind");
+    return s;
+  };
+  const gauge = (name: string, help: string, read: (s: JetStreamBusStatus) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read(nats());
+        if (v === null) this.reset();
+        else this.set(v);
+      },
+    });
+  const seconds = (ms: number | null) => (ms === null ? null : ms / 1000);
+  gauge(
+    "mirrorplane_clusterlog_nats_connected",
+    "1 while this member's NATS connection is up, 0 while it is down (no request can be ordered)",
+    (s) => (s.connected ? 1 : 0),
+  );
+  new Counter({
+    name: "mirrorplane_clusterlog_nats_reconnects_total",
+    help: "times this member's NATS connection was lost and re-established since start",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(nats().reconnects);
+    },
+  });
+  gauge(
+    "mirrorplane_clusterlog_nats_disconnected_seconds",
+    "how long this member's NATS connection has been down (0 while connected)",
+    (s) =>
+      s.disconnectedSince === null ? 0 : Math.max(0, Date.now() - s.disconnectedSince) / 1000,
+  );
+  gauge(
+    "mirrorplane_clusterlog_ordered_seq",
+    "the last stream sequence delivered to this member",
+    (s) => s.deliveredSeq,
+  );
+  gauge(
+    "mirrorplane_clusterlog_last_ordered_timestamp_seconds",
+    "when NATS stored the last operation this member applied (the NATS server's clock)",
+    (s) => seconds(s.lastOrderedAt),
+  );
+  gauge(
+    "mirrorplane_clusterlog_heartbeat_timestamp_seconds",
+    "when this member last wrote its heartbeat (older than the failure timeout: the others declare it failed)",
+    (s) => seconds(s.heartbeatWrittenAt),
+  );
+  gauge(
+    "mirrorplane_clusterlog_order_failed",
+    "1 when this member stopped following the order (a gap in the stream) and must be restarted",
+    (s) => (s.failed ? 1 : 0),
+  );
 }

@@ -3,7 +3,12 @@ import { join, resolve } from "node:path";
 import { type ConnectionOptions, credsAuthenticator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { clusterLogMetrics, registerMembershipMetrics } from "../metrics.ts";
+import {
+  clusterLogMetrics,
+  type OrderStatus,
+  registerMembershipMetrics,
+  registerOrderMetrics,
+} from "../metrics.ts";
 import type { BusSnapshot, ClusterBus } from "./bus.ts";
 import {
   type ConnectorClaim,
@@ -15,6 +20,7 @@ import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
 import { dmsetupSuspendResume } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 import { type Handoff, takeHandoff, writeHandoff } from "./handoff.ts";
+import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { loadMemberKeys, type MemberKeys } from "./member-keys.ts";
 import { HintRearmer } from "./rearm.ts";
@@ -51,6 +57,8 @@ export interface RunningClusterLog {
   readonly server: ClusterLogServer;
   /** The order it replicates through: in-process, or JetStream (`--nats`). */
   readonly bus: ClusterBus;
+  /** The order's kind and, over NATS, its connection and progress (API, /metrics). */
+  order(): OrderStatus;
   readonly tcpPort: number | null;
   /** The netlink connector transport, when serving the kernel. */
   readonly connector: ConnectorTransport | null;
@@ -338,7 +346,15 @@ export async function startClusterLogCommand(
       maxLogs: flags.maxLogs,
     },
   });
-  if (hooks.metrics) registerMembershipMetrics(hooks.metrics, server);
+  // The unwrapped bus: `bus` above is a plain object without the JetStream bus's status.
+  const order = (): OrderStatus =>
+    clusterBus instanceof JetStreamBus
+      ? { kind: "jetstream", ...clusterBus.status() }
+      : { kind: "in-process" };
+  if (hooks.metrics) {
+    registerMembershipMetrics(hooks.metrics, server);
+    registerOrderMetrics(hooks.metrics, order);
+  }
   serverRef = server;
   try {
     await server.start();
@@ -401,6 +417,7 @@ export async function startClusterLogCommand(
   return {
     server,
     bus,
+    order,
     tcpPort,
     connector,
     rearmer,

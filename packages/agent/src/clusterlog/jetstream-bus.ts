@@ -99,6 +99,24 @@ export interface JetStreamBusOptions {
 
 export class BusError extends Error {}
 
+/** `JetStreamBus.status()`: times are epoch milliseconds. */
+export interface JetStreamBusStatus {
+  /** The NATS connection is up (false between a disconnect and the reconnect). */
+  readonly connected: boolean;
+  /** Reconnects since start. */
+  readonly reconnects: number;
+  /** When the connection was lost, while it is down (null while connected). */
+  readonly disconnectedSince: number | null;
+  /** The last stream sequence delivered to this member. */
+  readonly deliveredSeq: number;
+  /** When NATS stored the last operation delivered (the server's clock; null: none yet). */
+  readonly lastOrderedAt: number | null;
+  /** When this member's heartbeat was last written (null: not yet). */
+  readonly heartbeatWrittenAt: number | null;
+  /** The member stopped following the order (a gap in the stream: it must restart). */
+  readonly failed: boolean;
+}
+
 /** What a refused message looked like, for the member's warning line. */
 interface Refusal {
   readonly seq: number;
@@ -218,6 +236,11 @@ export class JetStreamBus implements ClusterBus {
   #seqAtLastTick = 0;
   /** When our heartbeat was last written (0: not yet). */
   #lastBeatAt = 0;
+  /** Connection history and order progress for `status()` (the /metrics gauges, issue 14). */
+  #reconnects = 0;
+  #disconnectedAt = 0;
+  #lastStoredAt = 0;
+  #heartbeatWrittenAt = 0;
   readonly #keys: MemberKeys | null;
   /** Refused messages and snapshots (forged, unsigned, unknown signer, replayed). */
   readonly stats = { refused: 0, refusedSnapshots: 0 };
@@ -269,6 +292,24 @@ export class JetStreamBus implements ClusterBus {
   /** Whether the NATS connection is up (false between a disconnect and the reconnect). */
   get connected(): boolean {
     return this.#connected && this.#nc !== null && !this.#nc.isClosed();
+  }
+
+  /**
+   * What a monitor alerts on (issue 14): the connection, how often it was re-established,
+   * since when it is down, where this member is in the order and when its heartbeat was
+   * last written. Read at scrape time; nothing here costs a request to NATS.
+   */
+  status(): JetStreamBusStatus {
+    const connected = this.connected;
+    return {
+      connected,
+      reconnects: this.#reconnects,
+      disconnectedSince: connected || this.#disconnectedAt === 0 ? null : this.#disconnectedAt,
+      deliveredSeq: this.#lastSeq,
+      lastOrderedAt: this.#lastStoredAt === 0 ? null : this.#lastStoredAt,
+      heartbeatWrittenAt: this.#heartbeatWrittenAt === 0 ? null : this.#heartbeatWrittenAt,
+      failed: this.#fatal !== null,
+    };
   }
 
   /** This run's incarnation (changes when the member is fenced out and re-joins). */
@@ -531,6 +572,7 @@ export class JetStreamBus implements ClusterBus {
       return;
     }
     this.#lastSeq = seq;
+    this.#lastStoredAt = storedAt;
     // Nothing of a message is used before its signature is checked (issue 15).
     const opened = openEnvelope(data, {
       cluster: this.#opts.cluster,
@@ -725,6 +767,7 @@ export class JetStreamBus implements ClusterBus {
 
   async #putHeartbeat(): Promise<void> {
     await this.#heartbeats?.put(this.#heartbeatKey(this.nodeId), this.#incarnation);
+    this.#heartbeatWrittenAt = Date.now();
   }
 
   async #tick(): Promise<void> {
@@ -788,6 +831,7 @@ export class JetStreamBus implements ClusterBus {
   async #watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
+        if (this.#connected) this.#disconnectedAt = Date.now();
         this.#connected = false;
         this.#log.warn({ server: status.server }, "disconnected from NATS");
       } else if (status.type === "reconnect") {
@@ -795,6 +839,7 @@ export class JetStreamBus implements ClusterBus {
         // timeout to refresh its heartbeat before anyone is declared failed.
         this.#reconnected = true;
         this.#connected = true;
+        this.#reconnects++;
         this.#quietUntil = Number.POSITIVE_INFINITY;
         this.#log.info({ server: status.server }, "reconnected to NATS");
         void this.#refreshAfterReconnect();
