@@ -26,6 +26,29 @@ import type { MirrorInfo } from "./mirrors/inventory.ts";
 import { SampleStore } from "./store.ts";
 import { agentVersion } from "./version.ts";
 
+/**
+ * How long a stop waits for Postgres (and the rest of the drain) before it keeps what is
+ * left locally: within the 2 s a supervisor may give a SIGTERM (issue 14).
+ */
+const SHUTDOWN_BUDGET_MS = 1500;
+
+/** Whether `work` settled within `ms` (it goes on regardless; a rejection counts as done). */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = work.then(
+    () => true,
+    () => true,
+  );
+  const result = await Promise.race([
+    settled,
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return result;
+}
+
 export interface RunningAgent {
   nodeId: string;
   apiUrl: string;
@@ -318,23 +341,44 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     metrics,
     events,
     async stop() {
+      // Issue 14: SIGTERM exits within 2 s whatever Postgres is doing. Postgres gets what
+      // is left of this budget; what it did not take is kept (events in the spool) or
+      // reported (samples, the kernel-log cursor), never waited for.
+      const started = Date.now();
+      const deadline = started + SHUTDOWN_BUDGET_MS;
+      const left = () => Math.max(0, deadline - Date.now());
       stopping = true;
       clearInterval(timer);
       clearInterval(retentionTimer);
-      await kmsg?.stop();
-      await inFlight;
-      await api.close();
+      if (!(await within(api.close(), left())))
+        log.warn("agent API: requests still open at shutdown were not answered");
       resync?.stop();
-      await clusterLog?.stop();
-      await store?.flush();
-      await events.stop();
+      // The cluster-log server bounds its own stop (about 1 s with NATS unreachable); it
+      // runs beside the database's drain, not before it.
+      const clusterLogStopped = clusterLog?.stop();
+      if (kmsg && !(await within(kmsg.stop(), left())))
+        log.warn(
+          "kernel log cursor not saved: the next start reads the last records again (their events are stored once)",
+        );
+      const sampled = await within(inFlight, left());
+      if (sampled && store) await within(store.flush(), left());
+      // At least a moment for the last batch, even when the steps above used the budget.
+      const { drained, kept } = await events.stop({ timeoutMs: Math.max(200, left()) });
+      if (!drained)
+        log.warn(
+          { kept, waitedMs: Date.now() - started },
+          "the database did not answer in time: events kept in the spool instead",
+        );
       const pending = events.snapshot();
       if (pending.spoolEvents > 0)
         log.warn({ spooled: pending.spoolEvents }, "events kept in the spool for the next start");
       if (store?.pendingBatches)
         log.warn({ pending: store.pendingBatches }, "samples not written at shutdown");
-      await db?.end();
-      log.info("agent stopped");
+      await clusterLogStopped;
+      // A connection stuck in a query the database never answers cannot be ended
+      // cleanly; the process exits anyway.
+      if (db) await within(db.end(), Math.max(50, left()));
+      log.info({ ms: Date.now() - started }, "agent stopped");
     },
   };
 }

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 
-// Test support: `mirrorplane-agent clusterlog` in its own process through the bin script
-// (tsx), with its JSON log lines collected and awaitable.
+// Test support: `mirrorplane-agent clusterlog` (or another command: `run`) in its own
+// process through the bin script (tsx), with its JSON log lines collected and awaitable.
 
 export const clusterlogBin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
 
@@ -13,9 +13,13 @@ export interface CliProcess {
   line(re: RegExp): Promise<string>;
 }
 
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [clusterlogBin, "clusterlog", ...args], {
+export function startCli(
+  args: string[],
+  options: { readonly command?: string; readonly env?: NodeJS.ProcessEnv } = {},
+): CliProcess {
+  const child = spawn(process.execPath, [clusterlogBin, options.command ?? "clusterlog", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    ...(options.env ? { env: options.env } : {}),
   });
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];

@@ -58,6 +58,8 @@ export class EventPipeline {
   private dbUp = true;
   private needsBeforeWrite = true;
   private stopped = false;
+  /** `stop` gave up on a write that Postgres never answered. */
+  private abandoned = false;
   private spoolFull: { since: number; dropped: number; key: string } | null = null;
   private readonly notices: THostEvent[] = [];
   private readonly batchSize: number;
@@ -123,17 +125,52 @@ export class EventPipeline {
    * dropped (the kernel-log reader saves its cursor after this).
    */
   flush(): Promise<void> {
+    // Stopped: what is emitted now is not taken, so nobody may be told it is stored (the
+    // kernel-log reader would save its cursor past it).
+    if (this.stopped) return Promise.reject(new Error("the event pipeline is stopped"));
     return this.enqueueWork();
   }
 
-  /** Drains (one last attempt at Postgres, else the spool) and closes the spool. */
-  async stop(): Promise<void> {
-    await this.flush();
+  /**
+   * Drains (one last attempt at Postgres, else the spool) and closes the spool. With
+   * `timeoutMs`, a Postgres that does not answer in time (hung, or a path dropping packets:
+   * issue 14, SIGTERM exits within 2 s) is given up on: every event still in memory goes to
+   * the spool, the write in flight is abandoned (its rows, if they land after all, are
+   * stored once: the replay's keys de-duplicate), and the result says how many were kept.
+   */
+  async stop(options: { timeoutMs?: number } = {}): Promise<{ drained: boolean; kept: number }> {
+    const flushed = this.flush().then(() => true);
+    let deadline: NodeJS.Timeout | undefined;
+    const drained =
+      options.timeoutMs === undefined
+        ? await flushed
+        : await Promise.race([
+            flushed,
+            new Promise<false>((resolve) => {
+              deadline = setTimeout(() => resolve(false), options.timeoutMs);
+            }),
+          ]);
+    clearTimeout(deadline);
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.chain;
+    if (drained) {
+      await this.chain;
+      await this.spool.close();
+      return { drained, kept: 0 };
+    }
+    // The chain is stuck in a write: nothing after this may clear the spool or take the
+    // queue (the abandoned write checks `abandoned` after every await).
+    this.abandoned = true;
+    const left = [...this.notices, ...this.takeQueue()];
+    this.notices.length = 0;
+    if (this.spoolFull) {
+      left.push(this.spoolFullEvent(this.spoolFull));
+      this.spoolFull = null;
+    }
+    await this.toSpool(left);
     await this.spool.close();
+    return { drained, kept: left.length };
   }
 
   snapshot(): PipelineStats {
@@ -160,7 +197,7 @@ export class EventPipeline {
 
   /** Serialised: one write path at a time, so spool order is emit order. */
   private async work(): Promise<void> {
-    if (this.stopped && this.queue.length === 0) return;
+    if (this.abandoned || (this.stopped && this.queue.length === 0)) return;
     const pool = this.options.pool;
     if (pool === null) {
       this.stats.written += this.queue.length;
@@ -184,6 +221,7 @@ export class EventPipeline {
       const batch = this.queue.slice(0, this.batchSize);
       try {
         await this.write(pool, batch);
+        if (this.abandoned) return; // `stop` spooled the queue, this batch with it
         this.queue.splice(0, batch.length);
       } catch (error) {
         this.wentDown(error);
@@ -249,6 +287,7 @@ export class EventPipeline {
         let replayed = 0;
         for await (const batch of this.spool.batches(this.batchSize)) {
           await this.write(pool, batch);
+          if (this.abandoned) return false; // the rest stays in the spool
           replayed += batch.length;
         }
         const corrupt = this.spool.corruptLines;
@@ -267,8 +306,10 @@ export class EventPipeline {
         this.notices.push(this.spoolFullEvent(full));
       }
       if (this.notices.length > 0) {
-        await this.write(pool, this.notices);
-        this.notices.length = 0;
+        const notices = this.notices.slice();
+        await this.write(pool, notices);
+        if (this.abandoned) return false;
+        this.notices.splice(0, notices.length);
       }
       return true;
     } catch (error) {

@@ -2,12 +2,16 @@ import { createServer, type Server, Socket } from "node:net";
 
 /**
  * A TCP proxy a test can cut: `down()` drops every connection and refuses new ones (a
- * database that went away, without stopping the shared test server), `up()` lets them in.
+ * database that went away, without stopping the shared test server), `stall()` keeps every
+ * connection open and accepts new ones but carries no byte either way (a hung server, or a
+ * path that silently drops packets), `up()` lets them in again.
  */
 export class TcpProxy {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<[Socket, Socket]>();
   private accepting = true;
+  private stalled = false;
   port = 0;
 
   constructor(
@@ -21,11 +25,18 @@ export class TcpProxy {
         client.destroy();
         return;
       }
-      const upstream = new Socket();
       this.track(client);
+      if (this.stalled) {
+        client.on("error", () => {});
+        return; // held open, never answered
+      }
+      const upstream = new Socket();
       this.track(upstream);
       upstream.connect(this.targetPort, this.targetHost);
       client.pipe(upstream).pipe(client);
+      const pair: [Socket, Socket] = [client, upstream];
+      this.pairs.add(pair);
+      client.on("close", () => this.pairs.delete(pair));
       client.on("error", () => upstream.destroy());
       upstream.on("error", () => client.destroy());
       client.on("close", () => upstream.destroy());
@@ -42,8 +53,21 @@ export class TcpProxy {
     this.sockets.clear();
   }
 
+  /** Every connection stays open and silent; new ones are accepted and never answered. */
+  stall(): void {
+    this.stalled = true;
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.pairs.clear();
+  }
+
   up(): void {
     this.accepting = true;
+    this.stalled = false;
   }
 
   /** `url` with its host and port replaced by the proxy's. */
