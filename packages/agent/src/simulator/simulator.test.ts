@@ -185,14 +185,23 @@ describe("the mirror simulator against three agents (in-process order)", () => {
   // leg fails a write waits ~60 s and the suspend/resume then hangs; it predates this
   // session's bus and server changes (bisected) and is not yet understood. Retried so CI
   // reports it only when it repeats; see the closing note of 2026-12-03.
-  it("a leg fails under load on all nodes; after repair and resume all legs match", {
-    retry: 2,
-  }, async () => {
+  it("a leg fails under load on all nodes; after repair and resume all legs match", async () => {
     await legFailsAndRepaired(await start(3));
   });
 });
 
-/** A leg fails on every node under load; repaired, resumed: the legs end identical. */
+/**
+ * A leg fails on every node under load; repaired (suspend, resume — what dmeventd's table
+ * reload does) while the writes are still in flight: the legs end identical.
+ *
+ * The repair comes before the load stops because writes may be waiting on it, by design:
+ * a failed write marks its region out of sync on every replica, a node whose kernel held
+ * an in_sync hint above it is re-armed (rearm.ts), and from then on that kernel asks
+ * IS_REMOTE_RECOVERING, which answers "recovering" for an out-of-sync region (as
+ * cmirrord does: any node may be handed it as resync work and copy it under the write).
+ * With the leg failed on every node nobody can recover it, so those writes are re-queued
+ * until the leg is back — the test once waited for them first and hung (≈ 1 run in 4).
+ */
 async function legFailsAndRepaired(c: SimCluster): Promise<void> {
   await c.addMirror({ ...RESYNCING, sync: "nosync", divergeEvery: 0 });
   const mirrors = c.mirrors.get("a")!;
@@ -200,9 +209,10 @@ async function legFailsAndRepaired(c: SimCluster): Promise<void> {
   await until("some writes", () => load.acked >= 30);
   for (const m of mirrors) m.failLeg(1);
   await until("failed writes", () => mirrors.some((m) => m.stats.legWriteFailures >= 5));
-  await load.stop();
   for (const m of mirrors) m.repairLeg(1);
   await c.suspendResume("a");
+  await load.stop();
+  expect(load.failed).toBe(0);
   await settle(c, new WriteLoad(mirrors, { writers: 3, bytes: 512, seed: 3 }), ["a"]);
 }
 
@@ -240,13 +250,7 @@ describe.runIf(natsServerBinary() !== null)(
       await writesKillAndBack(c);
     });
 
-    // Known intermittent stall (≈ 1 run in 4 over JetStream, rarer in-process): after the
-    // leg fails a write waits ~60 s and the suspend/resume then hangs; it predates this
-    // session's bus and server changes (bisected) and is not yet understood. Retried so CI
-    // reports it only when it repeats; see the closing note of 2026-12-03.
-    it("a leg fails under load on all nodes; after repair and resume all legs match", {
-      retry: 2,
-    }, async () => {
+    it("a leg fails under load on all nodes; after repair and resume all legs match", async () => {
       const name = `sim-leg-${process.pid}-${Date.now().toString(36)}`;
       const c = await start(3, (node) =>
         createClusterBusFromOptions({
