@@ -9,6 +9,8 @@ export const clusterlogBin = resolve(import.meta.dirname, "../../bin/mirrorplane
 export interface CliProcess {
   readonly child: ChildProcess;
   readonly lines: string[];
+  /** What it wrote on stderr (a refused start's one line). */
+  readonly stderr: () => string;
   /** The first log line matching `re` (already seen or still to come). */
   line(re: RegExp): Promise<string>;
 }
@@ -22,6 +24,11 @@ export function startCli(
     ...(options.env ? { env: options.env } : {}),
   });
   const lines: string[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
+  });
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   let partial = "";
   child.stdout!.on("data", (chunk: Buffer) => {
@@ -47,5 +54,5 @@ export function startCli(
         reject(new Error(`exited ${code} before ${re}: ${lines.join("\n")}`)),
       );
     });
-  return { child, lines, line };
+  return { child, lines, stderr: () => stderr, line };
 }

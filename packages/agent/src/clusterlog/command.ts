@@ -217,6 +217,34 @@ export async function natsSecurityFromFlags(flags: {
   };
 }
 
+/**
+ * Why a member could not join over NATS, in words an operator can act on: the NATS client's
+ * own message ("timeout", "Authorization Violation", a TLS error) is kept and explained.
+ */
+export function natsJoinError(nats: string, error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  let hint = "";
+  if (/timeout/i.test(message)) {
+    // A server with `tls { verify: true }` drops a client that presents no certificate of
+    // its CA after the handshake; the client sees only the connection time out.
+    hint =
+      "NATS did not complete the connection: it is unreachable, or it dropped this member in the TLS handshake (a server that verifies clients needs --nats-tls-cert/--nats-tls-key of its CA)";
+  } else if (/authorization violation|authentication/i.test(message)) {
+    hint = "NATS refused the credentials (--nats-user/--nats-password-file, or --nats-creds)";
+  } else if (/certificate|self.signed|tls|ssl/i.test(message)) {
+    hint =
+      "TLS: the NATS server's certificate does not verify against --nats-tls-ca, or its names do not match the URL";
+  } else if (/permissions violation/i.test(message)) {
+    hint = "NATS refused a subject to this user: its permissions must cover this --cluster";
+  }
+  return new Error(
+    `cannot join the cluster over NATS (${nats}): ${message}${hint ? `; ${hint}` : ""}`,
+    {
+      cause: error,
+    },
+  );
+}
+
 export interface ClusterLogCommandHooks {
   /** The agent's Prometheus registry: refused operations are counted there. */
   readonly metrics?: Registry;
@@ -360,7 +388,7 @@ export async function startClusterLogCommand(
     await server.start();
   } catch (error) {
     claim?.release();
-    throw error;
+    throw flags.nats ? natsJoinError(flags.nats, error) : error;
   }
   let connector: ConnectorTransport | null = null;
   if (claim) {

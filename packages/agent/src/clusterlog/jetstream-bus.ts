@@ -338,6 +338,9 @@ export class JetStreamBus implements ClusterBus {
     if (this.#handlers) throw new BusError("bus already started");
     this.#handlers = handlers;
     const nc = await connect({
+      // nats.js waits 20 s by default for a connection a server dropped in the TLS
+      // handshake (a member without a client certificate): refused sooner, same outcome.
+      timeout: 5_000,
       ...this.#connectOptions,
       servers: this.#opts.servers,
       name: `mirrorplane-${this.#opts.cluster}-node-${this.nodeId}`,
