@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Bitmap, popcount32 } from "./bitmap.ts";
+import { Bitmap, type BitmapCopy, popcount32 } from "./bitmap.ts";
 
 describe("popcount32", () => {
   it("counts bits of edge words", () => {
@@ -120,5 +120,59 @@ describe("Bitmap", () => {
         for (let i = 0; i < size; i++) expect(b.test(i)).toBe(model.has(i));
       }),
     );
+  });
+
+  it("a copy started now gets the bytes of now, whatever changes before it is made (issue 15)", () => {
+    const size = 333; // 42 bytes: pieces of 4 and 8 bytes, a partial last word
+    const change = fc.oneof(
+      fc.record({ k: fc.constant("set" as const), i: fc.nat(size - 1) }),
+      fc.record({ k: fc.constant("clear" as const), i: fc.nat(size - 1) }),
+      fc.record({
+        k: fc.constant("range" as const),
+        i: fc.nat(size),
+        j: fc.nat(size),
+        v: fc.boolean(),
+      }),
+      fc.record({ k: fc.constant("load" as const), seed: fc.nat() }),
+      fc.record({ k: fc.constant("step" as const), n: fc.integer({ min: 1, max: 20 }) }),
+      fc.record({ k: fc.constant("start" as const), piece: fc.constantFrom(4, 8, 64) }),
+    );
+    fc.assert(
+      fc.property(fc.array(change, { maxLength: 80 }), (changes) => {
+        const b = new Bitmap(size);
+        const target = new Uint8Array(200);
+        const copies: { copy: BitmapCopy; at: number; expected: Uint8Array }[] = [];
+        let at = 0;
+        for (const c of changes) {
+          if (c.k === "set") b.set(c.i);
+          else if (c.k === "clear") b.clear(c.i);
+          else if (c.k === "range") b.fillRange(Math.min(c.i, c.j), Math.max(c.i, c.j), c.v);
+          else if (c.k === "load") {
+            const bytes = new Uint8Array(42).map((_, i) => (c.seed * (i + 7)) & 0xff);
+            b.readBytes(bytes, 0);
+          } else if (c.k === "step") copies.at(-1)?.copy.step(c.n);
+          else if (at + 42 <= target.length) {
+            copies.push({ copy: b.copyLater(target, at, c.piece), at, expected: b.toBytes() });
+            at += 42;
+          }
+        }
+        for (const { copy, at, expected } of copies) {
+          copy.finish();
+          expect(copy.done).toBe(true);
+          expect(target.subarray(at, at + 42)).toEqual(expected);
+        }
+      }),
+    );
+  });
+
+  it("an abandoned copy stops watching the bitmap", () => {
+    const b = new Bitmap(1000);
+    const target = new Uint8Array(125).fill(0xff);
+    const copy = b.copyLater(target, 0, 4);
+    b.set(0); // copy-on-write: the piece holding region 0 is copied first
+    expect(target[0]).toBe(0);
+    copy.abandon();
+    b.set(999);
+    expect(target[124]).toBe(0xff); // not copied on write any more
   });
 });

@@ -5,6 +5,8 @@ export class ByteWriter {
   #bytes: Uint8Array;
   #view: DataView;
   #length = 0;
+  /** `gap`s: where each one is in the written bytes, and its size. */
+  readonly #gaps: { at: number; size: number }[] = [];
 
   /** `capacity`: the expected size, so a large snapshot is not grown (and copied) 12 times. */
   constructor(capacity = 1024) {
@@ -51,7 +53,11 @@ export class ByteWriter {
   /** A non-negative safe integer as a u64. */
   u64(v: number | bigint): this {
     const at = this.#reserve(8);
-    this.#view.setBigUint64(at, BigInt(v), true);
+    if (typeof v === "number" && v >= 0 && v <= 0xffff_ffff && Number.isInteger(v)) {
+      // Same bytes without a BigInt (a snapshot of 1,024 logs writes thousands of these).
+      this.#view.setUint32(at, v, true);
+      this.#view.setUint32(at + 4, 0, true);
+    } else this.#view.setBigUint64(at, BigInt(v), true);
     return this;
   }
 
@@ -82,7 +88,46 @@ export class ByteWriter {
     return this;
   }
 
+  /**
+   * `size` bytes that belong here but are written later, outside this writer (a snapshot's
+   * bitmaps, issue 15): no room is kept for them (`layout`).
+   */
+  gap(size: number): this {
+    this.#gaps.push({ at: this.#length, size });
+    return this;
+  }
+
+  /**
+   * Where everything goes once each gap is opened at its place: the bytes written (this
+   * writer's own buffer, not copied: the writer is done), the whole size, the written
+   * segments (`written[from, to)` goes to `at`) and where each gap starts. The caller
+   * copies the segments and fills the gaps (issue 15: a snapshot does both a bounded
+   * amount per event-loop turn).
+   */
+  layout(): {
+    written: Uint8Array;
+    size: number;
+    segments: { from: number; to: number; at: number }[];
+    gapOffsets: number[];
+  } {
+    const segments: { from: number; to: number; at: number }[] = [];
+    const gapOffsets: number[] = [];
+    let from = 0;
+    let to = 0;
+    for (const g of this.#gaps) {
+      segments.push({ from, to: g.at, at: to });
+      to += g.at - from;
+      from = g.at;
+      gapOffsets.push(to);
+      to += g.size;
+    }
+    segments.push({ from, to: this.#length, at: to });
+    to += this.#length - from;
+    return { written: this.#bytes, size: to, segments, gapOffsets };
+  }
+
   finish(): Uint8Array {
+    if (this.#gaps.length > 0) throw new Error("a writer with gaps is finished by layout()");
     // Exactly full (the expected size was right): the buffer itself, no copy.
     if (this.#length === this.#bytes.length) return this.#bytes;
     return this.#bytes.slice(0, this.#length);

@@ -48,7 +48,14 @@ import {
 import { getRegionSize, statusInfo, statusTable } from "./requests-status.ts";
 import type { Result } from "./result.ts";
 import { applyResync, issueOutOfSyncWrite, type ResyncOutcome } from "./resync.ts";
-import { decodeSnapshot, encodeSnapshot, type SnapshotError } from "./snapshot.ts";
+import {
+  beginSnapshot,
+  decodeSnapshot,
+  encodeSnapshot,
+  type SnapshotError,
+  type SnapshotJob,
+  type SnapshotJobOptions,
+} from "./snapshot.ts";
 
 /** One handler per request type, like the kernel's dm-log.c (spec §2). */
 const HANDLERS: Record<RequestType, RequestHandler> = {
@@ -379,6 +386,16 @@ export class ClusterLog {
   /** Serialise everything replicas agree on (spec §4.3 checkpoint, plus P26/P27). */
   snapshot(): Uint8Array {
     return encodeSnapshot(this.#state);
+  }
+
+  /**
+   * The same snapshot, made a bounded amount at a time (issue 15): the bitmaps' bytes are
+   * copied by the job's `step` (or copy-on-write when a later operation changes them), so
+   * the caller can spread a large one over many event-loop turns and go on applying
+   * operations meanwhile. Its bytes are exactly `snapshot()`'s at this position.
+   */
+  beginSnapshot(options: SnapshotJobOptions = {}): SnapshotJob {
+    return beginSnapshot(this.#state, options);
   }
 
   /**

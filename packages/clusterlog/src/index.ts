@@ -2,7 +2,7 @@
 // everything the state machine needs from the world is passed in, so replicas fed the
 // same operations produce the same state and replies. See README.md for the module map.
 
-export { Bitmap, popcount32 } from "./bitmap.ts";
+export { Bitmap, BitmapCopy, COPY_PIECE_BYTES, popcount32 } from "./bitmap.ts";
 export { ClusterLog } from "./cluster-log.ts";
 export type { ClusterLogOptions, PendingIo } from "./cluster-state.ts";
 export { DEFAULT_MAX_LOGS, DEFAULT_MAX_REGIONS } from "./cluster-state.ts";
@@ -93,5 +93,5 @@ export {
   type ResyncState,
   resyncDone,
 } from "./resync.ts";
-export type { SnapshotError } from "./snapshot.ts";
+export type { SnapshotError, SnapshotJob, SnapshotJobOptions } from "./snapshot.ts";
 export { statusInfo, statusTable } from "./status.ts";

@@ -1,4 +1,4 @@
-import { Bitmap } from "./bitmap.ts";
+import { Bitmap, BitmapCopy, COPY_PIECE_BYTES } from "./bitmap.ts";
 import { ByteReader, ByteReaderError, ByteWriter } from "./byte-io.ts";
 import {
   type ClusterLogOptions,
@@ -68,11 +68,126 @@ function readWaiters(r: ByteReader): PendingReply[] {
 }
 
 export function encodeSnapshot(state: ClusterState): Uint8Array {
-  // Room for every bitmap up front (issue 15: a 2^24-region log is 4 MiB of them).
-  let bitmapBytes = 0;
-  for (const g of state.groups.values()) bitmapBytes += 2 * (Math.ceil(g.regionCount / 8) + 4);
-  for (const r of state.retained.values()) bitmapBytes += Math.ceil(r.cleanBits.size / 8) + 4;
-  const w = new ByteWriter(64 * 1024 + bitmapBytes);
+  return beginSnapshot(state).finish();
+}
+
+/** A snapshot's bitmaps, in the order their bytes appear (`SnapshotWriter.bitmap`). */
+class SnapshotWriter extends ByteWriter {
+  readonly bitmaps: Bitmap[] = [];
+
+  /** Like `ByteWriter.bitmap`, but the bytes are copied later (`SnapshotJob`). */
+  override bitmap(v: Bitmap): this {
+    const n = Math.ceil(v.size / 8);
+    this.u32(n).gap(n);
+    this.bitmaps.push(v);
+    return this;
+  }
+}
+
+/**
+ * A snapshot being made (issue 15): everything but the bitmaps is encoded when it is
+ * started (into a small buffer of its own), and the rest — placing those encoded bytes
+ * and copying the bitmaps', 4 MiB for one 2^24-region log, 16 MiB for 1,024 logs of
+ * 65,536 regions — is done by `step`, a bounded amount at a time, or for a bitmap by the
+ * first change to a piece not copied yet (copy-on-write, `BitmapCopy`). So it can be
+ * spread over many event-loop turns while operations go on being applied, and its bytes
+ * are exactly those `encodeSnapshot` gives at the position it was started at.
+ */
+export class SnapshotJob {
+  /** The stream position (operations applied) the snapshot is of. */
+  readonly position: number;
+  readonly #bytes: Uint8Array;
+  readonly #written: Uint8Array;
+  /** Written segments and bitmap copies, in the order of their bytes. */
+  readonly #work: (Segment | BitmapCopy)[];
+  #next = 0;
+  #abandoned = false;
+
+  constructor(
+    bytes: Uint8Array,
+    written: Uint8Array,
+    work: (Segment | BitmapCopy)[],
+    position: number,
+  ) {
+    this.#bytes = bytes;
+    this.#written = written;
+    this.#work = work;
+    this.position = position;
+  }
+
+  /** Size of the snapshot in bytes. */
+  get size(): number {
+    return this.#bytes.length;
+  }
+
+  get done(): boolean {
+    return this.#next === this.#work.length && !this.#abandoned;
+  }
+
+  /**
+   * Place about `maxBytes` more (at least one piece, if any is left; a segment counts as
+   * at least a page: placing it can fault one in). Returns whether the snapshot is complete.
+   */
+  step(maxBytes: number): boolean {
+    if (this.#abandoned) throw new Error("snapshot abandoned");
+    let placed = 0;
+    while (this.#next < this.#work.length && (placed === 0 || placed < maxBytes)) {
+      const item = this.#work[this.#next]!;
+      if (item instanceof BitmapCopy) {
+        if (!item.done) placed += item.step(maxBytes - placed);
+        if (item.done) this.#next++;
+      } else {
+        this.#bytes.set(this.#written.subarray(item.from, item.to), item.at);
+        placed += Math.max(PAGE_BYTES, item.to - item.from);
+        this.#next++;
+      }
+    }
+    return this.#next === this.#work.length;
+  }
+
+  /** Complete it now and return its bytes. */
+  finish(): Uint8Array {
+    this.step(Number.POSITIVE_INFINITY);
+    return this.#bytes;
+  }
+
+  /** The bytes of a complete snapshot. */
+  get bytes(): Uint8Array {
+    if (!this.done) throw new Error("snapshot not complete");
+    return this.#bytes;
+  }
+
+  /** Give it up: the bitmaps are no longer watched and the bytes are never complete. */
+  abandon(): void {
+    this.#abandoned = true;
+    for (const item of this.#work) if (item instanceof BitmapCopy) item.abandon();
+  }
+}
+
+/** Encoded bytes `written[from, to)` go to `at` in the snapshot. */
+interface Segment {
+  readonly from: number;
+  readonly to: number;
+  readonly at: number;
+}
+
+const PAGE_BYTES = 4096;
+
+/** How a `SnapshotJob` is made. */
+export interface SnapshotJobOptions {
+  /** Bytes of a bitmap copied at a time (`COPY_PIECE_BYTES`; small in tests). */
+  readonly pieceBytes?: number;
+  /**
+   * Makes the snapshot's buffer (default: a zeroed Uint8Array). The caller may pass one
+   * that does not zero it (Node's `Buffer.allocUnsafeSlow`): every byte is written before
+   * the job is complete, and zeroing 16 MiB took 2-17 ms of the first turn (issue 15).
+   */
+  readonly allocate?: (size: number) => Uint8Array;
+}
+
+/** Start a snapshot of `state` as it is now (`SnapshotJob`). */
+export function beginSnapshot(state: ClusterState, options: SnapshotJobOptions = {}): SnapshotJob {
+  const w = new SnapshotWriter(64 * 1024);
   w.u32(SNAPSHOT_MAGIC).u32(SNAPSHOT_VERSION).bool(state.options.cmirrordQuirks);
   w.u64(state.position).u64(state.nextIoId);
 
@@ -111,42 +226,64 @@ export function encodeSnapshot(state: ClusterState): Uint8Array {
     w.bool(resync !== null);
     if (resync) writeResync(w, resync);
   }
-  return w.finish();
+  const { written, size, segments, gapOffsets } = w.layout();
+  const bytes = options.allocate ? options.allocate(size) : new Uint8Array(size);
+  if (bytes.length !== size) throw new RangeError("allocate gave a buffer of the wrong size");
+  const pieceBytes = options.pieceBytes ?? COPY_PIECE_BYTES;
+  // The copies watch their bitmaps from now on: this is the moment the snapshot is of.
+  const work: (Segment | BitmapCopy)[] = [];
+  w.bitmaps.forEach((b, i) => {
+    work.push(segments[i]!, b.copyLater(bytes, gapOffsets[i]!, pieceBytes));
+  });
+  work.push(segments[w.bitmaps.length]!);
+  return new SnapshotJob(bytes, written, work, state.position);
 }
 
-function writeGroup(w: ByteWriter, g: LogGroup): void {
+const ascending = (a: number, b: number) => a - b;
+
+/** `values` ascending; no array made for the common empty set (a snapshot of 1,024 logs). */
+function sortedOf(values: ReadonlySet<number>): number[] {
+  return values.size === 0 ? [] : [...values].sort(ascending);
+}
+
+function writeGroup(w: SnapshotWriter, g: LogGroup): void {
   w.string(g.uuid).u64(g.regionCount).bool(g.loading);
   w.u32(g.members.length);
   for (const m of g.members) w.u32(m.node).u64(m.luid);
   w.bitmap(g.cleanBits).bitmap(g.syncBits);
-  const regions = [...g.markers.keys()].sort((a, b) => a - b);
-  w.u32(regions.length);
-  for (const region of regions) {
-    const nodes = g.markers.get(region)!;
-    w.u64(region).u32(nodes.length);
-    for (const n of nodes) w.u32(n);
+  if (g.markers.size === 0) w.u32(0);
+  else {
+    const regions = [...g.markers.keys()].sort(ascending);
+    w.u32(regions.length);
+    for (const region of regions) {
+      const nodes = g.markers.get(region)!;
+      w.u64(region).u32(nodes.length);
+      for (const n of nodes) w.u32(n);
+    }
   }
-  w.u64(g.recoveringRegion === NO_REGION ? NONE_U64 : BigInt(g.recoveringRegion));
+  // u64 writes a number and its BigInt as the same bytes; the number needs no BigInt.
+  w.u64(g.recoveringRegion === NO_REGION ? NONE_U64 : g.recoveringRegion);
   w.u32(g.recoverer).u64(g.syncSearch).bool(g.recoveryInvalidated);
   w.u32(g.recoveryRequests.length);
   for (const region of g.recoveryRequests) w.u64(region);
   w.bool(g.touched).bool(g.logDevFailed);
-  w.u64(g.lastWriteIo === NO_IO ? NONE_U64 : BigInt(g.lastWriteIo));
+  w.u64(g.lastWriteIo === NO_IO ? NONE_U64 : g.lastWriteIo);
   writeWaiters(w, g.waitingResumes);
   const resync = g.resync;
   // One flags byte each (bit 0 as in version 2, bit 1 added later), so the bytes of a
   // state without the later flags are unchanged.
   w.u8((resync !== null ? 1 : 0) | (g.sweepHeld ? 2 : 0));
-  const stale = [...g.staleHints].sort((a, b) => a - b);
+  const stale = sortedOf(g.staleHints);
   w.u32(stale.length);
   for (const n of stale) w.u32(n);
   if (resync) writeResync(w, resync);
 }
 
-function writeResync(w: ByteWriter, resync: ResyncState): void {
+function writeResync(w: SnapshotWriter, resync: ResyncState): void {
   w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
   w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
-  w.u64(resync.madeCount).bytes(resync.made.toBytes());
+  // Written as `bytes(made.toBytes())` before: the same bytes (`made` has the log's size).
+  w.u64(resync.madeCount).bitmap(resync.made);
 }
 
 function readResync(r: ByteReader, regionCount: number): ResyncState {

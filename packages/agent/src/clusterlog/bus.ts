@@ -103,7 +103,10 @@ export interface ClusterBus {
     onFailed: (error: unknown, op: Operation) => void,
   ): void;
 
-  /** Saves a snapshot for joiners; only the latest one is kept. */
+  /**
+   * Saves a snapshot for joiners; only the latest one is kept. The bytes are the bus's from
+   * here on: the caller never changes them (so none has to copy them).
+   */
   saveSnapshot(snapshot: BusSnapshot): Promise<void>;
 
   /** Members currently believed alive (heartbeat fresh), lowest first. */

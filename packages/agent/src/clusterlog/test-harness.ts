@@ -35,6 +35,7 @@ export interface TestClusterOptions {
   readonly order?: InProcessOrderOptions;
   readonly clusterLog?: ClusterLogOptions;
   readonly snapshotEvery?: number;
+  readonly snapshotBytesPerTurn?: number;
 }
 
 export class TestNode {
@@ -86,6 +87,9 @@ export class TestCluster {
       log,
       snapshotEvery: this.options.snapshotEvery ?? 0,
       snapshotIntervalMs: 0,
+      ...(this.options.snapshotBytesPerTurn
+        ? { snapshotBytesPerTurn: this.options.snapshotBytesPerTurn }
+        : {}),
       ...(this.options.clusterLog ? { clusterLog: this.options.clusterLog } : {}),
     });
     await server.start();
