@@ -6,7 +6,12 @@ import { build } from "esbuild";
 
 const pkg = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8"));
 const external = new Set();
-for (const path of ["./package.json", "../db/package.json", "../clusterlog/package.json"]) {
+for (const path of [
+  "./package.json",
+  "../db/package.json",
+  "../clusterlog/package.json",
+  "../contracts/package.json",
+]) {
   for (const name of Object.keys(pkg(path).dependencies ?? {})) {
     if (!name.startsWith("@mirrorplane/")) external.add(name);
   }

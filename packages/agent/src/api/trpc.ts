@@ -1,10 +1,15 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import type {
+  TClusterMembership,
+  TEventStatus,
+  TNodeInfo,
+  TTunableChange,
+  TTunableWrite,
+} from "@mirrorplane/contracts";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { ResyncController } from "../clusterlog/resync-control.ts";
 import type { KhugepagedSnapshot } from "../collectors/khugepaged.ts";
-import type { TTunableWrite, TunableChange } from "../collectors/tunables.ts";
-import type { PipelineStats } from "../events/pipeline.ts";
 
 /** What the API's handlers may use: plain functions of the agent's domain layer. */
 export interface AgentServices {
@@ -14,9 +19,9 @@ export interface AgentServices {
    * Validates like the kernel, writes, and records an audited event; throws TunableError.
    * Optional so API-only embeddings (tests, the web app's fakes) need not provide it.
    */
-  setTunable?(input: TTunableWrite): Promise<TunableChange>;
+  setTunable?(input: TTunableWrite): Promise<TTunableChange>;
   /** Event pipeline counters and which host sources were found at start. */
-  eventStatus?(): { pipeline: PipelineStats; sources: Record<string, boolean> };
+  eventStatus?(): TEventStatus;
   /**
    * The cluster as this member sees it (issue 14): members, each log's serving node, the
    * recent joins/leaves/failures, and how it replicates (in-process, or JetStream and
@@ -30,15 +35,7 @@ export interface AgentServices {
   >;
 }
 
-export interface NodeInfo {
-  nodeId: string;
-  hostname: string;
-  agentVersion: string;
-  kernelRelease: string;
-  root: string;
-  startedAt: Date;
-  sampleIntervalMs: number;
-}
+export type NodeInfo = TNodeInfo;
 
 export interface AgentContext {
   /** The bearer token presented with the request, if any. */
@@ -86,17 +83,11 @@ export const agentProcedure = t.procedure.use(({ ctx, next }) => {
   return next({ ctx: { services: ctx.services } });
 });
 
-export interface ClusterMembership {
-  readonly nodeId: number;
-  readonly members: readonly number[];
-  readonly servedBy: Readonly<Record<string, number>>;
-  readonly recent: readonly {
-    readonly kind: "node-join" | "node-leave" | "node-failed" | "server";
-    readonly node: number | null;
-    readonly by: number | null;
-    readonly seq: number;
-    readonly at: number;
-    readonly uuid?: string | undefined;
-  }[];
-  readonly order: { readonly kind: "in-process" | "jetstream"; readonly connected: boolean };
-}
+/** The API's membership answer, as the cluster-log server keeps it (read-only). */
+export type ClusterMembership = ReadonlyDeep<TClusterMembership>;
+
+type ReadonlyDeep<T> = T extends (infer E)[]
+  ? readonly ReadonlyDeep<E>[]
+  : T extends object
+    ? { readonly [K in keyof T]: ReadonlyDeep<T[K]> }
+    : T;

@@ -1,7 +1,5 @@
 import { type LogGroup, NO_REGION } from "@mirrorplane/clusterlog";
-
-/** Region states drawn by the dashboard's region map (apps/web/src/lib/region-map.ts). */
-export const regionState = { inSync: 0, outOfSync: 1, marked: 2, recovering: 3 } as const;
+import { regionState } from "@mirrorplane/contracts";
 
 export interface RegionMapSummary {
   regionCount: number;
@@ -11,8 +9,9 @@ export interface RegionMapSummary {
 }
 
 /**
- * The map of a log's regions, reduced to at most `maxBuckets` buckets on the agent so a
- * 20 M-region mirror costs the browser kilobytes, not megabytes. Visits only out-of-sync
+ * The map of a log's regions (each bucket a contract `regionState`), reduced to at most
+ * `maxBuckets` buckets on the agent so a 20 M-region mirror costs the browser kilobytes,
+ * not megabytes. Visits only out-of-sync
  * regions (word-level search), marked regions and the recovering one: never a per-region
  * pass over an in-sync bitmap.
  */

@@ -1,12 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { countInSync, type LogGroup, NO_NODE, NO_REGION } from "@mirrorplane/clusterlog";
+import type { TAgentRefusalCode, TResyncLog, TResyncProgress } from "@mirrorplane/contracts";
 import type { THostEvent } from "../events/event.ts";
-import type {
-  MirrorInfo,
-  MirrorInventory,
-  MirrorLeg,
-  MirrorLogDevice,
-} from "../mirrors/inventory.ts";
+import type { MirrorInfo, MirrorInventory, MirrorLogDevice } from "../mirrors/inventory.ts";
 import { type RegionMapSummary, regionMap } from "./region-map.ts";
 import type { ClusterLogServer } from "./server.ts";
 
@@ -34,32 +30,12 @@ export interface ResyncEventSink {
   emit(events: THostEvent | THostEvent[]): void;
 }
 
-export interface ResyncProgress {
-  readonly uuid: string;
-  readonly id: string;
-  readonly state: "running" | "paused" | "done" | "cancelled" | "failed";
-  readonly first: number;
-  readonly last: number;
-  readonly total: number;
-  readonly inSync: number;
-  readonly percent: number;
-  /** Regions per second over the last samples (null until there are two). */
-  readonly rate: number | null;
-  /** Seconds left at that rate, or null when there is no stable rate. */
-  readonly etaSeconds: number | null;
-  readonly recoveringNode: number | null;
-  readonly recoveringRegion: number | null;
-  readonly throttle: number | null;
-  readonly startedAt: number;
-  readonly endedAt: number | null;
-  /** The whole log, for context (regions in sync / region count). */
-  readonly logInSync: number;
-  readonly regionCount: number;
-}
+/** What `resync.progress`/`start`/`cancel`/`throttle` answer (the contract's schema). */
+export type ResyncProgress = TResyncProgress;
 
 export class ResyncError extends Error {
   constructor(
-    readonly code: "NOT_FOUND" | "CONFLICT" | "BAD_REQUEST",
+    readonly code: TAgentRefusalCode,
     message: string,
   ) {
     super(message);
@@ -113,22 +89,7 @@ export interface ResyncControllerOptions {
 }
 
 /** A mirror (log group) this replica holds, with what the kernel and the CTR say about it. */
-export interface ResyncLog {
-  readonly uuid: string;
-  readonly regionCount: number;
-  readonly inSync: number;
-  readonly resyncId: string | null;
-  // Only with an inventory (older agents and API-only embeddings leave them out):
-  readonly name?: string | null;
-  readonly logType?: string | null;
-  readonly regionSectors?: number | null;
-  readonly sizeBytes?: number | null;
-  /** In table order; null when this host's kernel does not report the mirror. */
-  readonly legs?: MirrorLeg[] | null;
-  /** Why `legs` is null. */
-  readonly legsUnknownReason?: string | null;
-  readonly logDevice?: MirrorLogDevice | null;
-}
+export type ResyncLog = TResyncLog;
 
 export class ResyncController {
   readonly #server: ClusterLogServer;

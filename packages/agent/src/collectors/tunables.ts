@@ -1,55 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { readFile, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import type { TTunableChange, TTunableWrite } from "@mirrorplane/contracts";
 import type { THostEvent } from "../events/event.ts";
 
 /**
  * Writing khugepaged/THP tunables with exactly the kernel's validation (KERNEL-SOURCES.md
  * §4.1–4.2, mm/khugepaged.c and mm/huge_memory.c store handlers), so a value the kernel
- * would refuse is refused here first, with a message that says why.
+ * would refuse is refused here first, with a message that says why. Which files may be
+ * written at all, and the API's input, are the contract's (@mirrorplane/contracts).
  */
-export const tunableFiles = [
-  "khugepaged/pages_to_scan",
-  "khugepaged/scan_sleep_millisecs",
-  "khugepaged/alloc_sleep_millisecs",
-  "khugepaged/defrag",
-  "khugepaged/max_ptes_none",
-  "khugepaged/max_ptes_swap",
-  "khugepaged/max_ptes_shared",
-  "enabled",
-  "defrag",
-  "shmem_enabled",
-  "use_zero_page",
-] as const;
-const rePerSize = /^hugepages-\d{1,8}kB\/(enabled|shmem_enabled)$/;
-
-export const ZTunableName = z
-  .string()
-  .refine(
-    (name) => (tunableFiles as readonly string[]).includes(name) || rePerSize.test(name),
-    "not a writable khugepaged/THP tunable",
-  );
-
-export const ZTunableWrite = z
-  .object({
-    /** Path under /sys/kernel/mm/transparent_hugepage, e.g. `khugepaged/pages_to_scan`. */
-    name: ZTunableName,
-    value: z.union([z.string().max(64), z.number()]),
-    /** Who asked: the control plane passes the signed-in operator. */
-    actor: z.object({ id: z.string().max(200).optional(), name: z.string().min(1).max(200) }),
-    reason: z.string().max(500).optional(),
-  })
-  .strict();
-export type TTunableWrite = z.infer<typeof ZTunableWrite>;
-
-export interface TunableChange {
-  name: string;
-  old: string | null;
-  new: string;
-  changedAt: Date;
-}
-
 export class TunableError extends Error {
   override name = "TunableError";
 }
@@ -179,13 +139,13 @@ export class TunableWriter {
     private readonly record: (event: THostEvent) => void,
   ) {}
 
-  set(input: TTunableWrite): Promise<TunableChange> {
+  set(input: TTunableWrite): Promise<TTunableChange> {
     const run = this.chain.then(() => this.apply(input));
     this.chain = run.catch(() => {});
     return run;
   }
 
-  private async apply(input: TTunableWrite): Promise<TunableChange> {
+  private async apply(input: TTunableWrite): Promise<TTunableChange> {
     const path = join(this.root, thpDir, input.name);
     const current = await readOrNull(path);
     const old = current === null ? null : displayValue(current);
@@ -208,7 +168,7 @@ export class TunableWriter {
       throw error instanceof TunableError ? error : new TunableError(message);
     }
     const now = await readOrNull(path);
-    const change: TunableChange = {
+    const change: TTunableChange = {
       name: input.name,
       old,
       new: now === null ? value : displayValue(now),

@@ -1,38 +1,10 @@
+import type { TEventKind } from "@mirrorplane/contracts";
 import type { TSeverity } from "@mirrorplane/db/enums";
 
-/**
- * What the agent reports. `kind` is coarse (the dashboard filters on it); `data.what`
- * says which kernel message or condition produced the event.
- */
-export const eventKinds = [
-  /** Poisoned pages: action_result lines (coalesced into pfn ranges) and their details. */
-  "memory_failure",
-  /** The kernel dropped memory-failure reports (its per-CPU queue overflowed). */
-  "memory_failure_lost",
-  /** A process was signalled or killed because of corrupted memory. */
-  "process_killed",
-  "soft_offline",
-  "unpoison",
-  /** A whole memory device (pmem/DAX) went away or is about to: one range, never pages. */
-  "memory_device_loss",
-  /** Known-bad media ranges of a pmem device or region. */
-  "pmem_badblocks",
-  /** EDAC corrected/uncorrected error counts went up. */
-  "edac_error",
-  /** Poisoned-page counters (per-node memory_failure/, HardwareCorrupted) went up. */
-  "hwpoison_counter",
-  /** NVMe, block-layer, dm-raid1 and device-state failures. */
-  "device_failure",
-  /** A device came back (state `live`/`running` after a failure state). */
-  "device_recovered",
-  /** A khugepaged/THP tunable was changed (or a change was refused) through the API. */
-  "tunable_change",
-  /** The agent's own conditions: spool full, kernel log records lost, source problems. */
-  "agent",
-  /** Operator resyncs of a mirror: start, progress samples, throttle, done, failed, cancelled. */
-  "resync",
-] as const;
-export type TEventKind = (typeof eventKinds)[number];
+// What the agent reports: `kind` is coarse (the dashboard filters on it; the list and the
+// groups the dashboard shows are the contract's); `data.what` says which kernel message or
+// condition produced the event.
+export type { TEventKind } from "@mirrorplane/contracts";
 
 export type TRangeUnit = "pfn" | "sector" | "lba" | "byte";
 

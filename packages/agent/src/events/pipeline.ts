@@ -1,3 +1,4 @@
+import type { TPipelineStats } from "@mirrorplane/contracts";
 import { type EventRow, type IngestPool, insertEvents, isDataError } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import type { THostEvent } from "./event.ts";
@@ -26,19 +27,8 @@ export interface EventPipelineOptions {
   now?: () => number;
 }
 
-export interface PipelineStats {
-  written: number;
-  duplicates: number;
-  spooled: number;
-  replayed: number;
-  dropped: number;
-  /** Refused by Postgres for their data (logged). */
-  rejected: number;
-  queued: number;
-  spoolEvents: number;
-  spoolBytes: number;
-  databaseReachable: boolean;
-}
+/** The counters `events.status` reports (the contract's `ZPipelineStats`). */
+export type PipelineStats = TPipelineStats;
 
 /**
  * The event pipeline: producers `emit()` synchronously (no I/O, never throws, never

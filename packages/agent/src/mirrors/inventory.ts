@@ -4,49 +4,27 @@
 // (simulator/sim-inventory.ts). The resync controller joins it to the cluster-log replica
 // by log uuid (resync.logs).
 
-/**
- * dm-raid1's health character per leg (KERNEL-SOURCES.md §3.3, `device_status_char`):
- * A alive (no error counted), F flush failed, D dead (write failure), S sync failure,
- * R read failure, U unclassified. Only `A` is a leg without errors; the error count is
- * cleared only by loading a new table, so a leg never goes back to `A` by itself.
- */
-export type LegHealth = "A" | "F" | "D" | "S" | "R" | "U";
+import {
+  legHealthChars,
+  type TLegHealth,
+  type TMirrorLeg,
+  type TMirrorLogDevice,
+} from "@mirrorplane/contracts";
 
-export const LEG_HEALTH_CHARS: readonly LegHealth[] = ["A", "F", "D", "S", "R", "U"];
+/** dm-raid1's health character per leg: the contract's (`legHealthChars` says what each means). */
+export type LegHealth = TLegHealth;
+
+export const LEG_HEALTH_CHARS: readonly LegHealth[] = legHealthChars;
 
 export function legHealth(char: string | undefined): LegHealth {
   // A character a newer kernel may add is not "alive": unclassified.
   return (LEG_HEALTH_CHARS as readonly string[]).includes(char ?? "") ? (char as LegHealth) : "U";
 }
 
-export interface MirrorLeg {
-  /** The block device's kernel name (`dm-3`, `sdb`), its `M:m` when unresolved, or the simulator's leg file. */
-  readonly device: string;
-  /** The device-mapper name (`vg0-lv_data_mimage_0`) when the leg is a dm device. */
-  readonly label: string | null;
-  readonly majorMinor: string | null;
-  readonly health: LegHealth;
-  /** The table's first leg: dm-raid1's default mirror when the table was loaded. */
-  readonly primary: boolean;
-  /**
-   * The default mirror now: reads go to it and recovery copies from it. dm-raid1 moves it,
-   * when it fails, to the first leg without errors (dm-raid1.c fail_mirror), so it is the
-   * first `A` leg; none when every leg has failed.
-   */
-  readonly source: boolean;
-  /**
-   * Devices it is built on (sysfs `slaves`, recursively, and each partition's disk): a
-   * failure of any of them takes the leg too (the blast radius).
-   */
-  readonly underlying: string[];
-}
+/** One leg as the agent API reports it (the contract's `ZMirrorLeg`). */
+export type MirrorLeg = TMirrorLeg;
 
-export interface MirrorLogDevice {
-  readonly device: string;
-  readonly majorMinor: string | null;
-  /** The log server's device health as STATUS_INFO reports it (`A`/`D`); null: unknown. */
-  readonly health: "A" | "D" | null;
-}
+export type MirrorLogDevice = TMirrorLogDevice;
 
 export interface MirrorInfo {
   /** The dm device name (`vg0-lv_data`) or the simulated mirror's name. */
