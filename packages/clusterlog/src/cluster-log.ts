@@ -9,7 +9,14 @@ import type { DmUlogRequest, RequestHeader } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
 import { EAGAIN, EINVAL, EIO, ENOENT, ESRCH } from "./errno.ts";
 import { type LogGroup, NO_IO, releaseMember } from "./log-state.ts";
-import type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
+import type {
+  ApplyResult,
+  IoRequest,
+  NodeId,
+  Operation,
+  Reply,
+  ResyncOutcome,
+} from "./operations.ts";
 import {
   DEFERRED,
   type Outcome,
@@ -47,7 +54,7 @@ import {
 } from "./requests-resync.ts";
 import { getRegionSize, statusInfo, statusTable } from "./requests-status.ts";
 import type { Result } from "./result.ts";
-import { applyResync, issueOutOfSyncWrite, type ResyncOutcome } from "./resync.ts";
+import { applyResync, issueOutOfSyncWrite } from "./resync.ts";
 import {
   beginSnapshot,
   decodeSnapshot,

@@ -2,10 +2,9 @@ import type { Bitmap } from "./bitmap.ts";
 import type { RequestHeader } from "./codec.ts";
 import { encodeLogImage, logImageSize } from "./disk-format.ts";
 import { EAGAIN, EIO } from "./errno.ts";
-import type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
+import type { LogGroup, LogInstance, PendingReply, ResyncState } from "./log-state.ts";
 import { isMember, NO_IO, serverOf } from "./log-state.ts";
 import type { IoRequest, NodeId, Reply } from "./operations.ts";
-import type { ResyncState } from "./resync.ts";
 
 // Everything one replica holds, plus the output buffers of the operation being applied.
 // Iteration that can influence output goes through sorted keys, so a replica restored from

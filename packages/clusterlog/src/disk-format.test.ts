@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Bitmap } from "./bitmap.ts";
+import { performLogIo } from "./block-device.ts";
 import { encodeAscii } from "./codec.ts";
 import { type LogConfig, parseCtr } from "./ctr-args.ts";
 import {
@@ -8,7 +9,6 @@ import {
   initialCleanBits,
   LOG_OFFSET,
   logImageSize,
-  performLogIo,
 } from "./disk-format.ts";
 import { MemoryBlockDevice } from "./memory-block-device.ts";
 

@@ -1,7 +1,5 @@
 import { Bitmap } from "./bitmap.ts";
 import type { LogConfig } from "./ctr-args.ts";
-import { EIO } from "./errno.ts";
-import type { IoRequest, Operation } from "./operations.ts";
 
 // On-disk log, identical to the kernel "disk" log and cmirrord on little-endian hosts
 // (spec §5): header at byte 0, clean bitmap at byte 1024 with no count word (P20).
@@ -10,23 +8,6 @@ export const MIRROR_MAGIC = 0x4d69_5272; // "MiRr"
 export const MIRROR_DISK_VERSION = 2;
 export const LOG_OFFSET = 1024;
 const SECTOR = 512;
-
-/** Negative errno on failure, like the kernel's I/O paths. */
-export type IoResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: number };
-
-/**
- * What the agent implements over a real file or block device. Synchronous on purpose: the
- * log image is small (256 KiB at the 2 M-region LVM cap) and a synchronous pwrite plus
- * fdatasync costs ~0.2–0.7 ms (PERF.md row 6).
- */
-export interface BlockDevice {
-  read(offset: number, length: number): IoResult<Uint8Array>;
-  write(offset: number, data: Uint8Array): IoResult<void>;
-  /** Make earlier writes durable (fdatasync). spec §4.7 [REC], pitfall P33. */
-  flush(): IoResult<void>;
-}
 
 /** Header plus bitmap (bitmap padded to whole u32 like the kernel), rounded up to a sector. */
 export function logImageSize(regionCount: number): number {
@@ -81,27 +62,4 @@ export function initialCleanBits(config: LogConfig, image: Uint8Array | null): B
   }
   cleanBits.fillRange(diskRegions, config.regionCount, config.sync === "nosync");
   return cleanBits;
-}
-
-/** Whole-image write at offset 0, then fdatasync (spec §4.7 [REC], §10). */
-export function writeLogImage(device: BlockDevice, image: Uint8Array): IoResult<void> {
-  const written = device.write(0, image);
-  if (!written.ok) return written;
-  return device.flush();
-}
-
-/**
- * Run one `IoRequest` against the device the agent opened for it and return the
- * `io-done` operation to publish into the ordered stream.
- */
-export function performLogIo(io: IoRequest, device: BlockDevice | null): Operation {
-  if (!device) return { kind: "io-done", ioId: io.ioId, error: -EIO };
-  if (io.kind === "read") {
-    const read = device.read(0, io.length);
-    return read.ok
-      ? { kind: "io-done", ioId: io.ioId, error: 0, data: read.value }
-      : { kind: "io-done", ioId: io.ioId, error: read.error };
-  }
-  const written = writeLogImage(device, io.image);
-  return { kind: "io-done", ioId: io.ioId, error: written.ok ? 0 : written.error };
 }

@@ -3,6 +3,12 @@
 // same operations produce the same state and replies. See README.md for the module map.
 
 export { Bitmap, BitmapCopy, COPY_PIECE_BYTES, popcount32 } from "./bitmap.ts";
+export {
+  type BlockDevice,
+  type IoResult,
+  performLogIo,
+  writeLogImage,
+} from "./block-device.ts";
 export { ClusterLog } from "./cluster-log.ts";
 export type { ClusterLogOptions, PendingIo } from "./cluster-state.ts";
 export { DEFAULT_MAX_LOGS, DEFAULT_MAX_REGIONS } from "./cluster-state.ts";
@@ -55,18 +61,14 @@ export {
   type SyncMode,
 } from "./ctr-args.ts";
 export {
-  type BlockDevice,
   type DiskHeader,
   decodeLogHeader,
   encodeLogImage,
-  type IoResult,
   initialCleanBits,
   LOG_OFFSET,
   logImageSize,
   MIRROR_DISK_VERSION,
   MIRROR_MAGIC,
-  performLogIo,
-  writeLogImage,
 } from "./disk-format.ts";
 export * as errno from "./errno.ts";
 export {
@@ -79,18 +81,23 @@ export {
 } from "./frame-splitter.ts";
 export { needsRearm } from "./hint-guard.ts";
 export { type DeviceResolver, LocalDriver, makeRequest, type RequestSpec } from "./local-driver.ts";
-export type { LogGroup, LogInstance, PendingReply } from "./log-state.ts";
+export type { LogGroup, LogInstance, PendingReply, ResyncState } from "./log-state.ts";
 export { NO_NODE, NO_REGION, serverOf } from "./log-state.ts";
 export { MemoryBlockDevice } from "./memory-block-device.ts";
-export type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
+export type {
+  ApplyResult,
+  IoRequest,
+  NodeId,
+  Operation,
+  Reply,
+  ResyncOperation,
+  ResyncOutcome,
+} from "./operations.ts";
 export * from "./request-types.ts";
 export type { CoreError, Result } from "./result.ts";
 export {
   applyResync,
   countInSync,
-  type ResyncOperation,
-  type ResyncOutcome,
-  type ResyncState,
   resyncDone,
 } from "./resync.ts";
 export type { SnapshotError, SnapshotJob, SnapshotJobOptions } from "./snapshot.ts";

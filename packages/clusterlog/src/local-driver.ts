@@ -1,7 +1,7 @@
+import { type BlockDevice, performLogIo } from "./block-device.ts";
 import { ClusterLog } from "./cluster-log.ts";
 import type { ClusterLogOptions } from "./cluster-state.ts";
 import type { DmUlogRequest } from "./codec.ts";
-import { type BlockDevice, performLogIo } from "./disk-format.ts";
 import type { ApplyResult, IoRequest, NodeId, Operation, Reply } from "./operations.ts";
 import { DM_ULOG_REQUEST_VERSION } from "./request-types.ts";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { performLogIo } from "./block-device.ts";
 import { ClusterLog } from "./cluster-log.ts";
 import { decodeU64, encodeAscii, encodeU64, encodeU64List } from "./codec.ts";
-import { performLogIo } from "./disk-format.ts";
 import { makeRequest } from "./local-driver.ts";
 import { MemoryBlockDevice } from "./memory-block-device.ts";
 import type { IoRequest, NodeId, Operation, Reply } from "./operations.ts";

@@ -2,7 +2,6 @@ import { Bitmap } from "./bitmap.ts";
 import type { RequestHeader } from "./codec.ts";
 import type { LogConfig } from "./ctr-args.ts";
 import type { NodeId } from "./operations.ts";
-import type { ResyncState } from "./resync.ts";
 
 // Per-log state (cmirrord `struct log_c`, spec §3.1), split in two:
 // * a LogInstance per (node, uuid, luid): what one node's kernel constructed — config,
@@ -16,6 +15,25 @@ export const NO_REGION = -1;
 /** recoverer "nobody" (0xFFFFFFFF in cmirrord). */
 export const NO_NODE = 0xffff_ffff;
 export const NO_IO = -1;
+
+/** An operator resync in progress on a group (resync.ts applies the operations). */
+export interface ResyncState {
+  /** Chosen by the caller (the agent), unique per log; echoed in progress and events. */
+  readonly id: string;
+  /** Inclusive region range. */
+  readonly first: number;
+  readonly last: number;
+  /** Position in the stream at which it started (replicas agree on it). */
+  readonly startedAt: number;
+  /** The sequential sweep hands out no work; regions writes wait on still recover. */
+  paused: boolean;
+  /** Nothing is handed out at all until unpaused: the start is still being armed. */
+  armed: boolean;
+  /** Regions this resync made out of sync and that nothing else has touched since. */
+  readonly made: Bitmap;
+  /** How many regions it made out of sync at start. */
+  readonly madeCount: number;
+}
 
 export interface LogInstance {
   readonly node: NodeId;

@@ -1,4 +1,4 @@
-import type { BlockDevice, IoResult } from "./disk-format.ts";
+import type { BlockDevice, IoResult } from "./block-device.ts";
 import { EIO } from "./errno.ts";
 
 /**

@@ -1,5 +1,4 @@
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
-import type { ResyncOperation, ResyncOutcome } from "./resync.ts";
 
 // The ordered operations that drive the replicated cluster log, and what applying one
 // produces. Every replica applies the same operations in the same (total) order — the
@@ -70,3 +69,29 @@ export interface ApplyResult {
   /** For a `resync` operation: what it did (the same on every replica). */
   readonly resync?: ResyncOutcome;
 }
+
+export type ResyncOperation =
+  | {
+      readonly action: "start";
+      readonly uuid: string;
+      readonly id: string;
+      /** Inclusive; clamped to the log's regions. Omitted: the whole mirror. */
+      readonly first?: number;
+      readonly last?: number;
+      /**
+       * Hand out nothing until `unpause`: the agent suspends and resumes every node's
+       * mirror meanwhile, so no kernel writes the range "nosync" through a stale in_sync
+       * hint while another copies it (docs/KERNEL-BRIDGE.md).
+       */
+      readonly armed?: boolean;
+    }
+  | { readonly action: "cancel"; readonly uuid: string; readonly id: string }
+  | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string };
+
+/** What applying a resync operation did (all replicas compute the same). */
+export type ResyncOutcome =
+  | { readonly ok: true; readonly regions: number }
+  | {
+      readonly ok: false;
+      readonly reason: "no-such-log" | "bad-range" | "busy" | "no-such-resync";
+    };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { performLogIo } from "./disk-format.ts";
-import type { ResyncOperation } from "./resync.ts";
+import { performLogIo } from "./block-device.ts";
+import type { ResyncOperation } from "./operations.ts";
 import { countInSync, resyncDone } from "./resync.ts";
 import { A, B, Harness, U } from "./test-support.ts";
 

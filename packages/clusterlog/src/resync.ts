@@ -1,6 +1,7 @@
 import { type Bitmap, popcount32 } from "./bitmap.ts";
 import type { ClusterState } from "./cluster-state.ts";
 import { type LogGroup, NO_IO } from "./log-state.ts";
+import type { ResyncOperation, ResyncOutcome } from "./operations.ts";
 
 // Operator-started resync (issue 5, "Resync control"): an ordered operation makes a region
 // range out of sync, so every replica agrees on which regions need recovery and the
@@ -12,50 +13,6 @@ import { type LogGroup, NO_IO } from "./log-state.ts";
 // Each group holds at most one operator resync. It counts the regions *it* made out of
 // sync (they were in sync when it started), for reporting. Cancelling never declares a
 // region in sync (see `cancel` below): it stops the sweep until the next resume.
-
-export interface ResyncState {
-  /** Chosen by the caller (the agent), unique per log; echoed in progress and events. */
-  readonly id: string;
-  /** Inclusive region range. */
-  readonly first: number;
-  readonly last: number;
-  /** Position in the stream at which it started (replicas agree on it). */
-  readonly startedAt: number;
-  /** The sequential sweep hands out no work; regions writes wait on still recover. */
-  paused: boolean;
-  /** Nothing is handed out at all until unpaused: the start is still being armed. */
-  armed: boolean;
-  /** Regions this resync made out of sync and that nothing else has touched since. */
-  readonly made: Bitmap;
-  /** How many regions it made out of sync at start. */
-  readonly madeCount: number;
-}
-
-export type ResyncOperation =
-  | {
-      readonly action: "start";
-      readonly uuid: string;
-      readonly id: string;
-      /** Inclusive; clamped to the log's regions. Omitted: the whole mirror. */
-      readonly first?: number;
-      readonly last?: number;
-      /**
-       * Hand out nothing until `unpause`: the agent suspends and resumes every node's
-       * mirror meanwhile, so no kernel writes the range "nosync" through a stale in_sync
-       * hint while another copies it (docs/KERNEL-BRIDGE.md).
-       */
-      readonly armed?: boolean;
-    }
-  | { readonly action: "cancel"; readonly uuid: string; readonly id: string }
-  | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string };
-
-/** What applying a resync operation did (all replicas compute the same). */
-export type ResyncOutcome =
-  | { readonly ok: true; readonly regions: number }
-  | {
-      readonly ok: false;
-      readonly reason: "no-such-log" | "bad-range" | "busy" | "no-such-resync";
-    };
 
 export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOutcome {
   const group = state.groups.get(op.uuid);

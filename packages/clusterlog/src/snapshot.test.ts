@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { performLogIo } from "./block-device.ts";
 import { ClusterLog } from "./cluster-log.ts";
 import { encodeAscii, encodeSetRegionSync, encodeU64, encodeU64List } from "./codec.ts";
-import { performLogIo } from "./disk-format.ts";
 import { makeRequest } from "./local-driver.ts";
 import { MemoryBlockDevice } from "./memory-block-device.ts";
 import type { ApplyResult, Operation } from "./operations.ts";

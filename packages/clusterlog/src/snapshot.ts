@@ -8,9 +8,15 @@ import {
 } from "./cluster-state.ts";
 import { encodeAscii, type RequestHeader } from "./codec.ts";
 import { parseCtr } from "./ctr-args.ts";
-import { type LogGroup, NO_IO, NO_REGION, newLogGroup, type PendingReply } from "./log-state.ts";
+import {
+  type LogGroup,
+  NO_IO,
+  NO_REGION,
+  newLogGroup,
+  type PendingReply,
+  type ResyncState,
+} from "./log-state.ts";
 import { fail, ok, type Result } from "./result.ts";
-import type { ResyncState } from "./resync.ts";
 
 // Snapshot = everything replicas must agree on, in one canonical little-endian encoding
 // (pitfall P19): a joiner starts from it and replays the stream after `position`.
