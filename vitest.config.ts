@@ -9,6 +9,7 @@ export default defineConfig({
       "packages/*/vitest.config.ts",
       "apps/*/vitest.config.ts",
       "scripts/vitest.config.ts",
+      "test/web-agent/vitest.config.ts",
     ],
   },
 });

@@ -3,7 +3,7 @@ import { apiContentSecurityPolicy, commonSecurityHeaders } from "./src/lib/secur
 
 const config: NextConfig = {
   // Workspace packages ship TypeScript source ("just-in-time" packages).
-  transpilePackages: ["@mirrorplane/db", "@mirrorplane/agent"],
+  transpilePackages: ["@mirrorplane/db", "@mirrorplane/contracts"],
   // Node-only drivers stay out of the server bundle and load from node_modules.
   serverExternalPackages: ["pg", "@prisma/adapter-pg", "@prisma/client"],
   poweredByHeader: false,

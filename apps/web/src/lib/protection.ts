@@ -1,3 +1,4 @@
+import type { TResyncProgress } from "@mirrorplane/contracts";
 import { formatBytes } from "./bytes";
 import { formatDuration } from "./eta";
 
@@ -6,14 +7,10 @@ import { formatDuration } from "./eta";
 // isomorphic (the router and the browser both use it).
 
 /** The fields of an agent's resync progress these helpers read. */
-export interface TResyncShape {
-  state: "running" | "paused" | "done" | "cancelled" | "failed";
-  total: number;
-  inSync: number;
-  rate: number | null;
-  etaSeconds: number | null;
-  throttle: number | null;
-}
+export type TResyncShape = Pick<
+  TResyncProgress,
+  "state" | "total" | "inSync" | "rate" | "etaSeconds" | "throttle"
+>;
 
 export type TResyncDisplayState =
   | "running"

@@ -1,11 +1,6 @@
+import { regionState as RegionState } from "@mirrorplane/contracts";
 import { describe, expect, it } from "vitest";
-import {
-  outOfSyncRuns,
-  RegionState,
-  regionColors,
-  regionCounts,
-  renderRegionMap,
-} from "./region-map";
+import { outOfSyncRuns, regionColors, regionCounts, renderRegionMap } from "./region-map";
 
 const rgba = (img: { pixels: Uint8ClampedArray }, p: number) =>
   Array.from(img.pixels.slice(p * 4, p * 4 + 4));

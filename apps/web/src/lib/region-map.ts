@@ -5,15 +5,9 @@
  *
  * When there are more regions than pixels, each pixel stands for a run of regions and
  * shows the worst state among them — an out-of-sync region is never hidden by its
- * in-sync neighbours.
+ * in-sync neighbours. The states are the agent's (the contract's `regionState`).
  */
-export const RegionState = {
-  inSync: 0,
-  outOfSync: 1,
-  marked: 2,
-  recovering: 3,
-} as const;
-export type TRegionState = (typeof RegionState)[keyof typeof RegionState];
+import type { TRegionState } from "@mirrorplane/contracts";
 
 /** Severity order for "worst": recovering > marked > out of sync > in sync. */
 const rank = new Uint8Array([0, 1, 2, 3]);

@@ -1,9 +1,14 @@
 import "server-only";
-import type { AgentRouter } from "@mirrorplane/agent";
-import { createTRPCClient, httpLink, type TRPCClient } from "@trpc/client";
+import { agentApi, createContractClient, type TContractClient } from "@mirrorplane/contracts";
+import { createTRPCUntypedClient, httpLink } from "@trpc/client";
 import superjson from "superjson";
 
-export type AgentClient = TRPCClient<AgentRouter>;
+/**
+ * An agent's API as the contract (@mirrorplane/contracts) describes it: the dashboard needs
+ * none of the daemon's code, and every answer is checked against the contract's output
+ * schema (an agent of another version that answers outside it is an error saying so).
+ */
+export type AgentClient = TContractClient<typeof agentApi>;
 
 /** Reaches agents through their tRPC API with the cluster token (ARCHITECTURE.md). */
 export interface AgentDirectory {
@@ -16,7 +21,7 @@ export function createAgentDirectory(token: string, timeoutMs = 3_000): AgentDir
     client(apiUrl) {
       let client = clients.get(apiUrl);
       if (!client) {
-        client = createTRPCClient<AgentRouter>({
+        const trpc = createTRPCUntypedClient({
           links: [
             httpLink({
               url: `${apiUrl.replace(/\/$/, "")}/trpc`,
@@ -26,6 +31,10 @@ export function createAgentDirectory(token: string, timeoutMs = 3_000): AgentDir
                 fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
             }),
           ],
+        });
+        client = createContractClient(agentApi, {
+          query: (path, input) => trpc.query(path, input),
+          mutation: (path, input) => trpc.mutation(path, input),
         });
         clients.set(apiUrl, client);
       }

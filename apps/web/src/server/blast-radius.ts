@@ -1,3 +1,5 @@
+import type { TLegHealth, TMirrorLeg } from "@mirrorplane/contracts";
+
 // Blast radius (DASHBOARD.md edge 6): which mirrors lose their last good copy if this
 // device or node fails now, from what the agents report (resync.logs with legs). Pure:
 // the mirrors router collects the agents' views and calls these.
@@ -14,17 +16,10 @@
 //  * Nodes: legs of a clustered mirror are shared storage, so a node failure loses no leg.
 //    What a node failure does lose is what only that node reports or sees.
 
-export type TLegHealth = "A" | "F" | "D" | "S" | "R" | "U";
+export type { TLegHealth } from "@mirrorplane/contracts";
 
-export interface TLegView {
-  device: string;
-  label: string | null;
-  majorMinor: string | null;
-  health: TLegHealth;
-  primary: boolean;
-  source: boolean;
-  underlying: string[];
-}
+/** A leg as an agent reports it (`resync.logs`). */
+export type TLegView = TMirrorLeg;
 
 /** One node's view of one mirror. `legs` null: the agent did not report them (`reason`). */
 export interface THolderView {

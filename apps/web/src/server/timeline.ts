@@ -1,10 +1,12 @@
+import { deviceErrorKinds, memoryErrorKinds } from "@mirrorplane/contracts";
 import type { Db } from "@mirrorplane/db";
 
 /**
  * One time axis across layers (DASHBOARD.md edge 10), down-sampled on the server to the
  * bucket count the chart asks for (about one per pixel, STYLE.md §9): khugepaged's
- * collapse activity and THP faults (samples), memory-error, device-error and resync event
- * counts, and the resync rate in regions per second.
+ * collapse activity and THP faults (samples), memory-error and device-error counts (the
+ * contract's `memoryErrorKinds`, `deviceErrorKinds`), resync event counts, and the resync
+ * rate in regions per second.
  *
  * The resync rate comes from the `resync` events the agents' resync controllers write
  * (packages/agent/src/clusterlog/resync-control.ts): `start` (the range's sync bits are
@@ -26,15 +28,6 @@ export interface TTimelinePoint {
   /** Mean resync rate over the bucket, regions per second (0 when nothing ran). */
   resyncRate: number;
 }
-
-export const memoryKinds = [
-  "memory_failure",
-  "memory_device_loss",
-  "pmem_badblocks",
-  "edac_error",
-  "hwpoison_counter",
-  "soft_offline",
-];
 
 export interface TResyncScope {
   /** Only the runs recorded by this node (null: every node's, the whole cluster). */
@@ -137,8 +130,8 @@ export async function timelinePoints(
       : Promise.resolve([]),
     db.$queryRaw<Array<{ bucket: Date; grp: string; n: bigint }>>`
       SELECT date_bin(make_interval(secs => ${step}::float8), occurred_at, ${from}::timestamptz) AS bucket,
-             CASE WHEN kind = ANY(${memoryKinds}::text[]) THEN 'memory'
-                  WHEN kind = 'device_failure' THEN 'device'
+             CASE WHEN kind = ANY(${memoryErrorKinds}::text[]) THEN 'memory'
+                  WHEN kind = ANY(${deviceErrorKinds}::text[]) THEN 'device'
                   WHEN kind = 'resync' THEN 'resync' ELSE 'other' END AS grp,
              count(*) AS n
         FROM events

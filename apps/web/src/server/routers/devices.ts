@@ -1,3 +1,4 @@
+import { deviceEventKinds, memoryEventKinds } from "@mirrorplane/contracts";
 import { z } from "zod";
 import { trpcErrorCode } from "~/lib/errors";
 import { deviceBlastRadius, legDevices, nodeBlastRadius } from "../blast-radius";
@@ -5,16 +6,9 @@ import { createTRPCRouter, protectedProcedure } from "../trpc";
 import { eventSelect, serializeEvent } from "./events";
 import { blastRadiusCaveats, collect, mirrorView } from "./mirrors";
 
-const memoryKinds = [
-  "memory_failure",
-  "memory_device_loss",
-  "pmem_badblocks",
-  "soft_offline",
-  "unpoison",
-  "edac_error",
-  "hwpoison_counter",
-];
-const deviceKinds = ["device_failure", "device_recovered"];
+// Every memory and device event, recoveries included (the time axis counts only the errors).
+const memoryKinds = [...memoryEventKinds];
+const deviceKinds = [...deviceEventKinds];
 
 export const devicesRouter = createTRPCRouter({
   /**
@@ -86,9 +80,7 @@ export const devicesRouter = createTRPCRouter({
       const probes = await Promise.all(
         sources.map(async (n) => {
           try {
-            const status = (await ctx.agents.client(n.apiUrl).events.status.query()) as {
-              sources: Record<string, boolean>;
-            };
+            const status = await ctx.agents.client(n.apiUrl).events.status.query();
             return { nodeId: n.id, sources: status.sources, error: null };
           } catch (error) {
             const code = trpcErrorCode(error);

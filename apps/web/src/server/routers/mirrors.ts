@@ -1,3 +1,14 @@
+import {
+  firstNotAfterLast,
+  isAgentRefusal,
+  type TMirrorLogDevice,
+  type TResyncLog,
+  type TResyncProgress,
+  ZLogUuid,
+  ZRegionsPerSecond,
+  ZResyncRange,
+  ZResyncRangeFields,
+} from "@mirrorplane/contracts";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { trpcErrorCode } from "~/lib/errors";
@@ -20,9 +31,6 @@ import {
 
 /** At most this many resyncs running per node at once (DASHBOARD.md edge 9: bulk with guards). */
 export const maxResyncsPerNode = 2;
-
-type Logs = Awaited<ReturnType<AgentClient["resync"]["logs"]["query"]>>;
-type Log = Logs[number];
 
 interface Holder {
   nodeId: string;
@@ -65,28 +73,36 @@ export function observeTrend(
   return "stalled";
 }
 
-export interface TCollectedMirror {
-  uuid: string;
-  regionCount: number;
-  inSync: number;
-  resyncId: string | null;
+/** A field an agent may leave out, as the dashboard keeps it: null when unknown. */
+type TKnown<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
+
+/**
+ * A mirror as the reachable agents report it (`resync.logs`): the sync state is the
+ * least-synced report; the CTR facts are the first holder's report of each (the CTR is the
+ * same table on every node).
+ */
+export interface TCollectedMirror
+  extends TKnown<
+    Pick<
+      TResyncLog,
+      | "uuid"
+      | "regionCount"
+      | "inSync"
+      | "resyncId"
+      | "name"
+      | "logType"
+      | "regionSectors"
+      | "sizeBytes"
+    >
+  > {
   holders: Holder[];
-  /** The first holder's report of each (the CTR is the same table on every node). */
-  name: string | null;
-  logType: string | null;
-  regionSectors: number | null;
-  sizeBytes: number | null;
-  logDevice: {
-    nodeId: string;
-    device: string;
-    majorMinor: string | null;
-    health: "A" | "D" | null;
-  } | null;
+  /** The log device, and the node that reported it. */
+  logDevice: (TMirrorLogDevice & { nodeId: string }) | null;
   /** Each holder's own kernel's view of the legs. */
   views: THolderView[];
 }
 
-function holderView(nodeId: string, log: Log): THolderView {
+function holderView(nodeId: string, log: TResyncLog): THolderView {
   if (log.legs) return { nodeId, legs: log.legs, reason: null };
   return {
     nodeId,
@@ -139,13 +155,14 @@ export async function collect(ctx: ContextInner) {
         return {
           node: n.id,
           client,
-          logs: (await client.resync.logs.query()) as Logs,
+          logs: await client.resync.logs.query(),
           error: null,
         };
       } catch (error) {
         const code = trpcErrorCode(error);
         // An agent without a cluster-log server simply holds no mirror.
-        if (code === "NOT_IMPLEMENTED") return { node: n.id, logs: [] as Logs, error: null };
+        if (code === "NOT_IMPLEMENTED")
+          return { node: n.id, logs: [] as TResyncLog[], error: null };
         return { node: n.id, logs: null, error: (error as Error).message };
       }
     }),
@@ -198,10 +215,8 @@ async function holderOf(ctx: ContextInner, uuid: string) {
   return held((await collect(ctx)).mirrors, uuid);
 }
 
-type TProgress = Awaited<ReturnType<AgentClient["resync"]["progress"]["query"]>>;
-
 /** The latest resync of `m` as the node that runs the dashboard's resyncs reports it. */
-async function latestProgress(m: TCollectedMirror): Promise<TProgress | null> {
+async function latestProgress(m: TCollectedMirror): Promise<TResyncProgress | null> {
   return m.holders[0]!.client.resync.progress.query({ uuid: m.uuid }).catch(() => null);
 }
 
@@ -218,7 +233,7 @@ export interface TRecoveryStopped {
  */
 export function recoveryStoppedOf(
   m: Pick<TCollectedMirror, "inSync" | "regionCount" | "resyncId">,
-  progress: TProgress | null,
+  progress: TResyncProgress | null,
 ): TRecoveryStopped | null {
   if (m.inSync >= m.regionCount || m.resyncId !== null || !progress) return null;
   if (progress.state !== "cancelled" && progress.state !== "failed") return null;
@@ -247,8 +262,8 @@ export const blastRadiusCaveats = {
 function agentError(error: unknown): TRPCError {
   const code = trpcErrorCode(error);
   const message = error instanceof Error ? error.message : String(error);
-  if (code === "BAD_REQUEST" || code === "CONFLICT" || code === "NOT_FOUND")
-    return new TRPCError({ code, message });
+  // The agent's refusals of the request itself reach the operator as they are.
+  if (isAgentRefusal(code)) return new TRPCError({ code, message });
   return new TRPCError({ code: "BAD_GATEWAY", message: `agent: ${message}` });
 }
 
@@ -278,25 +293,12 @@ async function auditedAgentCall<T>(
   }
 }
 
-const ZUuid = z.object({ uuid: z.string().min(1).max(128) });
-const ZRange = ZUuid.extend({
-  first: z.number().int().min(0).optional(),
-  last: z.number().int().min(0).optional(),
-  throttle: z.number().int().min(1).max(10_000_000).optional(),
-}).refine(
-  (r) => r.first === undefined || r.last === undefined || r.first <= r.last,
-  "first must not be after last",
-);
-const ZPlan = ZUuid.extend({
-  first: z.number().int().min(0).optional(),
-  last: z.number().int().min(0).optional(),
-  throttle: z.number().int().min(1).max(10_000_000).optional(),
+// The range is the contract's, so the dashboard and the agent check it with the same limits.
+const ZUuid = ZLogUuid;
+const ZPlan = ZResyncRangeFields.extend({
   /** Plan the smallest range holding every region out of sync now (first/last ignored). */
   outOfSyncOnly: z.boolean().optional(),
-}).refine(
-  (r) => r.first === undefined || r.last === undefined || r.first <= r.last,
-  "first must not be after last",
-);
+}).refine(...firstNotAfterLast);
 
 export const mirrorsRouter = createTRPCRouter({
   list: protectedProcedure.query(async ({ ctx }) => {
@@ -541,8 +543,8 @@ export const mirrorsRouter = createTRPCRouter({
   bulkPlan: protectedProcedure
     .input(
       z.object({
-        uuids: z.array(z.string().min(1).max(128)).min(1).max(100),
-        throttle: z.number().int().min(1).max(10_000_000).optional(),
+        uuids: z.array(ZLogUuid.shape.uuid).min(1).max(100),
+        throttle: ZRegionsPerSecond.optional(),
       }),
     )
     .query(async ({ ctx, input }) => {
@@ -613,7 +615,7 @@ export const mirrorsRouter = createTRPCRouter({
       };
     }),
 
-  startResync: operatorProcedure.input(ZRange).mutation(async ({ ctx, input }) => {
+  startResync: operatorProcedure.input(ZResyncRange).mutation(async ({ ctx, input }) => {
     const target = `mirror:${input.uuid}`;
     const m = await holderOf(ctx, input.uuid);
     // Guard: at most K running resyncs per node holding this mirror.
@@ -652,8 +654,8 @@ export const mirrorsRouter = createTRPCRouter({
   bulkResync: operatorProcedure
     .input(
       z.object({
-        uuids: z.array(z.string().min(1).max(128)).min(1).max(100),
-        throttle: z.number().int().min(1).max(10_000_000).optional(),
+        uuids: z.array(ZLogUuid.shape.uuid).min(1).max(100),
+        throttle: ZRegionsPerSecond.optional(),
       }),
     )
     .mutation(async ({ ctx, input }) => {
@@ -743,7 +745,7 @@ export const mirrorsRouter = createTRPCRouter({
   }),
 
   throttle: operatorProcedure
-    .input(ZUuid.extend({ regionsPerSecond: z.number().int().min(1).max(10_000_000).nullable() }))
+    .input(ZUuid.extend({ regionsPerSecond: ZRegionsPerSecond.nullable() }))
     .mutation(async ({ ctx, input }) => {
       const target = `mirror:${input.uuid}`;
       const m = await holderOf(ctx, input.uuid);

@@ -4,12 +4,12 @@ import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createAgentDirectory } from "./agents";
-import { createCaller } from "./root";
-import { createContextInner } from "./trpc";
+import { createAgentDirectory } from "~/server/agents";
+import { createCaller } from "~/server/root";
+import { createContextInner } from "~/server/trpc";
 
 const token = "router-test-token-0123456789";
-const fixtureRoot = join(import.meta.dirname, "../../../../packages/agent/test/fixtures/thp-6.18");
+const fixtureRoot = join(import.meta.dirname, "../../packages/agent/test/fixtures/thp-6.18");
 const now = new Date("2026-03-01T12:00:00Z");
 
 describe("control-plane routers (real Postgres, real agent API)", () => {

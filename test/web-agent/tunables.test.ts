@@ -6,10 +6,10 @@ import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { TunableWriter } from "../../../../packages/agent/src/collectors/tunables";
-import { createAgentDirectory } from "./agents";
-import { createCaller } from "./root";
-import { type ContextUser, createContextInner } from "./trpc";
+import { createAgentDirectory } from "~/server/agents";
+import { createCaller } from "~/server/root";
+import { type ContextUser, createContextInner } from "~/server/trpc";
+import { TunableWriter } from "../../packages/agent/src/collectors/tunables";
 
 const token = "tunable-test-token-0123456789";
 
@@ -30,7 +30,7 @@ describe("khugepaged tunables through the control plane (real agent API on a fix
   beforeAll(async () => {
     // Never the host's sysfs: a copy of the 6.18 fixture tree in a temp dir.
     root = await mkdtemp(join(tmpdir(), "mirrorplane-tunables-"));
-    await cp(join(import.meta.dirname, "../../../../packages/agent/test/fixtures/thp-6.18"), root, {
+    await cp(join(import.meta.dirname, "../../packages/agent/test/fixtures/thp-6.18"), root, {
       recursive: true,
     });
     const writer = new TunableWriter(root, "n1", (e) => recorded.push(e));

@@ -6,12 +6,12 @@ import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ResyncController } from "../../../../packages/agent/src/clusterlog/resync-control";
-import { SimCluster } from "../../../../packages/agent/src/simulator/sim-cluster";
-import { SimMirrorInventory } from "../../../../packages/agent/src/simulator/sim-inventory";
-import { createAgentDirectory } from "./agents";
-import { createCaller } from "./root";
-import { createContextInner } from "./trpc";
+import { createAgentDirectory } from "~/server/agents";
+import { createCaller } from "~/server/root";
+import { createContextInner } from "~/server/trpc";
+import { ResyncController } from "../../packages/agent/src/clusterlog/resync-control";
+import { SimCluster } from "../../packages/agent/src/simulator/sim-cluster";
+import { SimMirrorInventory } from "../../packages/agent/src/simulator/sim-inventory";
 
 // Legs, region size, bytes in the plan and the blast radius through the control plane:
 // real Postgres, two real agent APIs over a simulated cluster (simulated kernels, real leg

@@ -3,9 +3,9 @@ import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createAgentDirectory } from "./agents";
-import { createCaller } from "./root";
-import { createContextInner } from "./trpc";
+import { createAgentDirectory } from "~/server/agents";
+import { createCaller } from "~/server/root";
+import { createContextInner } from "~/server/trpc";
 
 // Cluster membership on the nodes page (issue 13), through real agent APIs: one with a
 // cluster-log replica (its membership as the agent reports it), one without.

@@ -7,19 +7,19 @@ import { join } from "node:path";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createAgentDirectory } from "./agents";
-import { AlertDelivery } from "./alerting";
-import { startBackground } from "./live/background";
-import { installMirrorWatch, MirrorWatch } from "./mirror-watch";
-import { defaultRetentionPolicy } from "./retention";
-import { createCaller } from "./root";
-import { type ContextUser, createContextInner } from "./trpc";
+import { createAgentDirectory } from "~/server/agents";
+import { AlertDelivery } from "~/server/alerting";
+import { startBackground } from "~/server/live/background";
+import { installMirrorWatch, MirrorWatch } from "~/server/mirror-watch";
+import { defaultRetentionPolicy } from "~/server/retention";
+import { createCaller } from "~/server/root";
+import { type ContextUser, createContextInner } from "~/server/trpc";
 
 // The overview's progress-aware alarms against the real demo cluster `npm start` runs
 // (`mirrorplane-agent demo`: three simulated agents and kernels, mirrors under write load,
 // LVM-sim-db-primary in its initial sync for a few minutes), through the tRPC caller on
 // real Postgres.
-const repo = join(import.meta.dirname, "../../../..");
+const repo = join(import.meta.dirname, "../..");
 const token = "overview-alarms-token-0123456789";
 
 async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>) {
