@@ -1,11 +1,11 @@
-import { type AgentApiServer, startApiServer } from "@mirrorplane/agent";
+import type { AgentApiServer } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { createCaller } from "~/server/root";
 import { createContextInner } from "~/server/trpc";
+import { startTestAgent } from "./agent-api";
 
 // Cluster membership on the nodes page (issue 13), through real agent APIs: one with a
 // cluster-log replica (its membership as the agent reports it), one without.
@@ -18,38 +18,21 @@ describe("nodes.membership (real Postgres, real agent APIs)", () => {
   let db: Db;
   const agents: AgentApiServer[] = [];
   beforeAll(async () => {
-    const unused = () => {
-      throw new Error("unused");
-    };
     agents.push(
-      await startApiServer({
-        host: "127.0.0.1",
-        port: 0,
-        token,
-        log: pino({ level: "silent" }),
-        services: {
-          nodeInfo: unused,
-          readKhugepaged: unused,
-          membership: () => ({
-            nodeId: 2,
-            members: [1, 2, 3],
-            servedBy: { "LVM-a": 1 },
-            recent: [
-              { kind: "node-join", node: 3, by: 3, seq: 10, at: now.getTime() - 60_000 },
-              { kind: "node-failed", node: 4, by: 1, seq: 11, at: now.getTime() - 30_000 },
-              { kind: "server", node: 1, by: 1, seq: 12, at: now.getTime(), uuid: "LVM-a" },
-            ],
-            order: { kind: "jetstream", connected: false },
-          }),
-        },
+      await startTestAgent(token, {
+        membership: () => ({
+          nodeId: 2,
+          members: [1, 2, 3],
+          servedBy: { "LVM-a": 1 },
+          recent: [
+            { kind: "node-join", node: 3, by: 3, seq: 10, at: now.getTime() - 60_000 },
+            { kind: "node-failed", node: 4, by: 1, seq: 11, at: now.getTime() - 30_000 },
+            { kind: "server", node: 1, by: 1, seq: 12, at: now.getTime(), uuid: "LVM-a" },
+          ],
+          order: { kind: "jetstream", connected: false },
+        }),
       }),
-      await startApiServer({
-        host: "127.0.0.1",
-        port: 0,
-        token,
-        log: pino({ level: "silent" }),
-        services: { nodeInfo: unused, readKhugepaged: unused },
-      }),
+      await startTestAgent(token),
     );
     database = await createTestDatabase(inject("pgAdminUrl"), "membership");
     db = createDb(database.url, { poolSize: 2 });

@@ -1,10 +1,9 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AgentApiServer, startApiServer } from "@mirrorplane/agent";
+import type { AgentApiServer } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { createCaller } from "~/server/root";
@@ -12,6 +11,7 @@ import { createContextInner } from "~/server/trpc";
 import { ResyncController } from "../../packages/agent/src/clusterlog/resync-control";
 import { SimCluster } from "../../packages/agent/src/simulator/sim-cluster";
 import { SimMirrorInventory } from "../../packages/agent/src/simulator/sim-inventory";
+import { startTestAgent } from "./agent-api";
 
 // Legs, region size, bytes in the plan and the blast radius through the control plane:
 // real Postgres, two real agent APIs over a simulated cluster (simulated kernels, real leg
@@ -80,21 +80,7 @@ describe("mirror legs and blast radius (real Postgres, real agent APIs, simulate
         inventory: nodeId === "n1" ? new SimMirrorInventory(cluster, servers[i]!.nodeId) : null,
       });
       controllers.push(controller);
-      const agent = await startApiServer({
-        host: "127.0.0.1",
-        port: 0,
-        token,
-        log: pino({ level: "silent" }),
-        services: {
-          nodeInfo: () => {
-            throw new Error("unused");
-          },
-          readKhugepaged: () => {
-            throw new Error("unused");
-          },
-          resync: controller,
-        },
-      });
+      const agent = await startTestAgent(token, { resync: controller });
       agents.push(agent);
       await db.node.create({
         data: {

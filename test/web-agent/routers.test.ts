@@ -1,12 +1,12 @@
 import { join } from "node:path";
-import { type AgentApiServer, readKhugepaged, startApiServer } from "@mirrorplane/agent";
+import { type AgentApiServer, readKhugepaged } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { createCaller } from "~/server/root";
 import { createContextInner } from "~/server/trpc";
+import { startTestAgent } from "./agent-api";
 
 const token = "router-test-token-0123456789";
 const fixtureRoot = join(import.meta.dirname, "../../packages/agent/test/fixtures/thp-6.18");
@@ -21,18 +21,7 @@ describe("control-plane routers (real Postgres, real agent API)", () => {
   beforeAll(async () => {
     database = await createTestDatabase(inject("pgAdminUrl"), "web");
     db = createDb(database.url, { poolSize: 2 });
-    agent = await startApiServer({
-      host: "127.0.0.1",
-      port: 0,
-      token,
-      log: pino({ level: "silent" }),
-      services: {
-        nodeInfo: () => {
-          throw new Error("unused");
-        },
-        readKhugepaged: () => readKhugepaged(fixtureRoot),
-      },
-    });
+    agent = await startTestAgent(token, { readKhugepaged: () => readKhugepaged(fixtureRoot) });
     const base = {
       agentVersion: "0.1.0",
       kernelRelease: "6.18.44",

@@ -1,15 +1,15 @@
 import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AgentApiServer, readKhugepaged, startApiServer } from "@mirrorplane/agent";
+import { type AgentApiServer, readKhugepaged } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { createCaller } from "~/server/root";
 import { type ContextUser, createContextInner } from "~/server/trpc";
 import { TunableWriter } from "../../packages/agent/src/collectors/tunables";
+import { startTestAgent } from "./agent-api";
 
 const token = "tunable-test-token-0123456789";
 
@@ -34,18 +34,9 @@ describe("khugepaged tunables through the control plane (real agent API on a fix
       recursive: true,
     });
     const writer = new TunableWriter(root, "n1", (e) => recorded.push(e));
-    agent = await startApiServer({
-      host: "127.0.0.1",
-      port: 0,
-      token,
-      log: pino({ level: "silent" }),
-      services: {
-        nodeInfo: () => {
-          throw new Error("unused");
-        },
-        readKhugepaged: () => readKhugepaged(root),
-        setTunable: (input) => writer.set(input),
-      },
+    agent = await startTestAgent(token, {
+      readKhugepaged: () => readKhugepaged(root),
+      setTunable: (input) => writer.set(input),
     });
     database = await createTestDatabase(inject("pgAdminUrl"), "tunables");
     db = createDb(database.url, { poolSize: 2 });
