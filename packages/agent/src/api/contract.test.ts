@@ -24,7 +24,8 @@ interface TServedDef {
 }
 
 describe("the agent's router and the contract", () => {
-  const served = agentRouter._def.procedures as Record<string, { _def: TServedDef }>;
+  // At run time the router keeps its procedures flat, by dotted path.
+  const served = agentRouter._def.procedures as unknown as Record<string, { _def: TServedDef }>;
   const contract = contractProcedures(agentApi);
 
   it("serves exactly the contract's procedures, each as its kind", () => {
