@@ -29,6 +29,13 @@ export interface ResyncState {
   paused: boolean;
   /** Nothing is handed out at all until unpaused: the start is still being armed. */
   armed: boolean;
+  /**
+   * Throttle (an `allow` operation per window, from the agent that owns it): how many
+   * more regions the sequential sweep may hand out until the next `allow`; null: no limit.
+   * Each sweep hand-out spends one, so a window never hands out more than it was allowed
+   * on any number of nodes; the priority list (regions writes wait on) is never limited.
+   */
+  allowance: number | null;
   /** Regions this resync made out of sync and that nothing else has touched since. */
   readonly made: Bitmap;
   /** How many regions it made out of sync at start. */

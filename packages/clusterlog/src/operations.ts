@@ -86,7 +86,17 @@ export type ResyncOperation =
       readonly armed?: boolean;
     }
   | { readonly action: "cancel"; readonly uuid: string; readonly id: string }
-  | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string };
+  | { readonly action: "pause" | "unpause"; readonly uuid: string; readonly id: string }
+  /**
+   * A throttle window begins: the sweep may hand out `regions` more (null: no limit).
+   * Not added to what is left: an unspent allowance lapses with its window.
+   */
+  | {
+      readonly action: "allow";
+      readonly uuid: string;
+      readonly id: string;
+      readonly regions: number | null;
+    };
 
 /** What applying a resync operation did (all replicas compute the same). */
 export type ResyncOutcome =

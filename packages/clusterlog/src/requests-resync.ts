@@ -71,6 +71,9 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
   // on (the priority list above) still recover, so a throttle never blocks writers. So
   // does a cancelled one, until the next resume.
   if (group.resync?.paused || group.sweepHeld) return none;
+  // A throttled resync: its window's allowance spent, the sweep waits for the next one.
+  const resync = group.resync;
+  if (resync && resync.allowance !== null && resync.allowance <= 0) return none;
   const region = group.syncBits.findNextZero(group.syncSearch);
   if (region >= group.regionCount) {
     // lvm2 34cbedcea (P14): rc + 1 makes the hint (sync_search − 1) reach rc.
@@ -79,6 +82,7 @@ export function getResyncWork(state: ClusterState, req: RequestContext): Outcome
   }
   if (busyElsewhere(region)) return none; // the cursor stays: asked again, handed out later
   group.syncSearch = region + 1;
+  if (resync && resync.allowance !== null) resync.allowance--;
   return assign(region);
 }
 

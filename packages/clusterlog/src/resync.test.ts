@@ -84,6 +84,44 @@ describe("operator resync (ordered operation)", () => {
     expect(h.resyncWork(A)).toEqual([1, 0]);
   });
 
+  it("a throttle's allowance caps the sweep's hand-outs per window on every node", () => {
+    const h = new Harness();
+    h.up(A, NOSYNC_8);
+    h.up(B, NOSYNC_8, 0x2222n);
+    resync(h, { action: "start", uuid: U, id: "r1", first: 0, last: 7 });
+    h.suspendResume(A); // both kernels' hints re-armed (hint guard), as the agent does
+    h.suspendResume(B, 0x2222n);
+    expect(resync(h, { action: "allow", uuid: U, id: "r1", regions: 2 })).toEqual({
+      ok: true,
+      regions: 0,
+    });
+    expect(h.resyncWork(A)).toEqual([1, 0]);
+    h.setRegionSync(A, 0, true);
+    expect(h.resyncWork(B)).toEqual([1, 1]); // another node spends the same allowance
+    h.setRegionSync(B, 1, true);
+    expect(h.resyncWork(A)[0]).toBe(0); // spent: nothing more this window, for anyone
+    expect(h.resyncWork(B)[0]).toBe(0);
+    expect(h.remoteRecovering(A, 6)[0]).toBe(1); // a write waits on 6: never throttled
+    expect(h.resyncWork(A)).toEqual([1, 6]);
+    h.setRegionSync(A, 6, true);
+    // The next window: a fresh allowance, not added to an unspent one.
+    resync(h, { action: "allow", uuid: U, id: "r1", regions: 1 });
+    expect(h.resyncWork(B)).toEqual([1, 2]);
+    h.setRegionSync(B, 2, true);
+    expect(h.resyncWork(A)[0]).toBe(0);
+    // Replicas agree on it: a snapshot carries the allowance.
+    const copy = h.log.snapshot();
+    const group = h.log.state.groups.get(U)!;
+    expect(group.resync?.allowance).toBe(0);
+    resync(h, { action: "allow", uuid: U, id: "r1", regions: null }); // the limit lifted
+    expect(h.resyncWork(A)).toEqual([1, 3]);
+    expect(h.log.snapshot()).not.toEqual(copy);
+    expect(resync(h, { action: "allow", uuid: U, id: "r1", regions: -1 })).toEqual({
+      ok: false,
+      reason: "bad-range",
+    });
+  });
+
   it("cancel declares nothing in sync: the sweep stops until the next resume", () => {
     const h = new Harness();
     h.up(A, NOSYNC_8);

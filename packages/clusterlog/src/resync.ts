@@ -49,6 +49,7 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
       startedAt: state.position,
       paused: false,
       armed: op.armed ?? false,
+      allowance: null,
       made,
       madeCount: made.count,
     };
@@ -56,6 +57,12 @@ export function applyResync(state: ClusterState, op: ResyncOperation): ResyncOut
   }
   const resync = group.resync;
   if (!resync || resync.id !== op.id) return { ok: false, reason: "no-such-resync" };
+  if (op.action === "allow") {
+    const n = op.regions;
+    if (n !== null && (!Number.isInteger(n) || n < 0)) return { ok: false, reason: "bad-range" };
+    resync.allowance = n;
+    return { ok: true, regions: 0 };
+  }
   if (op.action === "pause" || op.action === "unpause") {
     resync.paused = op.action === "pause";
     if (op.action === "unpause") resync.armed = false;

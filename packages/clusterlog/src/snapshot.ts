@@ -287,7 +287,10 @@ function writeGroup(w: SnapshotWriter, g: LogGroup): void {
 
 function writeResync(w: SnapshotWriter, resync: ResyncState): void {
   w.string(resync.id).u64(resync.first).u64(resync.last).u64(resync.startedAt);
-  w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0));
+  // Bit 2 (added later, so a state without a throttle keeps its bytes): an allowance follows.
+  const allowed = resync.allowance !== null;
+  w.u8((resync.paused ? 1 : 0) | (resync.armed ? 2 : 0) | (allowed ? 4 : 0));
+  if (allowed) w.u32(resync.allowance!);
   // Written as `bytes(made.toBytes())` before: the same bytes (`made` has the log's size).
   w.u64(resync.madeCount).bitmap(resync.made);
 }
@@ -300,10 +303,11 @@ function readResync(r: ByteReader, regionCount: number): ResyncState {
   const state = r.u8();
   const paused = (state & 1) !== 0;
   const armed = (state & 2) !== 0;
+  const allowance = (state & 4) !== 0 ? r.u32() : null;
   const madeCount = r.u64();
   const made = new Bitmap(regionCount);
   made.readBytes(r.bytes(), 0);
-  return { id, first, last, startedAt, paused, armed, made, madeCount };
+  return { id, first, last, startedAt, paused, armed, allowance, made, madeCount };
 }
 
 function readGroup(r: ByteReader, version: number): LogGroup {

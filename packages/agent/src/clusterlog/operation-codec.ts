@@ -154,7 +154,8 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
         r === null ||
         typeof r.uuid !== "string" ||
         typeof r.id !== "string" ||
-        !["start", "cancel", "pause", "unpause"].includes(r.action as string)
+        !["start", "cancel", "pause", "unpause", "allow"].includes(r.action as string) ||
+        (r.action === "allow" && !validAllowance((r as { regions?: unknown }).regions))
       ) {
         throw new EnvelopeError("bad resync operation");
       }
@@ -179,4 +180,9 @@ export function subjectToken(uuid: string): string {
   let hex = "h_";
   for (let i = 0; i < uuid.length; i++) hex += uuid.charCodeAt(i).toString(16).padStart(2, "0");
   return hex;
+}
+
+/** An `allow` carries a whole number of regions, or null (no limit). */
+function validAllowance(regions: unknown): boolean {
+  return regions === null || (Number.isInteger(regions) && (regions as number) >= 0);
 }

@@ -17,13 +17,13 @@ import type { ClusterLogServer } from "./server.ts";
 // (`dmsetup suspend` + `dmsetup resume`, docs/KERNEL-BRIDGE.md); the `kick` option does
 // that (the simulator's kernels; on a real host the dmsetup calls, on every node).
 //
-// Throttling is a pause/unpause cycle of the ordered operation, driven by the node that
-// owns the throttle: in each one-second window, once the limit of regions has been
-// recovered, the sweep is paused until the window ends. The limit is checked at every
-// operation this replica applies (not only at the samples, which come once a second), so
-// from the first window on a window recovers about the limit — plus the regions in
-// flight when the pause is ordered. Regions a write waits on are still recovered while
-// paused (the core serves the priority list), so a throttle never blocks writers.
+// Throttling is an allowance in the replicated state, renewed by the node that owns the
+// throttle: at each sample (about once a second) it orders an `allow` of the regions the
+// elapsed time earns at the limit (fractions carried over), and the core hands the sweep
+// out no more than that on any node until the next one. The cap holds in the order itself,
+// so no region in flight on another node overshoots it (a pause ordered after the budget
+// was spent overshot 2–4× at 1–3 regions/s). Regions a write waits on are still recovered
+// beyond it (the core serves the priority list), so a throttle never blocks writers.
 
 /** Where resync events go: the agent's EventPipeline fits (`emit` never blocks). */
 export interface ResyncEventSink {
@@ -53,11 +53,10 @@ interface Tracked {
   endedAt: number | null;
   throttle: number | null;
   samples: { at: number; inSync: number }[];
-  windowStart: number;
-  windowBase: number;
-  pausedByThrottle: boolean;
-  /** The log's in-sync count when the throttle was last checked (skips idle checks). */
-  countSeen: number;
+  /** When the last allowance was ordered (ms); the next earns the time since. */
+  allowedAt: number;
+  /** The fraction of a region earned and not yet allowed. */
+  credit: number;
   progressEvents: number;
   latest: ResyncProgress | null;
 }
@@ -97,7 +96,6 @@ export class ResyncController {
   readonly #tracked = new Map<string, Tracked>();
   readonly #now: () => number;
   #timer: NodeJS.Timeout | null = null;
-  #unsubscribe: (() => void) | null = null;
   #busy = false;
 
   constructor(options: ResyncControllerOptions) {
@@ -110,29 +108,11 @@ export class ResyncController {
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.sample(), this.#options.sampleIntervalMs ?? 1000);
     this.#timer.unref();
-    this.#unsubscribe = this.#server.onApplied(() => this.#enforceThrottles());
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    this.#unsubscribe?.();
-    this.#unsubscribe = null;
-  }
-
-  /** At an applied operation: pause every throttled sweep whose window's budget is spent. */
-  #enforceThrottles(): void {
-    for (const t of this.#tracked.values()) {
-      if (t.endedAt !== null || t.throttle === null || t.pausedByThrottle) continue;
-      const group = this.#group(t.uuid);
-      if (!group || group.resync?.id !== t.id || group.syncBits.count === t.countSeen) continue;
-      t.countSeen = group.syncBits.count;
-      if (countInSync(group.syncBits, t.first, t.last) - t.windowBase >= t.throttle) {
-        this.#setPaused(t, true).catch(() => {
-          t.pausedByThrottle = false; // not ordered: the next operation or sample tries again
-        });
-      }
-    }
   }
 
   #group(uuid: string): LogGroup | undefined {
@@ -251,13 +231,13 @@ export class ResyncController {
           endedAt: null,
           throttle: input.throttle ?? null,
           samples: [],
-          windowStart: now,
-          windowBase: countInSync(armed.syncBits, first, last),
-          pausedByThrottle: false,
-          countSeen: -1,
+          allowedAt: now,
+          credit: 0,
           progressEvents: 0,
           latest: null,
         });
+        // The first window's allowance, ordered before the sweep may start.
+        if (input.throttle !== undefined) await this.#allow(this.#tracked.get(input.uuid)!, true);
       }
       await this.#server.publishControl({
         kind: "resync",
@@ -313,8 +293,9 @@ export class ResyncController {
   async throttle(uuid: string, regionsPerSecond: number | null): Promise<ResyncProgress> {
     const tracked = this.#running(uuid);
     tracked.throttle = regionsPerSecond;
-    if (regionsPerSecond === null && tracked.pausedByThrottle)
-      await this.#setPaused(tracked, false);
+    // A new window at the new rate from now (or the limit lifted at once).
+    tracked.credit = 0;
+    await this.#allow(tracked, true);
     this.#event(tracked, "throttle", "info", `resync of ${uuid} throttle set`, {
       regionsPerSecond,
     });
@@ -351,10 +332,8 @@ export class ResyncController {
         endedAt: null,
         throttle: null,
         samples: [],
-        windowStart: 0,
-        windowBase: 0,
-        pausedByThrottle: false,
-        countSeen: -1,
+        allowedAt: 0,
+        credit: 0,
         progressEvents: 0,
         latest: null,
       },
@@ -392,11 +371,26 @@ export class ResyncController {
     return progress;
   }
 
-  async #setPaused(t: Tracked, paused: boolean): Promise<void> {
-    t.pausedByThrottle = paused;
+  /**
+   * Order the sweep's allowance: a new window's (`fresh`: one second's worth at once), or
+   * the whole regions earned at the throttle since the last (fractions carried, nothing
+   * ordered until one is earned); no limit when the throttle is lifted.
+   */
+  async #allow(t: Tracked, fresh: boolean): Promise<void> {
+    const now = this.#now();
+    let regions: number | null = null;
+    if (t.throttle !== null) {
+      const earned = fresh
+        ? t.throttle
+        : t.credit + (t.throttle * Math.max(0, now - t.allowedAt)) / 1000;
+      if (earned < 1 && !fresh) return;
+      regions = Math.floor(earned);
+      t.credit = earned - regions;
+    }
+    t.allowedAt = now;
     await this.#server.publishControl({
       kind: "resync",
-      resync: { action: paused ? "pause" : "unpause", uuid: t.uuid, id: t.id },
+      resync: { action: "allow", uuid: t.uuid, id: t.id, regions },
     });
   }
 
@@ -433,18 +427,8 @@ export class ResyncController {
           });
           continue;
         }
-        // Throttle: a one-second budget of regions.
-        if (now - t.windowStart >= 1000) {
-          t.windowStart = now;
-          t.windowBase = inSync;
-          if (t.pausedByThrottle) await this.#setPaused(t, false);
-        } else if (
-          t.throttle !== null &&
-          !t.pausedByThrottle &&
-          inSync - t.windowBase >= t.throttle
-        ) {
-          await this.#setPaused(t, true);
-        }
+        // Throttle: the next window's allowance (the first was ordered at the start).
+        if (t.throttle !== null) await this.#allow(t, false);
         const progress = this.#progress(t, group);
         if (++t.progressEvents % (this.#options.eventEverySamples ?? 10) === 0) {
           this.#event(
