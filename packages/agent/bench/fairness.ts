@@ -12,11 +12,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { pino } from "pino";
 import { InProcessOrder } from "../src/clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../src/clusterlog/log-devices.ts";
-import { ClusterLogServer, FRAMES_PER_TURN } from "../src/clusterlog/server.ts";
+import {
+  BACKLOG_FRAMES_PER_TURN,
+  ClusterLogServer,
+  FRAMES_PER_TURN,
+} from "../src/clusterlog/server.ts";
 import { ascii, buildRequest, u64, withLength } from "../src/clusterlog/test-client.ts";
 
 const REGIONS = 65_536;
@@ -50,6 +54,22 @@ async function serve(socketPath: string, framesPerTurn: number): Promise<void> {
   delay.enable();
   let turns: number[] = [];
   let measuring = false;
+  // The server's GC pauses while measuring (minor: scavenges; major: mark-compact), the
+  // other thing a waiting reply waits behind.
+  const gc = { minor: 0, minorMax: 0, major: 0, majorMax: 0 };
+  new PerformanceObserver((list) => {
+    if (!measuring) return;
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      if (kind === 1) {
+        gc.minor++;
+        gc.minorMax = Math.max(gc.minorMax, e.duration);
+      } else if (kind === 4) {
+        gc.major++;
+        gc.majorMax = Math.max(gc.majorMax, e.duration);
+      }
+    }
+  }).observe({ entryTypes: ["gc"] });
   let last = process.cpuUsage();
   const tick = () => {
     const now = process.cpuUsage();
@@ -61,6 +81,7 @@ async function serve(socketPath: string, framesPerTurn: number): Promise<void> {
     if (m === "reset") {
       delay.reset();
       turns = [];
+      Object.assign(gc, { minor: 0, minorMax: 0, major: 0, majorMax: 0 });
       measuring = true;
       last = process.cpuUsage();
       setImmediate(tick);
@@ -74,6 +95,7 @@ async function serve(socketPath: string, framesPerTurn: number): Promise<void> {
         turnP99: sorted[Math.floor(sorted.length * 0.99)] ?? 0,
         turnMax: sorted[sorted.length - 1] ?? 0,
         turns: sorted.length,
+        gc,
       });
     }
   });
@@ -150,6 +172,7 @@ interface ServerTurns {
   turnP99: number;
   turnMax: number;
   turns: number;
+  gc: { minor: number; minorMax: number; major: number; majorMax: number };
 }
 
 interface Conn {
@@ -293,7 +316,10 @@ async function main(): Promise<void> {
     for (let round = 0; round < 2; round++) {
       for (const [label, budget] of [
         ["unbounded (no per-turn limit) ", Number.POSITIVE_INFINITY],
-        [`${FRAMES_PER_TURN} frames/turn/connection   `, FRAMES_PER_TURN],
+        [
+          `${FRAMES_PER_TURN} frames/turn/connection, ${BACKLOG_FRAMES_PER_TURN}/turn for all backlogs`,
+          FRAMES_PER_TURN,
+        ],
       ] as const) {
         const r = await run(dir, budget, seconds, connections);
         console.log(`${label}`);
@@ -301,6 +327,10 @@ async function main(): Promise<void> {
         console.log(`  under attack   ${summary(r.loaded)}`);
         console.log(
           `  server CPU per event-loop turn: p99 ${r.turns.turnP99.toFixed(2)} ms, max ${r.turns.turnMax.toFixed(2)} ms; wall-clock loop delay p99 ${r.turns.loopP99.toFixed(2)} ms, max ${r.turns.loopMax.toFixed(2)} ms; hostile input ${f(r.hostileRate)} frames/s`,
+        );
+        const g = r.turns.gc;
+        console.log(
+          `  server GC under attack: ${g.minor} scavenges (longest ${g.minorMax.toFixed(1)} ms), ${g.major} mark-compacts (longest ${g.majorMax.toFixed(1)} ms)`,
         );
       }
     }

@@ -2,7 +2,12 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { InProcessOrder } from "./in-process-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
-import { ClusterLogServer, FRAMES_PER_TURN, type SessionSink } from "./server.ts";
+import {
+  BACKLOG_FRAMES_PER_TURN,
+  ClusterLogServer,
+  FRAMES_PER_TURN,
+  type SessionSink,
+} from "./server.ts";
 import { ascii, buildRequest, u64, withLength } from "./test-client.ts";
 
 // Fairness between connections (issue 14): a connection's input is taken at most
@@ -128,5 +133,36 @@ describe("fairness between connections", () => {
       ...Array.from({ length: 3 * FRAMES_PER_TURN }, (_, i) => 1000 + i),
       7777,
     ]);
+  });
+
+  it("many floods together get a bounded share of a turn, round-robin, whatever their number", async () => {
+    const s = await started();
+    const floods = [];
+    for (let i = 0; i < 16; i++) floods.push(await up(s, `LVM-flood-${i}`));
+    const good = await up(s, "LVM-good");
+    const per = 6 * FRAMES_PER_TURN;
+    for (const [i, flood] of floods.entries()) {
+      flood.session.receive(
+        concat(
+          Array.from({ length: per }, (_, k) => request(`LVM-flood-${i}`, 7, 100 + k, u64(k))),
+        ),
+      );
+    }
+    const answered = () => floods.reduce((n, f) => n + f.sink.replies - 2, 0);
+    await turn(); // the first slices, taken as the input arrived, go out
+    for (let round = 0; round < 8; round++) {
+      const before = answered();
+      good.session.receive(request("LVM-good", 7, 50 + round, u64(3)));
+      await turn();
+      expect(good.sink.seqs.at(-1)).toBe(50 + round);
+      // Ahead of the good reply in that turn: the backlogs' budget, not 16 slices.
+      expect(answered() - before).toBeLessThanOrEqual(BACKLOG_FRAMES_PER_TURN);
+      expect(answered() - before).toBeGreaterThan(0);
+    }
+    for (let turns = 0; answered() < 16 * per && turns < 1000; turns++) await turn();
+    for (const flood of floods) {
+      expect(flood.sink.seqs.slice(2)).toEqual(Array.from({ length: per }, (_, k) => 100 + k));
+      expect(flood.sink.resumed).toBe(1);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FrameReader, type FrameSink } from "./frame-reader.ts";
 
@@ -97,5 +98,67 @@ describe("FrameReader", () => {
     expect(reader.backlogged).toBe(false);
     expect(reader.resume(sink, 10)).toBe(0);
     expect(events).toEqual(["frame 160 1"]);
+  });
+
+  it("copies at most the one frame a chunk boundary splits, never the chunk behind it (issue 14)", () => {
+    // A frame split across chunks is put together (its bytes copied); every frame after it
+    // in the same chunk is still handed out as a view of that chunk.
+    const stream = new Uint8Array(
+      Array.from({ length: 40 }, (_, i) => [...framed(160 + (i % 7), i)]).flat(),
+    );
+    for (const size of [3, 161, 500, 4096]) {
+      const reader = new FrameReader();
+      const chunks: Uint8Array[] = [];
+      let copied = 0;
+      let frames = 0;
+      const sink: FrameSink = {
+        frame: (b) => {
+          frames++;
+          if (!chunks.some((c) => c.buffer === b.buffer)) copied++;
+        },
+        oversized: () => {},
+        fatal: () => {},
+      };
+      for (let i = 0; i < stream.length; i += size) {
+        const chunk = stream.slice(i, i + size); // a buffer of its own, as a socket's read
+        chunks.push(chunk);
+        reader.push(chunk, sink);
+      }
+      expect(frames).toBe(40);
+      expect(copied).toBeLessThanOrEqual(chunks.length - 1); // one per boundary at most
+    }
+  });
+
+  it("frames any stream the same way whatever its chunks and budgets", () => {
+    const item = fc.oneof(
+      fc.record({ k: fc.constant("frame" as const), n: fc.integer({ min: 160, max: 300 }) }),
+      fc.record({ k: fc.constant("oversized" as const), n: fc.integer({ min: 301, max: 2000 }) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(item, { minLength: 1, maxLength: 30 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 5 }),
+        (items, badEnd, sizes, budget) => {
+          const parts = items.map((it, i) => framed(it.n, i & 0xff));
+          if (badEnd) parts.push(framed(20, 0, 0));
+          const stream = new Uint8Array(parts.flatMap((p) => [...p]));
+          const expected = collect();
+          new FrameReader({ maxFrameSize: 300 }).push(stream, expected.sink);
+          const got = collect();
+          const reader = new FrameReader({ maxFrameSize: 300 });
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const size = sizes[i % sizes.length]!;
+            reader.push(stream.slice(at, at + size), got.sink, budget);
+            at += size;
+            if (i % 2 === 0) reader.resume(got.sink, budget);
+          }
+          while (reader.backlogged) reader.resume(got.sink, budget);
+          expect(got.events).toEqual(expected.events);
+        },
+      ),
+    );
   });
 });

@@ -91,19 +91,61 @@ export class FrameReader {
    * taken (frames reported, a partial frame held), or the rest put first in the backlog.
    */
   #consume(chunk: Uint8Array, sink: FrameSink, budget: number): number {
-    let data = chunk;
-    if (this.#discard > 0) {
-      const skipped = Math.min(this.#discard, data.length);
-      this.#discard -= skipped;
-      data = data.subarray(skipped);
+    if (budget <= 0) {
+      this.#backlog.unshift(chunk);
+      return 0;
     }
-    if (this.#held) {
-      const joined = new Uint8Array(this.#held.length + data.length);
-      joined.set(this.#held, 0);
-      joined.set(data, this.#held.length);
-      data = joined;
+    let data = this.#skipDiscarded(chunk);
+    let reported = 0;
+    // A frame begun in an earlier chunk: completed from the front of this one, copying at
+    // most that frame — not the whole chunk behind it (a 64 KiB copy, and as much garbage,
+    // per chunk of a pipelining client; issue 14). First its length prefix if that was
+    // split too, then the frame.
+    while (this.#held) {
+      const held = this.#held;
+      const need = this.#completes(held) - held.length;
+      const take = Math.min(Math.max(need, 0), data.length);
+      const joined = new Uint8Array(held.length + take);
+      joined.set(held, 0);
+      joined.set(data.subarray(0, take), held.length);
       this.#held = null;
+      data = data.subarray(take);
+      if (take < need) {
+        this.#held = joined; // still not whole: all of this chunk went into it
+        return reported;
+      }
+      // One frame (or its length prefix alone, held again): reported < budget here.
+      reported += this.#frames(joined, sink, budget - reported);
+      if (this.#stopped) return reported;
+      data = this.#skipDiscarded(data);
+      if (data.length === 0) return reported;
+      if (!this.#held && reported >= budget) {
+        this.#backlog.unshift(data);
+        return reported;
+      }
     }
+    return reported + this.#frames(data, sink, budget - reported);
+  }
+
+  /** How long `held` (a frame's start) must be to be handed on: its length prefix, then its frame (or an oversized frame's header). */
+  #completes(held: Uint8Array): number {
+    if (held.length < 4) return 4;
+    const length = new DataView(held.buffer, held.byteOffset, 4).getUint32(0, true);
+    // A length the stream cannot have: nothing more is needed to refuse it (`#frames`).
+    if (length < DM_ULOG_HEADER_SIZE || length > this.#discardLimit) return held.length;
+    if (length > this.#maxFrameSize) return 4 + DM_ULOG_HEADER_SIZE;
+    return 4 + length;
+  }
+
+  #skipDiscarded(data: Uint8Array): Uint8Array {
+    if (this.#discard === 0) return data;
+    const skipped = Math.min(this.#discard, data.length);
+    this.#discard -= skipped;
+    return data.subarray(skipped);
+  }
+
+  /** `#consume` for a chunk that starts at a frame boundary (or with a held frame's start). */
+  #frames(data: Uint8Array, sink: FrameSink, budget: number): number {
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let off = 0;
     let reported = 0;

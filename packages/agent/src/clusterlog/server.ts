@@ -72,6 +72,8 @@ export interface ClusterLogServerOptions {
   readonly maxFrameSize?: number;
   /** Frames one connection's input may hand over per turn (FRAMES_PER_TURN; the fairness bench's baseline turns it off with Infinity). */
   readonly framesPerTurn?: number;
+  /** Frames all backlogs together get per turn (BACKLOG_FRAMES_PER_TURN). */
+  readonly backlogFramesPerTurn?: number;
 }
 
 /** The TCP listener's credentials (at least one). */
@@ -213,7 +215,13 @@ interface DecodeCache {
 
 /** Where a session's output goes: a socket, or a test's in-memory sink. */
 export interface SessionSink {
-  write(bytes: Uint8Array): void;
+  /**
+   * Send `bytes`. A sink that is done with them once they are written (a socket's write
+   * callback) calls `written`, and the session reuses their buffer for a later turn (issue
+   * 14: a new buffer per turn was garbage that set off full GCs under a flood); a sink that
+   * keeps them never calls it.
+   */
+  write(bytes: Uint8Array, written?: () => void): void;
   /** Close after the written bytes are out. */
   end(): void;
   /**
@@ -232,6 +240,14 @@ export interface SessionSink {
  * sends per turn (PB1).
  */
 export const FRAMES_PER_TURN = 128;
+
+/**
+ * Frames all backlogs together get per turn (issue 14): the slices go round-robin, so
+ * however many connections flood, one turn's backlog work stays about four slices
+ * (~3-5 ms), and a connection that sends a request now and then is read at once, ahead of
+ * every backlog.
+ */
+export const BACKLOG_FRAMES_PER_TURN = 4 * FRAMES_PER_TURN;
 
 /** A membership change as this member applied it (ClusterLogServer.membership). */
 export interface MembershipEvent {
@@ -278,6 +294,8 @@ export class Session implements FrameSink {
   #out = new Uint8Array(OUTPUT_INITIAL);
   #outView = new DataView(this.#out.buffer);
   #outBytes = 0;
+  /** A buffer of an earlier turn the sink is done with (`SessionSink.write`), and its view. */
+  #spare: { bytes: Uint8Array<ArrayBuffer>; view: DataView<ArrayBuffer> } | null = null;
   /** An end of turn is scheduled: flush the output, reset the budget, go on with input. */
   #turnScheduled = false;
   /** Frames taken from this connection's input in this turn (FRAMES_PER_TURN). */
@@ -324,15 +342,25 @@ export class Session implements FrameSink {
     this.#flush();
   }
 
-  /** End of turn, second step: one more slice of a backlog; its replies go out next turn. */
-  continueInput(): void {
-    if (this.closed || !this.#reader.backlogged) return;
-    this.#framesThisTurn = this.#reader.resume(this, this.#framesPerTurn);
+  /** Input is waiting for a later turn (`continueInput`). */
+  get backlogged(): boolean {
+    return !this.closed && this.#reader.backlogged;
+  }
+
+  /**
+   * End of turn, second step: one more slice of a backlog, at most `budget` frames; its
+   * replies go out next turn. Returns the frames taken.
+   */
+  continueInput(budget = this.#framesPerTurn): number {
+    if (this.closed || !this.#reader.backlogged) return 0;
+    const taken = this.#reader.resume(this, Math.min(budget, this.#framesPerTurn));
+    this.#framesThisTurn = taken;
     this.#scheduleTurnEnd();
     if (!this.#reader.backlogged && this.#inputPaused && !this.closed) {
       this.#inputPaused = false;
       this.#sink.resumeInput?.();
     }
+    return taken;
   }
 
   /** Stop reading (shutdown drain); output still flows. */
@@ -415,17 +443,28 @@ export class Session implements FrameSink {
 
   #flush(): void {
     if (this.#outBytes === 0) return;
-    // A copy: the socket keeps what it is given until it is written out.
+    // The buffer itself goes to the sink (it keeps it until it is written out), and the
+    // next turn writes into the spare one the sink gave back, or a new one: no copy and,
+    // while the client reads, no new buffer per turn.
     const used = this.#outBytes;
-    const chunk = this.#out.slice(0, used);
+    const sent = { bytes: this.#out, view: this.#outView };
     this.#outBytes = 0;
     // A busy session keeps the capacity its turns need (growing it again every turn costs
     // copies, PB1); after a burst it shrinks by half per turn that used less than 1/8.
-    if (this.#out.length > OUTPUT_INITIAL && used < this.#out.length >> 3) {
-      this.#out = new Uint8Array(this.#out.length >> 1);
+    let capacity = sent.bytes.length;
+    if (capacity > OUTPUT_INITIAL && used < capacity >> 3) capacity >>= 1;
+    const spare = this.#spare;
+    this.#spare = null;
+    if (spare && spare.bytes.length === capacity) {
+      this.#out = spare.bytes;
+      this.#outView = spare.view;
+    } else {
+      this.#out = new Uint8Array(capacity);
       this.#outView = new DataView(this.#out.buffer);
     }
-    this.#sink.write(chunk);
+    this.#sink.write(sent.bytes.subarray(0, used), () => {
+      this.#spare = sent;
+    });
   }
 }
 
@@ -770,9 +809,10 @@ export class ClusterLogServer {
       else if (!session.closed) socket.resume();
     };
     const session = this.openSession({
-      write: (bytes) => {
+      write: (bytes, written) => {
         if (socket.destroyed) return;
-        socket.write(bytes);
+        // Its callback: the bytes are out (or the write failed), the buffer is free.
+        socket.write(bytes, written);
         if (socket.writableLength > OUTPUT_HIGH_WATER && !outputFull) {
           outputFull = true;
           flow();
@@ -816,15 +856,42 @@ export class ClusterLogServer {
    */
   endOfTurn(session: Session): void {
     this.#turnQueue.push(session);
-    if (this.#turnQueue.length === 1) setImmediate(this.#runTurn);
+    this.#scheduleTurn();
   }
 
+  #scheduleTurn(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    setImmediate(this.#runTurn);
+  }
+
+  #turnScheduled = false;
   #turnQueue: Session[] = [];
+  /** Sessions whose backlog waits for a slice, in turn order (round-robin). */
+  #backlogs: Session[] = [];
+  readonly #inBacklogs = new Set<Session>();
   readonly #runTurn = () => {
+    this.#turnScheduled = false;
     const queue = this.#turnQueue;
     this.#turnQueue = [];
     for (const session of queue) session.flushTurn();
-    for (const session of queue) session.continueInput();
+    for (const session of queue) {
+      if (session.backlogged && !this.#inBacklogs.has(session)) {
+        this.#inBacklogs.add(session);
+        this.#backlogs.push(session);
+      }
+    }
+    // One slice each, from the front, until this turn's backlog budget is spent; a
+    // session still backlogged after its slice goes to the back (next turn's queue).
+    let budget = this.#options.backlogFramesPerTurn ?? BACKLOG_FRAMES_PER_TURN;
+    while (budget > 0 && this.#backlogs.length > 0) {
+      const session = this.#backlogs.shift()!;
+      this.#inBacklogs.delete(session);
+      budget -= Math.max(1, session.continueInput(budget));
+    }
+    for (const session of this.#backlogs) if (!session.backlogged) this.#inBacklogs.delete(session);
+    this.#backlogs = this.#backlogs.filter((session) => this.#inBacklogs.has(session));
+    if (this.#backlogs.length > 0) this.#scheduleTurn();
   };
 
   /** A transport-agnostic session (sockets use it; simulations drive it directly). */
