@@ -58,6 +58,8 @@ interface Tracked {
   /** The fraction of a region earned and not yet allowed. */
   credit: number;
   progressEvents: number;
+  /** The in-sync count the last progress event reported (-1: none yet). */
+  lastProgressEvent: number;
   latest: ResyncProgress | null;
 }
 
@@ -234,6 +236,7 @@ export class ResyncController {
           allowedAt: now,
           credit: 0,
           progressEvents: 0,
+          lastProgressEvent: -1,
           latest: null,
         });
         // The first window's allowance, ordered before the sweep may start.
@@ -335,6 +338,7 @@ export class ResyncController {
         allowedAt: 0,
         credit: 0,
         progressEvents: 0,
+        lastProgressEvent: -1,
         latest: null,
       },
       group,
@@ -430,10 +434,16 @@ export class ResyncController {
         // Throttle: the next window's allowance (the first was ordered at the start).
         if (t.throttle !== null) await this.#allow(t, false);
         const progress = this.#progress(t, group);
-        if (++t.progressEvents % (this.#options.eventEverySamples ?? 10) === 0) {
+        // A progress event every few samples, and only when it moved (a stalled resync
+        // says nothing new); the key names the count and the sample, so none repeats.
+        if (
+          ++t.progressEvents % (this.#options.eventEverySamples ?? 10) === 0 &&
+          progress.inSync !== t.lastProgressEvent
+        ) {
+          t.lastProgressEvent = progress.inSync;
           this.#event(
             t,
-            `progress:${progress.inSync}`,
+            `progress:${progress.inSync}:${t.progressEvents}`,
             "debug",
             `resync of ${t.uuid} at ${progress.percent} %`,
             {
