@@ -14,9 +14,14 @@ import {
   signInVerdict,
   type TSignInAttempt,
 } from "./sign-in-throttle";
+import { audit } from "./trpc";
 import { usernamePattern } from "./users";
 
 const signInPaths = new Set(["/sign-in/username", "/sign-in/email"]);
+
+/** What a disabled user is told when the password was right (a wrong one is told as usual). */
+export const accountDisabledMessage =
+  "This account is disabled. Ask an admin of this dashboard to enable it again.";
 
 /**
  * The session token lives only in its httpOnly cookie: better-auth also puts it in the JSON
@@ -73,6 +78,31 @@ function authOptions(): BetterAuthOptions {
         // `input: false`: a role can never be set from a sign-in or profile request.
         role: { type: "string", required: false, defaultValue: "viewer", input: false },
         disabledAt: { type: "date", required: false, input: false },
+        passwordChangeRequired: {
+          type: "boolean",
+          required: false,
+          defaultValue: false,
+          input: false,
+        },
+      },
+    },
+    databaseHooks: {
+      session: {
+        create: {
+          // A disabled user gets no session: the same hook better-auth's admin plugin uses
+          // for banned users, run after the password was verified.
+          async before(session) {
+            const user = await db().user.findUnique({
+              where: { id: session.userId },
+              select: { disabledAt: true },
+            });
+            if (user?.disabledAt)
+              throw new APIError("FORBIDDEN", {
+                code: "ACCOUNT_DISABLED",
+                message: accountDisabledMessage,
+              });
+          },
+        },
       },
     },
     session: { expiresIn: 60 * 60 * 12, updateAge: 60 * 60 },
@@ -114,6 +144,8 @@ function authOptions(): BetterAuthOptions {
       }),
       after: createAuthMiddleware(async (ctx) => {
         const returned = ctx.context.returned;
+        if (ctx.path === "/change-password" && returned && !isAPIError(returned))
+          await passwordChanged((returned as { user?: { id?: string } }).user?.id);
         if (signInPaths.has(ctx.path)) {
           const attempt = signInAttempt(ctx);
           if (attempt && isAPIError(returned)) {
@@ -137,6 +169,30 @@ function authOptions(): BetterAuthOptions {
   };
 }
 
+/**
+ * The user changed their own password through better-auth's /change-password (which checked
+ * the current one): a temporary password set by an admin is no longer in force. Audited.
+ */
+async function passwordChanged(userId: string | undefined) {
+  if (!userId) return;
+  const user = await db().user.update({
+    where: { id: userId },
+    data: { passwordChangeRequired: false },
+    select: { id: true, username: true, role: true },
+  });
+  await audit(
+    {
+      db: db(),
+      user: { id: user.id, username: user.username ?? user.id, role: roleOf(user.role) },
+    },
+    { action: "account.changePassword", target: `user:${user.username}`, outcome: "ok" },
+  );
+}
+
+function roleOf(role: string | undefined): SessionUser["role"] {
+  return role === "admin" || role === "operator" ? role : "viewer";
+}
+
 let instance: ReturnType<typeof betterAuth> | undefined;
 export function auth() {
   instance ??= betterAuth(authOptions());
@@ -148,6 +204,8 @@ export interface SessionUser {
   username: string;
   name: string;
   role: "viewer" | "operator" | "admin";
+  /** An admin set a temporary password: nothing but changing it is allowed until then. */
+  mustChangePassword: boolean;
 }
 
 /** The signed-in user for a request, or null. Disabled users have no session. */
@@ -158,8 +216,43 @@ export async function sessionUser(headers: Headers): Promise<SessionUser | null>
     username?: string | null;
     role?: string;
     disabledAt?: Date | null;
+    passwordChangeRequired?: boolean | null;
   };
   if (user.disabledAt) return null;
-  const role = user.role === "admin" || user.role === "operator" ? user.role : "viewer";
-  return { id: user.id, username: user.username ?? user.name, name: user.name, role };
+  return {
+    id: user.id,
+    username: user.username ?? user.name,
+    name: user.name,
+    role: roleOf(user.role),
+    mustChangePassword: user.passwordChangeRequired === true,
+  };
 }
+
+/**
+ * What an admin does to another account, done by better-auth itself (its internal adapter
+ * and password hasher — what its admin plugin's ban-user / set-user-password endpoints call),
+ * never by writing sessions or hashes here. The admin plugin is not mounted: its HTTP
+ * endpoints (impersonation, user removal, its own roles) would be a second admin API
+ * outside the role checks and the audit log of the tRPC procedures.
+ */
+export const accountAdmin = {
+  /** Ends every session of the user at once (the next request of theirs is signed out). */
+  async endSessions(userId: string): Promise<void> {
+    const c = await auth().$context;
+    await c.internalAdapter.deleteUserSessions(userId);
+  },
+  /** Sets the credential password, hashed by better-auth's own hasher. */
+  async setPassword(userId: string, password: string): Promise<void> {
+    const c = await auth().$context;
+    const hash = await c.password.hash(password);
+    if (await c.internalAdapter.findCredentialAccount(userId))
+      await c.internalAdapter.updatePassword(userId, hash);
+    else
+      await c.internalAdapter.createAccount({
+        userId,
+        providerId: "credential",
+        accountId: userId,
+        password: hash,
+      });
+  },
+};

@@ -12,6 +12,8 @@ export interface ContextUser {
   id: string;
   username: string;
   role: TRoleName;
+  /** Signed in with a temporary password an admin set: only changing it is allowed. */
+  mustChangePassword?: boolean;
 }
 
 /** Everything a procedure may use; testable without an HTTP request (STYLE.md §4). */
@@ -89,6 +91,7 @@ function auditTarget(raw: unknown, path: string): string {
   const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
   if (typeof r.uuid === "string") return `mirror:${r.uuid}`;
   if (typeof r.nodeId === "string") return `node:${r.nodeId}`;
+  if (typeof r.username === "string") return `user:${r.username}`;
   return path.split(".")[0] ?? "api";
 }
 
@@ -134,12 +137,20 @@ const base = t.procedure.use(originGuard).use(refusalAudit);
 /** Only what a signed-out browser needs (session state, the first-run step). */
 export const publicProcedure = base;
 
+export const mustChangePasswordMessage =
+  "An admin set a temporary password for this account: choose your own password first.";
+
 const rank: Record<TRoleName, number> = { viewer: 0, operator: 1, admin: 2 };
 
 /** Auth is middleware that narrows the context: handlers never check for a user. */
 function requireRole(minimum: TRoleName) {
   return t.middleware(({ ctx, next }) => {
     if (!ctx.user) throw new TRPCError({ code: "UNAUTHORIZED", message: "sign in first" });
+    if (ctx.user.mustChangePassword)
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: mustChangePasswordMessage,
+      });
     if (rank[ctx.user.role] < rank[minimum]) {
       throw new TRPCError({
         code: "FORBIDDEN",

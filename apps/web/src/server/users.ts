@@ -10,12 +10,14 @@ export const usernamePattern = /^[a-z0-9][a-z0-9._-]{1,63}$/;
 export const ZRole = z.enum(["viewer", "operator", "admin"]);
 export type TRole = z.infer<typeof ZRole>;
 
+export const ZPassword = z.string().min(10, "at least 10 characters").max(256);
+
 export const ZNewUser = z.object({
   username: z
     .string()
     .regex(usernamePattern, "2–64 characters: lower-case letters, digits, '.', '_' or '-'"),
   name: z.string().min(1).max(128).optional(),
-  password: z.string().min(10, "at least 10 characters").max(256),
+  password: ZPassword,
   role: ZRole,
 });
 export type TNewUser = z.infer<typeof ZNewUser>;

@@ -1,5 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { accountAdmin } from "../auth";
 import {
   adminProcedure,
   audit,
@@ -13,6 +14,7 @@ import {
   needsFirstRun,
   UserExistsError,
   ZNewUser,
+  ZPassword,
   ZRole,
 } from "../users";
 
@@ -66,6 +68,7 @@ export const usersRouter = createTRPCRouter({
         role: true,
         createdAt: true,
         disabledAt: true,
+        passwordChangeRequired: true,
       },
     }),
   ),
@@ -131,6 +134,106 @@ export const usersRouter = createTRPCRouter({
         outcome: "ok",
       });
       return { username: input.username, role: input.role };
+    }),
+  /**
+   * Disables (or enables again) an account: a disabled user's sessions end at once and
+   * sign-in is refused with a sentence (server/auth.ts). Never one's own account, never
+   * the last enabled admin.
+   */
+  setDisabled: adminProcedure
+    .input(z.object({ username: z.string().min(1), disabled: z.boolean() }))
+    .mutation(async ({ ctx, input }) => {
+      const action = input.disabled ? "users.disable" : "users.enable";
+      const target = `user:${input.username}`;
+      const user = await ctx.db.user.findUnique({
+        where: { username: input.username },
+        select: { id: true, role: true, disabledAt: true },
+      });
+      const refuse = async (code: "NOT_FOUND" | "PRECONDITION_FAILED", message: string) => {
+        await audit(ctx, { action, target, params: input, outcome: "refused", detail: message });
+        throw new TRPCError({ code, message });
+      };
+      if (!user) return refuse("NOT_FOUND", `There is no user ${input.username}.`);
+      if (input.disabled && user.id === ctx.user.id)
+        return refuse("PRECONDITION_FAILED", "You cannot disable your own account.");
+      if (input.disabled && user.role === "admin" && !user.disabledAt) {
+        const admins = await ctx.db.user.count({ where: { role: "admin", disabledAt: null } });
+        if (admins <= 1)
+          return refuse(
+            "PRECONDITION_FAILED",
+            "This is the last enabled admin; make another user admin first.",
+          );
+      }
+      const sessionsEnded = input.disabled
+        ? await ctx.db.session.count({ where: { userId: user.id } })
+        : 0;
+      // Disabled first, sessions ended second: a sign-in racing this cannot keep a session
+      // (session creation and every request check disabledAt).
+      await ctx.db.user.update({
+        where: { id: user.id },
+        data: { disabledAt: input.disabled ? (user.disabledAt ?? ctx.now()) : null },
+        select: { id: true },
+      });
+      if (input.disabled) await accountAdmin.endSessions(user.id);
+      await audit(ctx, {
+        action,
+        target,
+        params: { username: input.username, ...(input.disabled ? { sessionsEnded } : {}) },
+        outcome: "ok",
+      });
+      return { username: input.username, disabled: input.disabled, sessionsEnded };
+    }),
+  /**
+   * Sets a temporary password for another user (hashed by better-auth) and ends their
+   * sessions. With `mustChange` (the default) the user can do nothing but choose their own
+   * password at the next sign-in. The password is never written to the audit log.
+   */
+  resetPassword: adminProcedure
+    .input(
+      z.object({
+        username: z.string().min(1),
+        password: ZPassword,
+        mustChange: z.boolean().default(true),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const target = `user:${input.username}`;
+      const params = { username: input.username, mustChange: input.mustChange };
+      const user = await ctx.db.user.findUnique({
+        where: { username: input.username },
+        select: { id: true },
+      });
+      if (!user) {
+        const message = `There is no user ${input.username}.`;
+        await audit(ctx, {
+          action: "users.resetPassword",
+          target,
+          params,
+          outcome: "refused",
+          detail: message,
+        });
+        throw new TRPCError({ code: "NOT_FOUND", message });
+      }
+      if (user.id === ctx.user.id) {
+        const message = "Change your own password from your account menu, not by a reset.";
+        await audit(ctx, {
+          action: "users.resetPassword",
+          target,
+          params,
+          outcome: "refused",
+          detail: message,
+        });
+        throw new TRPCError({ code: "PRECONDITION_FAILED", message });
+      }
+      await accountAdmin.setPassword(user.id, input.password);
+      await ctx.db.user.update({
+        where: { id: user.id },
+        data: { passwordChangeRequired: input.mustChange },
+        select: { id: true },
+      });
+      await accountAdmin.endSessions(user.id);
+      await audit(ctx, { action: "users.resetPassword", target, params, outcome: "ok" });
+      return params;
     }),
 });
 

@@ -4,6 +4,7 @@ import { db } from "~/server/db";
 import { incidentExport, incidentMarkdown, ZIncidentRef } from "~/server/incident-export";
 import { mdCode, mdText } from "~/server/markdown";
 import { listEvents, type TEventRow, ZEventFilter } from "~/server/routers/events";
+import { mustChangePasswordMessage } from "~/server/trpc";
 
 export const dynamic = "force-dynamic";
 
@@ -21,6 +22,8 @@ const maxRows = 100_000;
 export async function GET(req: Request) {
   const user = await sessionUser(req.headers);
   if (!user) return new Response("sign in first\n", { status: 401 });
+  if (user.mustChangePassword)
+    return new Response(`${mustChangePasswordMessage}\n`, { status: 403 });
   const params = new URL(req.url).searchParams;
   const requested = params.get("format") ?? "json";
   if (requested !== "json" && requested !== "md")
