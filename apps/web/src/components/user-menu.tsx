@@ -1,7 +1,6 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { authClient } from "~/lib/auth-client";
 import { useTRPC } from "~/trpc/react";
 
 export function UserMenu() {
@@ -11,10 +10,11 @@ export function UserMenu() {
   return (
     <span className="user-menu">
       <span data-testid="current-user">{me.data.username}</span>{" "}
-      <span className="badge fresh">{me.data.role}</span>{" "}
+      <span className="badge fresh">{me.data.role}</span> <a href="/account/password">Password</a>{" "}
       <button
         type="button"
         onClick={async () => {
+          const { authClient } = await import("~/lib/auth-client");
           await authClient.signOut();
           window.location.assign("/login");
         }}

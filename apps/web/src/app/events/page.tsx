@@ -1,3 +1,4 @@
+import { Hydrate, prefetch, trpcServer } from "~/trpc/server";
 import { EventsView, type TEventsInitial } from "./events-view";
 
 export const dynamic = "force-dynamic";
@@ -27,10 +28,15 @@ export default async function EventsPage({
     unacknowledgedOnly: q.unacked === "1",
     ...(q.window !== undefined && q.window in windowMs ? { windowMs: windowMs[q.window]! } : {}),
   };
+  // (The list itself is keyed by a window start taken in the browser: fetched there.)
+  await prefetch([
+    trpcServer.events.facets.queryOptions(),
+    trpcServer.events.incidents.queryOptions({ days: 7, gapMinutes: 10, limit: 20 }),
+  ]);
   return (
-    <>
+    <Hydrate>
       <h1>Events</h1>
       <EventsView initial={initial} />
-    </>
+    </Hydrate>
   );
 }

@@ -1,3 +1,4 @@
+import { Hydrate, prefetch, trpcServer } from "~/trpc/server";
 import { LoginForm } from "./login-form";
 
 export const dynamic = "force-dynamic";
@@ -11,5 +12,11 @@ export default async function LoginPage({
   const { next } = await searchParams;
   // Only same-site paths: never redirect to another origin after sign-in.
   const target = next?.startsWith("/") && !next.startsWith("//") ? next : "/overview";
-  return <LoginForm next={target} />;
+  // Whether this is the first run is known before the page is sent: no "Loading…" first.
+  await prefetch([trpcServer.setup.status.queryOptions()]);
+  return (
+    <Hydrate>
+      <LoginForm next={target} />
+    </Hydrate>
+  );
 }

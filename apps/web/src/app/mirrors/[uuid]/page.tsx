@@ -1,3 +1,4 @@
+import { Hydrate, prefetch, trpcServer } from "~/trpc/server";
 import { MirrorDetail } from "./mirror-detail";
 
 export const dynamic = "force-dynamic";
@@ -21,11 +22,19 @@ export default async function MirrorPage({
     toInt(first) !== undefined && toInt(last) !== undefined
       ? { first: toInt(first)!, last: toInt(last)! }
       : null;
+  const mirror = decodeURIComponent(uuid);
+  await prefetch([
+    trpcServer.mirrors.detail.queryOptions({ uuid: mirror }),
+    trpcServer.mirrors.regionMap.queryOptions({ uuid: mirror }),
+    trpcServer.mirrors.history.queryOptions({ uuid: mirror }),
+  ]);
   return (
-    <MirrorDetail
-      uuid={decodeURIComponent(uuid)}
-      initialRange={initialRange}
-      initialOutOfSyncOnly={resync === "out-of-sync"}
-    />
+    <Hydrate>
+      <MirrorDetail
+        uuid={mirror}
+        initialRange={initialRange}
+        initialOutOfSyncOnly={resync === "out-of-sync"}
+      />
+    </Hydrate>
   );
 }

@@ -1,0 +1,74 @@
+import "server-only";
+import {
+  dehydrate,
+  type FetchQueryOptions,
+  HydrationBoundary,
+  QueryClient,
+} from "@tanstack/react-query";
+import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
+import { headers } from "next/headers";
+import { cache, type ReactNode } from "react";
+import superjson from "superjson";
+import { env } from "~/env";
+import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
+import { sessionUser } from "~/server/auth";
+import { db } from "~/server/db";
+import { appRouter } from "~/server/root";
+import { createContextInner } from "~/server/trpc";
+
+// Server-side prefetch (issue 13, speed): a page's first screen is rendered into its HTML
+// with the data it shows, instead of HTML → JavaScript → hydrate → fetch → render. The
+// procedures run in this process with the request's session (the same checks as over HTTP);
+// the results are handed to the browser's query cache, which then goes on as before.
+
+let agents: AgentDirectory | undefined;
+
+/** One query client per request, shared by the layout and the page. */
+const queryClient = cache(
+  () =>
+    new QueryClient({
+      defaultOptions: {
+        queries: { staleTime: 2_000 },
+        // Only successes are sent: a failed prefetch is left to the browser to fetch (and
+        // to show its error as before).
+        dehydrate: { serializeData: superjson.serialize },
+      },
+    }),
+);
+
+const context = cache(async () => {
+  agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
+  return createContextInner({
+    db: db(),
+    agents,
+    now: () => new Date(),
+    user: await sessionUser(await headers()),
+  });
+});
+
+export const trpcServer = createTRPCOptionsProxy({
+  router: appRouter,
+  ctx: context,
+  queryClient,
+});
+
+/**
+ * Runs the queries; never throws (a refused or failed query is fetched again by the browser
+ * and reported there). A slow one is not waited for past `budgetMs`: the page then renders
+ * without it, as it did before.
+ */
+export async function prefetch(
+  // biome-ignore lint/suspicious/noExplicitAny: any procedure's query options
+  queries: FetchQueryOptions<any, any, any, any>[],
+  budgetMs = 1_000,
+): Promise<void> {
+  const all = Promise.allSettled(queries.map((q) => queryClient().prefetchQuery(q)));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([all, new Promise((r) => (timer = setTimeout(r, budgetMs)))]);
+  clearTimeout(timer);
+}
+
+/** Hands what was prefetched to the browser's query cache. */
+export function Hydrate({ children }: { children: ReactNode }) {
+  return <HydrationBoundary state={dehydrate(queryClient())}>{children}</HydrationBoundary>;
+}
