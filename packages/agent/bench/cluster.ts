@@ -8,11 +8,11 @@
 import { MemoryBlockDevice, type Reply } from "@mirrorplane/clusterlog";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { BusReplica } from "../src/clusterlog/bus-replica.ts";
 import { JetStreamBus } from "../src/clusterlog/jetstream-bus.ts";
-import { diskLogArgs, KernelRequests } from "../src/clusterlog/kernel-requests.ts";
 import { ephemeralClusterKeys } from "../src/clusterlog/member-keys.ts";
 import { NatsServer } from "../src/clusterlog/nats-harness.ts";
+import { BusReplica } from "../testing/bus-replica.ts";
+import { diskLogArgs, KernelRequests } from "../testing/kernel-requests.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);

@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { InProcessOrder } from "../src/clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../src/clusterlog/log-devices.ts";
 import { ClusterLogServer } from "../src/clusterlog/server.ts";
-import { ascii, buildRequest, u64, withLength } from "../src/clusterlog/test-client.ts";
+import { ascii, buildRequest, u64, withLength } from "../testing/uapi-client.ts";
 
 const REGIONS = 65_536;
 const UUID = "LVM-bench-0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij";

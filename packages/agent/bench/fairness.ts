@@ -21,7 +21,7 @@ import {
   ClusterLogServer,
   FRAMES_PER_TURN,
 } from "../src/clusterlog/server.ts";
-import { ascii, buildRequest, u64, withLength } from "../src/clusterlog/test-client.ts";
+import { ascii, buildRequest, u64, withLength } from "../testing/uapi-client.ts";
 
 const REGIONS = 65_536;
 const CTR = `${REGIONS * 1024} clustered-core 1024 nosync`;

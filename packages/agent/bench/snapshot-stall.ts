@@ -21,8 +21,8 @@ import { pino } from "pino";
 import { InProcessOrder } from "../src/clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../src/clusterlog/log-devices.ts";
 import { ClusterLogServer, SNAPSHOT_BYTES_PER_TURN } from "../src/clusterlog/server.ts";
-import { TestClient } from "../src/clusterlog/test-client.ts";
-import { Kernel } from "../src/clusterlog/test-harness.ts";
+import { Kernel } from "../testing/server-harness.ts";
+import { TestClient } from "../testing/uapi-client.ts";
 
 const OPS = Number(process.env.BENCH_OPS ?? 40_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);

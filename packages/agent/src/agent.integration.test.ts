@@ -8,10 +8,10 @@ import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import { pino } from "pino";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Kernel } from "../testing/server-harness.ts";
+import { TestClient } from "../testing/uapi-client.ts";
 import { type RunningAgent, startAgent } from "./agent.ts";
 import type { AgentRouter } from "./api/router.ts";
-import { TestClient } from "./clusterlog/test-client.ts";
-import { Kernel } from "./clusterlog/test-harness.ts";
 import { resolveConfig, type TAgentConfigLayer } from "./config/config.ts";
 
 const token = "integration-token-0123456789";

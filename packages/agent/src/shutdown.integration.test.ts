@@ -6,9 +6,9 @@ import { createTestDatabase } from "@mirrorplane/db/testing";
 import { createTRPCClient, httpLink } from "@trpc/client";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type CliProcess, startCli } from "../testing/cli-process.ts";
+import { TcpProxy } from "../testing/tcp-proxy.ts";
 import type { AgentRouter } from "./api/router.ts";
-import { type CliProcess, startCli } from "./clusterlog/cli-process.ts";
-import { TcpProxy } from "./testing/tcp-proxy.ts";
 
 // Issue 14, "shutdown bounded": the real `mirrorplane-agent run` process, its Postgres
 // behind a proxy the test cuts while the agent runs. Either Postgres is gone (connections

@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Kernel } from "../../testing/server-harness.ts";
+import { TestClient } from "../../testing/uapi-client.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { ClusterLogServer } from "./server.ts";
-import { TestClient } from "./test-client.ts";
-import { Kernel } from "./test-harness.ts";
 
 // End to end: three agents' cluster-log servers over JetStream (a real nats-server),
 // kernels talking to them through their Unix sockets, a steady load of marks, clears,

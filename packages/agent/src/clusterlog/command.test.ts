@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { clusterlogBin as bin, startCli } from "./cli-process.ts";
-import { readS64, TestClient, text } from "./test-client.ts";
-import { Kernel } from "./test-harness.ts";
+import { clusterlogBin as bin, startCli } from "../../testing/cli-process.ts";
+import { Kernel } from "../../testing/server-harness.ts";
+import { readS64, TestClient, text } from "../../testing/uapi-client.ts";
 
 // `mirrorplane-agent clusterlog` as a user runs it: its own process through the bin
 // script (tsx), a Unix socket, loopback TCP, a --log-device override, SIGTERM.

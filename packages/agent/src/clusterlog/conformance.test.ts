@@ -1,8 +1,22 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildRequest, HEADER_SIZE, readU64, text, u64, withLength } from "./test-client.ts";
-import { eventually, L1, L2, TestCluster, type TestClusterOptions, U } from "./test-harness.ts";
+import {
+  eventually,
+  L1,
+  L2,
+  TestCluster,
+  type TestClusterOptions,
+  U,
+} from "../../testing/server-harness.ts";
+import {
+  buildRequest,
+  HEADER_SIZE,
+  readU64,
+  text,
+  u64,
+  withLength,
+} from "../../testing/uapi-client.ts";
 
 // CLUSTERLOG-SPEC.md §9, scenarios 1–25, through the real Unix socket. Node ids A = 1,
 // B = 2, C = 3; each node is a server with its own socket on one in-process order.

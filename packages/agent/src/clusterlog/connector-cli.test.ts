@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadNetlink } from "@mirrorplane/netlink";
 import { afterAll, describe, expect, it } from "vitest";
-import { TestClient } from "./test-client.ts";
-import { Kernel } from "./test-harness.ts";
+import { Kernel } from "../../testing/server-harness.ts";
+import { TestClient } from "../../testing/uapi-client.ts";
 
 // `mirrorplane-agent clusterlog` and the kernel bridge, as processes: as root it serves
 // the connector (group 7) beside the socket; as an unprivileged user it says in one line

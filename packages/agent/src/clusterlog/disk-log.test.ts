@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type CliProcess, startCli } from "./cli-process.ts";
+import { type CliProcess, startCli } from "../../testing/cli-process.ts";
+import { Kernel, TestCluster } from "../../testing/server-harness.ts";
+import { TestClient, u64 } from "../../testing/uapi-client.ts";
 import { splitDeviceNumber } from "./log-devices.ts";
-import { TestClient, u64 } from "./test-client.ts";
-import { Kernel, TestCluster } from "./test-harness.ts";
 
 // Disk logs on real block devices (loop devices) and real files, including failures the
 // kernel would see: a device that turns read-only under us (scenario 17), a read-only

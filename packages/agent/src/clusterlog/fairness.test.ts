@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { ascii, buildRequest, u64, withLength } from "../../testing/uapi-client.ts";
 import { InProcessOrder } from "./in-process-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import {
@@ -8,7 +9,6 @@ import {
   FRAMES_PER_TURN,
   type SessionSink,
 } from "./server.ts";
-import { ascii, buildRequest, u64, withLength } from "./test-client.ts";
 
 // Fairness between connections (issue 14): a connection's input is taken at most
 // FRAMES_PER_TURN frames per event-loop turn, so another connection's reply goes out

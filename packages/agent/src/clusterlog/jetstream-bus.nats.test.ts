@@ -1,9 +1,14 @@
 import { type ApplyResult, MemoryBlockDevice, type NodeId } from "@mirrorplane/clusterlog";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BusReplica } from "../../testing/bus-replica.ts";
+import {
+  boolAnswer,
+  coreLogArgs,
+  diskLogArgs,
+  KernelRequests,
+} from "../../testing/kernel-requests.ts";
 import type { OrderedOperation } from "./bus.ts";
-import { BusReplica } from "./bus-replica.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
-import { boolAnswer, coreLogArgs, diskLogArgs, KernelRequests } from "./kernel-requests.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 

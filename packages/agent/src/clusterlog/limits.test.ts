@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { TestCluster } from "./test-harness.ts";
+import { TestCluster } from "../../testing/server-harness.ts";
 
 // Issue 15, holes 4 and 5, as a local client sees them: a CTR over the region or log limit
 // fails with a clear errno and one log line that names the limit (not one per attempt), and

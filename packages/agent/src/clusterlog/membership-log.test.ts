@@ -1,7 +1,7 @@
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
+import { TestCluster } from "../../testing/server-harness.ts";
 import { registerMembershipMetrics } from "../metrics.ts";
-import { TestCluster } from "./test-harness.ts";
 
 // Membership as every member sees it (issue 14: only the declaring member said a member
 // failed; nobody logged a join, a leave or who serves a log). Three members in one order.

@@ -3,11 +3,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCli } from "./cli-process.ts";
+import { startCli } from "../../testing/cli-process.ts";
+import { Kernel } from "../../testing/server-harness.ts";
+import { TestClient } from "../../testing/uapi-client.ts";
 import { writeMemberKeyPair } from "./member-keys.ts";
 import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
-import { TestClient } from "./test-client.ts";
-import { Kernel } from "./test-harness.ts";
 
 // Issue 15: a member reaches NATS over mutual TLS (`--nats tls://…`, --nats-tls-ca/-cert/
 // -key), as the README's deployment says. A real nats-server verifies client certificates

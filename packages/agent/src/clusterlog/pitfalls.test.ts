@@ -2,13 +2,18 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  eventually,
+  L2,
+  TestCluster,
+  type TestClusterOptions,
+} from "../../testing/server-harness.ts";
+import { ascii, readU64, u64 } from "../../testing/uapi-client.ts";
+import {
   FileLogDevices,
   type IoOutcome,
   type LogDevice,
   type LogDeviceProvider,
 } from "./log-devices.ts";
-import { ascii, readU64, u64 } from "./test-client.ts";
-import { eventually, L2, TestCluster, type TestClusterOptions } from "./test-harness.ts";
 
 // CLUSTERLOG-SPEC.md §8, one test per pitfall that applies to one host (several nodes
 // here are several servers on one in-process order, each with its own socket). Not

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { TestCluster } from "../../testing/server-harness.ts";
 import { HintRearmer } from "./rearm.ts";
-import { TestCluster } from "./test-harness.ts";
 
 // The agent's side of the hint guard: it suspends and resumes its own mirror when the
 // replicated log says this node's kernel holds resync work back (hint-guard.ts).

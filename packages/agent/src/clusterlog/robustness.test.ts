@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, type Kernel, TestCluster } from "../../testing/server-harness.ts";
 import {
   ascii,
   buildRequest,
@@ -8,8 +9,7 @@ import {
   TestClient,
   u64,
   withLength,
-} from "./test-client.ts";
-import { eventually, type Kernel, TestCluster } from "./test-harness.ts";
+} from "../../testing/uapi-client.ts";
 
 // Property tests through the real socket (fixed seeds, so every run is the same): no
 // input makes the server crash or go silent, every well-delimited frame gets exactly one

@@ -2,10 +2,10 @@ import { MemoryBlockDevice, NO_NODE } from "@mirrorplane/clusterlog";
 import fc from "fast-check";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { ascii, buildRequest, parseReply, u64, withLength } from "../../testing/uapi-client.ts";
 import { InProcessOrder } from "./in-process-bus.ts";
 import type { IoOutcome, LogDevice, LogDeviceProvider } from "./log-devices.ts";
 import { ClusterLogServer, type Session } from "./server.ts";
-import { ascii, buildRequest, parseReply, u64, withLength } from "./test-client.ts";
 
 // Simulation through the bus: N ClusterLogServers on one in-process order (sessions fed
 // in memory instead of sockets, a shared in-memory log device), random requests, joins

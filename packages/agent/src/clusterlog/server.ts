@@ -49,7 +49,7 @@ const OUTPUT_INITIAL = 16 * 1024;
  * A background snapshot copies this much of the bitmaps per event-loop turn (issue 15):
  * about 0.1–0.3 ms of memcpy, so a 64 MiB snapshot (1,024 logs of 262,144 regions) takes
  * 64 turns and no request waits behind more than one of them. The first turn also encodes
- * everything but the bitmaps: about 1-3 µs per log (3-5 ms at the 1,024-log limit).
+ * everything but the bitmaps: about 4 µs per log (4-5 ms at the 1,024-log limit).
  */
 export const SNAPSHOT_BYTES_PER_TURN = 1 << 20;
 

@@ -6,15 +6,15 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { coreLogArgs, KernelRequests } from "../../testing/kernel-requests.ts";
+import { eventually, Kernel } from "../../testing/server-harness.ts";
+import { TestClient } from "../../testing/uapi-client.ts";
 import { JetStreamBus, jetStreamNames } from "./jetstream-bus.ts";
-import { coreLogArgs, KernelRequests } from "./kernel-requests.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys, sealEnvelope } from "./member-keys.ts";
 import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { encodeEnvelope } from "./operation-codec.ts";
 import { ClusterLogServer } from "./server.ts";
-import { TestClient } from "./test-client.ts";
-import { eventually, Kernel } from "./test-harness.ts";
 
 // Issue 15, hole 2: anyone who could publish on NATS could forge an operation of the
 // replicated log — a plain publish of SET_REGION_SYNC(500, 1) turned IN_SYNC(500) from 0

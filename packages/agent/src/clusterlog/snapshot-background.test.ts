@@ -1,6 +1,6 @@
 import { ClusterLog } from "@mirrorplane/clusterlog";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, type Kernel, TestCluster } from "./test-harness.ts";
+import { eventually, type Kernel, TestCluster } from "../../testing/server-harness.ts";
 
 // Issue 15: the snapshot of a large log is made in the background, a bounded amount per
 // event-loop turn, so a request on another connection is answered while it is being made;

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { Kernel } from "../../testing/server-harness.ts";
+import { ascii, buildRequest, TestClient, withLength } from "../../testing/uapi-client.ts";
 import { type RunningClusterLog, startClusterLogCommand } from "./command.ts";
-import { ascii, buildRequest, TestClient, withLength } from "./test-client.ts";
-import { Kernel } from "./test-harness.ts";
 
 // Issue 15, hole 1: any local user could reach the root cluster-log server over `--tcp`
 // and CTR a clustered-disk log on a device it then overwrites. These tests repeat that

@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster } from "./test-harness.ts";
+import { TestCluster } from "../../testing/server-harness.ts";
 
 // "A program written against the kernel's own uapi header can drive the server through
 // the socket": a C client built on <linux/dm-log-userspace.h> (linux-libc-dev), framing

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { fixtureMirrors, pmemFixtureRoot } from "../../testing/pmem-fixtures.ts";
 import type { THostEvent } from "../events/event.ts";
-import { fixtureMirrors, pmemFixtureRoot } from "../events/pmem-test-fixtures.ts";
 import { type HostState, hostEvents } from "./host-events.ts";
 import { readMemory } from "./memory.ts";
 

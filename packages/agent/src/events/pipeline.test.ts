@@ -5,7 +5,7 @@ import { createIngestPool, type IngestPool, upsertNode } from "@mirrorplane/db/i
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { TcpProxy } from "../testing/tcp-proxy.ts";
+import { TcpProxy } from "../../testing/tcp-proxy.ts";
 import type { THostEvent } from "./event.ts";
 import { EventPipeline } from "./pipeline.ts";
 

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { fixtureMirrors, pmemFixtureRoot as root } from "../../testing/pmem-fixtures.ts";
 import { type PmemLayout, readPmemLayout } from "../collectors/pmem-layout.ts";
 import type { THostEvent } from "./event.ts";
 import { applyMemoryPlacement, PmemMap } from "./pmem-map.ts";
-import { fixtureMirrors, pmemFixtureRoot as root } from "./pmem-test-fixtures.ts";
 
 let layout: PmemLayout;
 let map: PmemMap;

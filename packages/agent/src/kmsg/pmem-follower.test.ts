@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { fixtureMirrors, pmemFixtureRoot } from "../../testing/pmem-fixtures.ts";
 import type { THostEvent } from "../events/event.ts";
-import { fixtureMirrors, pmemFixtureRoot } from "../events/pmem-test-fixtures.ts";
 import { type EventSink, KmsgFollower } from "./follower.ts";
 
 const log = pino({ level: "silent" });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { DB_UUID, STATUS_OUTPUT, TABLE_OUTPUT, WEB_UUID } from "../../testing/mirror-fixtures.ts";
 import { parseMirrorTables } from "../clusterlog/dmsetup.ts";
 import { parseMirrorStatus, parseMirrorTable } from "./dm-mirror.ts";
-import { DB_UUID, STATUS_OUTPUT, TABLE_OUTPUT, WEB_UUID } from "./test-fixtures.ts";
 
 describe("dmsetup table --target mirror", () => {
   it("reads size, log type, log uuid and device, region size, legs and features", () => {

@@ -2,15 +2,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveBlockDevice } from "./block-devices.ts";
-import { DmsetupMirrorInventory, mirrorInventory } from "./dmsetup-inventory.ts";
 import {
   DB_UUID,
   STATUS_OUTPUT,
   TABLE_OUTPUT,
   WEB_UUID,
   writeSysfsFixture,
-} from "./test-fixtures.ts";
+} from "../../testing/mirror-fixtures.ts";
+import { resolveBlockDevice } from "./block-devices.ts";
+import { DmsetupMirrorInventory, mirrorInventory } from "./dmsetup-inventory.ts";
 
 let root: string;
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { sendTokenPreamble } from "./tcp-auth.ts";
+import { sendTokenPreamble } from "../src/clusterlog/tcp-auth.ts";
 
 // Test support: a client that speaks the local transport the way a kernel-side program
 // built on the uapi header would — it lays out `struct dm_ulog_request` byte by byte at

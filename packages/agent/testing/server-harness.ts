@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClusterLogOptions } from "@mirrorplane/clusterlog";
 import { pino } from "pino";
-import { InProcessOrder, type InProcessOrderOptions } from "./in-process-bus.ts";
-import { FileLogDevices, type LogDeviceProvider } from "./log-devices.ts";
-import { ClusterLogServer } from "./server.ts";
-import { ascii, readS64, readU64, TestClient, text, u64, type WireReply } from "./test-client.ts";
+import { InProcessOrder, type InProcessOrderOptions } from "../src/clusterlog/in-process-bus.ts";
+import { FileLogDevices, type LogDeviceProvider } from "../src/clusterlog/log-devices.ts";
+import { ClusterLogServer } from "../src/clusterlog/server.ts";
+import { ascii, readS64, readU64, TestClient, text, u64, type WireReply } from "./uapi-client.ts";
 
 // Test support: servers on real Unix sockets over one in-process order (one member per
 // node id), and a kernel-like client with one method per request (spec §2).

@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { MirrorMap, ZMirrorConfig } from "./mirror-map.ts";
+import { MirrorMap, ZMirrorConfig } from "../src/events/mirror-map.ts";
 
 /** The `pmem-namespaces` fixture tree: six pmem regions, one namespace each. */
-export const pmemFixtureRoot = join(import.meta.dirname, "../../test/fixtures/pmem-namespaces");
+export const pmemFixtureRoot = join(import.meta.dirname, "../test/fixtures/pmem-namespaces");
 
 /** Legs on the fixture's pmem devices (and partitions), each mirrored to another disk. */
 export const fixtureMirrors = new MirrorMap(

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { runSchedule, zeroCounts } from "./cluster-sim.ts";
+import { runSchedule, zeroCounts } from "../../testing/replica-simulation.ts";
 
 // Deterministic simulation of the replicated cluster log over the in-process order:
 // random fault schedules (joins, leaves, failures, held, duplicated and lost
-// publications) with the invariants listed in cluster-sim.ts. The default run is short;
-// `MIRRORPLANE_SIM_SCHEDULES=5000 npx vitest run cluster-sim` runs more (seeds 1..5000),
+// publications) with the invariants listed in testing/replica-simulation.ts. The default run is short;
+// `MIRRORPLANE_SIM_SCHEDULES=5000 npx vitest run replica-simulation` runs more (seeds 1..5000),
 // `MIRRORPLANE_SIM_SEED_BASE=<b>` shifts them to b+1..b+5000, and
 // `MIRRORPLANE_SIM_SEED=<n>` replays one schedule (MIRRORPLANE_SIM_TRACE=<file> traces it).
 

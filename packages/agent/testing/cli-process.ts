@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 // Test support: `mirrorplane-agent clusterlog` (or another command: `run`) in its own
 // process through the bin script (tsx), with its JSON log lines collected and awaitable.
 
-export const clusterlogBin = resolve(import.meta.dirname, "../../bin/mirrorplane-agent.js");
+export const clusterlogBin = resolve(import.meta.dirname, "../bin/mirrorplane-agent.js");
 
 export interface CliProcess {
   readonly child: ChildProcess;

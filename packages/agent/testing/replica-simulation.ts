@@ -19,9 +19,13 @@ import {
   needsRearm,
   type Reply,
 } from "@mirrorplane/clusterlog";
-import type { OrderedOperation } from "./bus.ts";
+import type { OrderedOperation } from "../src/clusterlog/bus.ts";
+import {
+  InProcessOrder,
+  type Publication,
+  type PublishAction,
+} from "../src/clusterlog/in-process-bus.ts";
 import { BusReplica } from "./bus-replica.ts";
-import { InProcessOrder, type Publication, type PublishAction } from "./in-process-bus.ts";
 import {
   boolAnswer,
   diskLogArgs,

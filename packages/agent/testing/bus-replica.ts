@@ -9,7 +9,7 @@ import {
   performLogIo,
   type Reply,
 } from "@mirrorplane/clusterlog";
-import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import type { BusSnapshot, ClusterBus, OrderedOperation } from "../src/clusterlog/bus.ts";
 
 // A minimal cluster member over any ClusterBus: one replica of the cluster log, fed every
 // ordered operation; it answers only its own node's requests, performs only the log I/O
