@@ -137,7 +137,7 @@ describe("fairness between connections", () => {
 
   it("many floods together get a bounded share of a turn, round-robin, whatever their number", async () => {
     const s = await started();
-    const floods = [];
+    const floods: Awaited<ReturnType<typeof up>>[] = [];
     for (let i = 0; i < 16; i++) floods.push(await up(s, `LVM-flood-${i}`));
     const good = await up(s, "LVM-good");
     const per = 6 * FRAMES_PER_TURN;
