@@ -74,8 +74,12 @@ describe.skipIf(natsServerBinary() === null)(
     }, 60_000);
 
     afterAll(async () => {
-      nats?.kill("SIGTERM");
-      await rm(dir, { recursive: true, force: true });
+      if (nats && nats.exitCode === null) {
+        const exited = new Promise((r) => nats!.once("exit", r));
+        nats.kill("SIGTERM");
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     });
 
     const member = (node: number, name: string, access: string[]): CliProcess =>
@@ -159,7 +163,13 @@ describe.skipIf(natsServerBinary() === null)(
           expect(refused.stderr(), said).toMatch(why);
         }
       } finally {
-        good.child.kill("SIGTERM");
+        // Wait for it to exit: it writes its final snapshot into its data directory, which
+        // the cleanup would otherwise race (ENOTEMPTY once in CI).
+        const exited = new Promise((r) => good.child.once("exit", r));
+        if (good.child.exitCode === null && good.child.signalCode === null) {
+          good.child.kill("SIGTERM");
+          await exited;
+        }
       }
     }, 120_000);
   },
