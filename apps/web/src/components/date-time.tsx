@@ -4,7 +4,7 @@ import { formatDateTime, formatUtc } from "~/lib/format";
 export function DateTime({ value }: { value: Date | string | number }) {
   const d = value instanceof Date ? value : new Date(value);
   return (
-    <time dateTime={d.toISOString()} title={formatUtc(d)}>
+    <time dateTime={d.toISOString()} title={formatUtc(d)} suppressHydrationWarning>
       {formatDateTime(d)}
     </time>
   );

@@ -70,7 +70,9 @@ export function Incidents() {
               <td>{i.nodeId ?? "—"}</td>
               <td className="muted">
                 <span title={`${formatUtc(i.started)} – ${formatUtc(i.ended)}`}>
-                  {formatDateTime(i.started)} – {formatTimeOfDay(i.ended)}
+                  <span suppressHydrationWarning>
+                    {formatDateTime(i.started)} – {formatTimeOfDay(i.ended)}
+                  </span>
                 </span>
               </td>
               <td className="num">{i.events}</td>

@@ -48,7 +48,9 @@ export function NodesTable() {
               <td>
                 <FreshnessBadge value={n.freshness} />
               </td>
-              <td title={n.lastSeenAt.toISOString()}>{formatAge(n.lastSeenAt, now)}</td>
+              <td title={n.lastSeenAt.toISOString()} suppressHydrationWarning>
+                {formatAge(n.lastSeenAt, now)}
+              </td>
               <td className="num">{n.sampleIntervalMs / 1000}s</td>
               <td>{n.kernelRelease ?? "—"}</td>
               <td>{n.agentVersion}</td>

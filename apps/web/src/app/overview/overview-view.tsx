@@ -89,7 +89,9 @@ export function OverviewView() {
                   <td>
                     <FreshnessBadge value={n.freshness} />
                   </td>
-                  <td className="muted">{formatAge(n.lastSeenAt, now)}</td>
+                  <td className="muted" suppressHydrationWarning>
+                    {formatAge(n.lastSeenAt, now)}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -176,7 +178,10 @@ export function OverviewView() {
                         {m.projectedFinishAt && (
                           <span title={formatUtc(m.projectedFinishAt)}>
                             {" "}
-                            · in sync ~{formatTimeOfDay(m.projectedFinishAt)}
+                            · in sync ~
+                            <span suppressHydrationWarning>
+                              {formatTimeOfDay(m.projectedFinishAt)}
+                            </span>
                           </span>
                         )}
                       </td>
@@ -221,7 +226,9 @@ export function OverviewView() {
             <tbody>
               {s.recentAudit.map((a) => (
                 <tr key={a.id}>
-                  <td className="muted">{formatAge(a.at, now)}</td>
+                  <td className="muted" suppressHydrationWarning>
+                    {formatAge(a.at, now)}
+                  </td>
                   <td>{a.actor}</td>
                   <td>
                     <code>{a.action}</code>
@@ -305,7 +312,9 @@ function Alarms({
                   </Link>
                 </td>
                 <td>{a.message}</td>
-                <td className="muted">{a.since ? `since ${formatAge(a.since, now)}` : ""}</td>
+                <td className="muted" suppressHydrationWarning>
+                  {a.since ? `since ${formatAge(a.since, now)}` : ""}
+                </td>
                 <td data-testid="alarm-silence">
                   {(() => {
                     const silenced = silenceFor(silences, a.kind, a.mirror);

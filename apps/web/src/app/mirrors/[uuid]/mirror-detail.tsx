@@ -173,8 +173,8 @@ export function MirrorDetail({
               <p>
                 <strong>Without redundancy:</strong> {formatExposure(outOfSyncNow)} out of sync and
                 nothing recovers them — resync <code>{lost.resyncId}</code> was {lost.reason}{" "}
-                {formatDateTime(new Date(lost.at))}. A failure of the source leg now loses their
-                data.
+                <span suppressHydrationWarning>{formatDateTime(new Date(lost.at))}</span>. A failure
+                of the source leg now loses their data.
               </p>
               <button
                 type="button"
