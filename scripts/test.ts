@@ -44,12 +44,17 @@ function countVitest(label: string, file: string, ok: boolean) {
     numFailedTests: number;
     numPendingTests: number;
     numTodoTests: number;
+    /** Files whose setup or teardown failed (an afterAll error fails no test). */
+    numFailedTestSuites?: number;
   };
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += r.numPendingTests + r.numTodoTests;
   if (r.numFailedTests > 0) failures.push(`${label}: ${r.numFailedTests} failed`);
-  if (!ok && r.numFailedTests === 0) check(`${label} run`, false);
+  const suites = r.numFailedTestSuites ?? 0;
+  if (r.numFailedTests === 0 && suites > 0)
+    check(`${label}: ${suites} file(s) failed outside a test`, false);
+  else if (!ok && r.numFailedTests === 0) check(`${label} run`, false);
 }
 
 check(
