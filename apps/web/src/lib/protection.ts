@@ -21,9 +21,9 @@ export type TResyncDisplayState =
   | "failed";
 
 /**
- * A running resync under a throttle is "throttled", never "paused": the agent pauses the
- * sweep between its one-second budgets (resync-control.ts), which is how a throttle works,
- * not a stop. Only a pause without a throttle reads "paused".
+ * A running resync under a throttle is "throttled", never "paused": the agent limits the
+ * sweep with a replicated per-second allowance (resync-control.ts), which is how a throttle
+ * works, not a stop. Only a pause without a throttle reads "paused".
  */
 export function resyncDisplayState(p: TResyncShape): TResyncDisplayState {
   if ((p.state === "running" || p.state === "paused") && p.throttle !== null) return "throttled";
