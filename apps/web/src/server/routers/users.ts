@@ -203,8 +203,7 @@ export const usersRouter = createTRPCRouter({
         where: { username: input.username },
         select: { id: true },
       });
-      if (!user) {
-        const message = `There is no user ${input.username}.`;
+      const refuse = async (code: "NOT_FOUND" | "PRECONDITION_FAILED", message: string) => {
         await audit(ctx, {
           action: "users.resetPassword",
           target,
@@ -212,19 +211,14 @@ export const usersRouter = createTRPCRouter({
           outcome: "refused",
           detail: message,
         });
-        throw new TRPCError({ code: "NOT_FOUND", message });
-      }
-      if (user.id === ctx.user.id) {
-        const message = "Change your own password from your account menu, not by a reset.";
-        await audit(ctx, {
-          action: "users.resetPassword",
-          target,
-          params,
-          outcome: "refused",
-          detail: message,
-        });
-        throw new TRPCError({ code: "PRECONDITION_FAILED", message });
-      }
+        throw new TRPCError({ code, message });
+      };
+      if (!user) return refuse("NOT_FOUND", `There is no user ${input.username}.`);
+      if (user.id === ctx.user.id)
+        return refuse(
+          "PRECONDITION_FAILED",
+          "Change your own password from your account menu, not by a reset.",
+        );
       await accountAdmin.setPassword(user.id, input.password);
       await ctx.db.user.update({
         where: { id: user.id },
