@@ -2,6 +2,20 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Bitmap, type BitmapCopy, popcount32 } from "./bitmap.ts";
 
+/** Random set / clear / range changes of a `size`-bit bitmap (fast-check arbitraries). */
+function bitChanges(size: number) {
+  return [
+    fc.record({ k: fc.constant("set" as const), i: fc.nat(size - 1) }),
+    fc.record({ k: fc.constant("clear" as const), i: fc.nat(size - 1) }),
+    fc.record({
+      k: fc.constant("range" as const),
+      i: fc.nat(size),
+      j: fc.nat(size),
+      v: fc.boolean(),
+    }),
+  ] as const;
+}
+
 describe("popcount32", () => {
   it("counts bits of edge words", () => {
     expect(popcount32(0)).toBe(0);
@@ -79,17 +93,7 @@ describe("Bitmap", () => {
 
   it("behaves like a Set model under random operations", () => {
     const size = 200;
-    const op = fc.oneof(
-      fc.record({ k: fc.constant("set" as const), i: fc.nat(size - 1) }),
-      fc.record({ k: fc.constant("clear" as const), i: fc.nat(size - 1) }),
-      fc.record({
-        k: fc.constant("range" as const),
-        i: fc.nat(size),
-        j: fc.nat(size),
-        v: fc.boolean(),
-      }),
-      fc.record({ k: fc.constant("copy" as const) }),
-    );
+    const op = fc.oneof(...bitChanges(size), fc.record({ k: fc.constant("copy" as const) }));
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), fc.nat(size), (ops, from) => {
         let b = new Bitmap(size);
@@ -125,14 +129,7 @@ describe("Bitmap", () => {
   it("a copy started now gets the bytes of now, whatever changes before it is made (issue 15)", () => {
     const size = 333; // 42 bytes: pieces of 4 and 8 bytes, a partial last word
     const change = fc.oneof(
-      fc.record({ k: fc.constant("set" as const), i: fc.nat(size - 1) }),
-      fc.record({ k: fc.constant("clear" as const), i: fc.nat(size - 1) }),
-      fc.record({
-        k: fc.constant("range" as const),
-        i: fc.nat(size),
-        j: fc.nat(size),
-        v: fc.boolean(),
-      }),
+      ...bitChanges(size),
       fc.record({ k: fc.constant("load" as const), seed: fc.nat() }),
       fc.record({ k: fc.constant("step" as const), n: fc.integer({ min: 1, max: 20 }) }),
       fc.record({ k: fc.constant("start" as const), piece: fc.constantFrom(4, 8, 64) }),
