@@ -30,6 +30,7 @@ import {
   DM_ULOG_GET_SYNC_COUNT,
   DM_ULOG_IN_SYNC,
   DM_ULOG_STATUS_TABLE,
+  isEsrchWrapped,
   isRequestType,
   maskRequestType,
   type RequestType,
@@ -84,9 +85,6 @@ const HANDLERS: Record<RequestType, RequestHandler> = {
   16: statusTable,
   17: isRemoteRecovering,
 };
-
-/** Requests the kernel does not send through its -ESRCH wrapper (spec §1.5). */
-const NOT_WRAPPED = new Set<number>([1, 2, 3, 4, 5, 6]);
 
 /** Local, read-only requests (spec §4.2); their handlers never change state. */
 const LOCAL_READ_ONLY = new Set<number>([
@@ -261,7 +259,7 @@ export class ClusterLog {
   /** `esrchForUnknownLog`: a wrapped request for a log this node never constructed → -ESRCH. */
   #unknownLogError(node: NodeId, header: RequestHeader, type: number, error: number): number {
     if (error !== -EINVAL && error !== -ENOENT) return error;
-    if (!this.#state.options.esrchForUnknownLog || NOT_WRAPPED.has(type)) return error;
+    if (!this.#state.options.esrchForUnknownLog || !isEsrchWrapped(type)) return error;
     return this.#state.findInstance(node, header.uuid, header.luid) ? error : -ESRCH;
   }
 

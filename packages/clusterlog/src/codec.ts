@@ -9,13 +9,34 @@ export const DM_ULOG_HEADER_SIZE = 160;
 export const DM_UUID_LEN = 129;
 export const MAX_UUID_CHARS = DM_UUID_LEN - 1;
 
-const OFF_LUID = 0;
-const OFF_UUID = 8;
-const OFF_VERSION = 140;
-const OFF_ERROR = 144;
-const OFF_SEQ = 148;
-const OFF_REQUEST_TYPE = 152;
-const OFF_DATA_SIZE = 156;
+/**
+ * Byte offsets of `struct dm_ulog_request`'s fields (include/uapi/linux/dm-log-userspace.h):
+ * the one header layout every reader and writer of the kernel's frames uses.
+ */
+export const ULOG_HEADER = {
+  /** u64 luid */
+  luid: 0,
+  /** char uuid[DM_UUID_LEN], NUL-terminated */
+  uuid: 8,
+  /** u32 version */
+  version: 140,
+  /** s32 error */
+  error: 144,
+  /** u32 seq */
+  seq: 148,
+  /** u32 request_type */
+  requestType: 152,
+  /** u32 data_size */
+  dataSize: 156,
+} as const;
+
+const OFF_LUID = ULOG_HEADER.luid;
+const OFF_UUID = ULOG_HEADER.uuid;
+const OFF_VERSION = ULOG_HEADER.version;
+const OFF_ERROR = ULOG_HEADER.error;
+const OFF_SEQ = ULOG_HEADER.seq;
+const OFF_REQUEST_TYPE = ULOG_HEADER.requestType;
+const OFF_DATA_SIZE = ULOG_HEADER.dataSize;
 
 const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = 0xffff_ffff;

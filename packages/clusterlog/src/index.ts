@@ -35,6 +35,7 @@ export {
   encodeU64List,
   MAX_UUID_CHARS,
   type RequestHeader,
+  ULOG_HEADER,
 } from "./codec.ts";
 export {
   CN_IDX_DM,

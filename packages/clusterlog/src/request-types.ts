@@ -84,6 +84,15 @@ export function requestTypeName(type: number): string {
 }
 
 /**
+ * Whether the kernel sends this request through its -ESRCH wrapper (spec §1.5): every
+ * request but CTR, DTR, PRESUSPEND, POSTSUSPEND, RESUME and GET_REGION_SIZE. Only a
+ * wrapped request may be answered -ESRCH (the kernel then re-sends the CTR and retries).
+ */
+export function isEsrchWrapped(type: number): boolean {
+  return type > DM_ULOG_GET_REGION_SIZE || type < DM_ULOG_CTR;
+}
+
+/**
  * Where cmirrord handles a request (spec §4.2). Clustered requests for a UUID this node
  * has no group for fail with -ENOENT, local ones with -EINVAL (spec §2 preamble).
  */

@@ -1,14 +1,13 @@
 import {
   DM_ULOG_CTR,
-  DM_ULOG_DTR,
-  DM_ULOG_GET_REGION_SIZE,
-  DM_ULOG_POSTSUSPEND,
-  DM_ULOG_PRESUSPEND,
+  DM_ULOG_HEADER_SIZE,
   DM_ULOG_RESUME,
   encodeAscii,
   encodeRequest,
   errno,
+  isEsrchWrapped,
   makeRequest,
+  ULOG_HEADER,
 } from "@mirrorplane/clusterlog";
 import type { UlogLink } from "./ulog-link.ts";
 
@@ -66,20 +65,8 @@ export interface UlogClientStats {
   enospc: number;
 }
 
-/** Requests that do not go through the -ESRCH wrapper (spec §1.5). */
-const NO_WRAPPER = new Set<number>([
-  DM_ULOG_CTR,
-  DM_ULOG_GET_REGION_SIZE,
-  DM_ULOG_DTR,
-  DM_ULOG_PRESUSPEND,
-  DM_ULOG_POSTSUSPEND,
-  DM_ULOG_RESUME,
-]);
 
 const EMPTY = new Uint8Array(0);
-const OFF_ERROR = 144;
-const OFF_SEQ = 148;
-const OFF_DATA_SIZE = 156;
 
 export class UlogClient {
   readonly stats: UlogClientStats = {
@@ -117,7 +104,7 @@ export class UlogClient {
   ): Promise<UlogAnswer> {
     for (;;) {
       const answer = await this.#consult(log, type, data, capacity);
-      if (answer.error !== -errno.ESRCH || NO_WRAPPER.has(type) || this.#closed) return answer;
+      if (answer.error !== -errno.ESRCH || !isEsrchWrapped(type) || this.#closed) return answer;
       this.stats.esrch++;
       // "Userspace log server not found": re-construct until the server takes the CTR.
       for (;;) {
@@ -184,13 +171,13 @@ export class UlogClient {
   }
 
   #reply(bytes: Uint8Array): void {
-    if (bytes.length < 160) return;
+    if (bytes.length < DM_ULOG_HEADER_SIZE) return;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const seq = view.getUint32(OFF_SEQ, true);
+    const seq = view.getUint32(ULOG_HEADER.seq, true);
     const waiter = this.#waiters.get(seq);
     if (!waiter) return; // a late reply to an old seq: dropped (P2)
-    const size = view.getUint32(OFF_DATA_SIZE, true);
-    waiter({ error: view.getInt32(OFF_ERROR, true), data: bytes.slice(160, 160 + size) });
+    const size = view.getUint32(ULOG_HEADER.dataSize, true);
+    waiter({ error: view.getInt32(ULOG_HEADER.error, true), data: bytes.slice(DM_ULOG_HEADER_SIZE, DM_ULOG_HEADER_SIZE + size) });
   }
 
   /** An interruptible sleep (ends early when the client closes). */
