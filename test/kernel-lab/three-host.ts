@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { NatsServer } from "@mirrorplane/simulator/nats-server";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
-import { NatsServer } from "../../packages/agent/src/clusterlog/nats-harness.ts";
 import { type Lab, prepareLab, repoRoot, Vm, type VmExit } from "./lab.ts";
 
 // Three hosts on the real kernel (guest/three-host.ts has the phases): three VMs, each its

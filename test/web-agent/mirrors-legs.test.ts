@@ -4,13 +4,12 @@ import { join } from "node:path";
 import type { AgentApiServer } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
 import { createTestDatabase } from "@mirrorplane/db/testing";
+import { SimCluster, SimMirrorInventory } from "@mirrorplane/simulator";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { createCaller } from "~/server/root";
 import { createContextInner } from "~/server/trpc";
 import { ResyncController } from "../../packages/agent/src/clusterlog/resync-control";
-import { SimCluster } from "../../packages/agent/src/simulator/sim-cluster";
-import { SimMirrorInventory } from "../../packages/agent/src/simulator/sim-inventory";
 import { startTestAgent } from "./agent-api";
 
 // Legs, region size, bytes in the plan and the blast radius through the control plane:

@@ -6,11 +6,11 @@
 //   npm run bench:cluster -w @mirrorplane/agent        (about 15 s; needs nats-server)
 //   BENCH_RATE=2000 BENCH_SECONDS=5 npm run bench:cluster -w @mirrorplane/agent
 import { MemoryBlockDevice, type Reply } from "@mirrorplane/clusterlog";
+import { NatsServer } from "@mirrorplane/simulator/nats-server";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { JetStreamBus } from "../src/clusterlog/jetstream-bus.ts";
 import { ephemeralClusterKeys } from "../src/clusterlog/member-keys.ts";
-import { NatsServer } from "../src/clusterlog/nats-harness.ts";
 import { BusReplica } from "../testing/bus-replica.ts";
 import { diskLogArgs, KernelRequests } from "../testing/kernel-requests.ts";
 

@@ -11,10 +11,10 @@
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SimCluster, WriteLoad } from "@mirrorplane/simulator";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { createClusterBusFromOptions } from "../src/clusterlog/create-cluster-bus.ts";
 import { ephemeralClusterKeys } from "../src/clusterlog/member-keys.ts";
-import { NatsServer, natsServerBinary } from "../src/clusterlog/nats-harness.ts";
-import { SimCluster, WriteLoad } from "../src/simulator/sim-cluster.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WRITERS = Number(process.env.BENCH_WRITERS ?? 8);

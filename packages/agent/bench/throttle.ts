@@ -11,9 +11,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { countInSync } from "@mirrorplane/clusterlog";
+import { SimCluster, type SimMirror, WriteLoad } from "@mirrorplane/simulator";
 import { ResyncController } from "../src/clusterlog/resync-control.ts";
-import type { SimMirror } from "../src/simulator/mirror.ts";
-import { SimCluster, WriteLoad } from "../src/simulator/sim-cluster.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RATES = (process.env.BENCH_RATES ?? "1,2,3,5,10").split(",").map(Number);

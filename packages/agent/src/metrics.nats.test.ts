@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { createTRPCClient, httpLink } from "@trpc/client";
 import { pino } from "pino";
 import superjson from "superjson";
@@ -8,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningAgent, startAgent } from "./agent.ts";
 import type { AgentRouter } from "./api/router.ts";
 import { writeMemberKeyPair } from "./clusterlog/member-keys.ts";
-import { NatsServer, natsServerBinary } from "./clusterlog/nats-harness.ts";
 import { resolveConfig, type TAgentConfigLayer } from "./config/config.ts";
 
 // Issue 14: the NATS connection's state on /metrics and the agent API, against a real

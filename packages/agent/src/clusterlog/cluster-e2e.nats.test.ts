@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kernel } from "../../testing/server-harness.ts";
@@ -8,7 +9,6 @@ import { TestClient } from "../../testing/uapi-client.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
-import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { ClusterLogServer } from "./server.ts";
 
 // End to end: three agents' cluster-log servers over JetStream (a real nats-server),

@@ -1,12 +1,12 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, startCli } from "../../testing/cli-process.ts";
 import { Kernel } from "../../testing/server-harness.ts";
 import { TestClient } from "../../testing/uapi-client.ts";
 import { writeMemberKeyPair } from "./member-keys.ts";
-import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 
 // `mirrorplane-agent clusterlog --nats` as three hosts run it: three processes, one real
 // nats-server, each kernel on its own member's Unix socket. A request ordered on one member

@@ -1,4 +1,5 @@
 import { type ApplyResult, MemoryBlockDevice, type NodeId } from "@mirrorplane/clusterlog";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BusReplica } from "../../testing/bus-replica.ts";
 import {
@@ -10,7 +11,6 @@ import {
 import type { OrderedOperation } from "./bus.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
-import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 
 // Integration tests against real nats-server processes (the harness starts one per file
 // on a free loopback port, with its store in a temporary directory). No timed assertion:

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canConnect, freePort, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kernel } from "../../testing/server-harness.ts";
@@ -9,7 +10,6 @@ import { TestClient } from "../../testing/uapi-client.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys } from "./member-keys.ts";
-import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
 import { ClusterLogServer } from "./server.ts";
 
 // Issue 14: the README recommends three NATS servers; this loses them. Three nats-server

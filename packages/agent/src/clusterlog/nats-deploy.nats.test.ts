@@ -2,12 +2,12 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { canConnect, freePort, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, startCli } from "../../testing/cli-process.ts";
 import { Kernel } from "../../testing/server-harness.ts";
 import { TestClient } from "../../testing/uapi-client.ts";
 import { writeMemberKeyPair } from "./member-keys.ts";
-import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
 
 // Issue 15: the deployment's NATS as docker-compose.yml runs it — the committed
 // deploy/nats/nats-server.conf (mutual TLS, one user per member, the members' permissions)

@@ -2,12 +2,12 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canConnect, freePort, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCli } from "../../testing/cli-process.ts";
 import { Kernel } from "../../testing/server-harness.ts";
 import { TestClient } from "../../testing/uapi-client.ts";
 import { writeMemberKeyPair } from "./member-keys.ts";
-import { canConnect, freePort, natsServerBinary } from "./nats-harness.ts";
 
 // Issue 15: a member reaches NATS over mutual TLS (`--nats tls://…`, --nats-tls-ca/-cert/
 // -key), as the README's deployment says. A real nats-server verifies client certificates

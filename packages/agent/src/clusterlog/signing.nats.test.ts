@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NatsServer, natsServerBinary } from "@mirrorplane/simulator/nats-server";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
@@ -12,7 +13,6 @@ import { TestClient } from "../../testing/uapi-client.ts";
 import { JetStreamBus, jetStreamNames } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { ephemeralClusterKeys, sealEnvelope } from "./member-keys.ts";
-import { NatsServer, natsServerBinary } from "./nats-harness.ts";
 import { encodeEnvelope } from "./operation-codec.ts";
 import { ClusterLogServer } from "./server.ts";
 

@@ -1,14 +1,14 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ClusterBus } from "@mirrorplane/agent/clusterlog/bus";
+import { createClusterBusFromOptions } from "@mirrorplane/agent/clusterlog/create-cluster-bus";
+import { ephemeralClusterKeys } from "@mirrorplane/agent/clusterlog/member-keys";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterBus } from "../clusterlog/bus.ts";
-import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
-import { ephemeralClusterKeys } from "../clusterlog/member-keys.ts";
-import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
-import type { SimMirror } from "./mirror.ts";
-import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
-import type { KernelTimings } from "./ulog-client.ts";
+import type { SimMirror } from "./kernel/dm-raid1.ts";
+import type { KernelTimings } from "./kernel/ulog-transfer.ts";
+import { NatsServer, natsServerBinary } from "./nats-server.ts";
+import { type MirrorSpec, SimCluster, WriteLoad } from "./simulated-cluster.ts";
 
 // The mirror simulator against real agents (ClusterLogServer on Unix sockets, in-process
 // order): writes under load, a recovery in progress, an agent killed, a leg failing. What

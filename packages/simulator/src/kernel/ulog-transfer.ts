@@ -9,7 +9,7 @@ import {
   makeRequest,
   ULOG_HEADER,
 } from "@mirrorplane/clusterlog";
-import type { UlogLink } from "./ulog-link.ts";
+import type { UlogLink } from "./ulog-socket-link.ts";
 
 // The kernel's side of the transport, modelled on dm-log-userspace-transfer.c and the
 // request wrapper of dm-log-userspace-base.c (CLUSTERLOG-SPEC.md §1.4, §1.5):
@@ -64,7 +64,6 @@ export interface UlogClientStats {
   reconstructs: number;
   enospc: number;
 }
-
 
 const EMPTY = new Uint8Array(0);
 
@@ -177,7 +176,10 @@ export class UlogClient {
     const waiter = this.#waiters.get(seq);
     if (!waiter) return; // a late reply to an old seq: dropped (P2)
     const size = view.getUint32(ULOG_HEADER.dataSize, true);
-    waiter({ error: view.getInt32(ULOG_HEADER.error, true), data: bytes.slice(DM_ULOG_HEADER_SIZE, DM_ULOG_HEADER_SIZE + size) });
+    waiter({
+      error: view.getInt32(ULOG_HEADER.error, true),
+      data: bytes.slice(DM_ULOG_HEADER_SIZE, DM_ULOG_HEADER_SIZE + size),
+    });
   }
 
   /** An interruptible sleep (ends early when the client closes). */

@@ -18,7 +18,7 @@ import {
   encodeU64,
   encodeU64List,
 } from "@mirrorplane/clusterlog";
-import type { LogIdentity, UlogAnswer, UlogClient } from "./ulog-client.ts";
+import type { LogIdentity, UlogAnswer, UlogClient } from "./ulog-transfer.ts";
 
 // A userspace mirror that behaves like the kernel side of a clustered mirror: dm-raid1's
 // write path and recovery over dm-region-hash, with the userspace dirty log of

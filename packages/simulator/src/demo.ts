@@ -1,19 +1,19 @@
 import { hostname, release } from "node:os";
 import { join } from "node:path";
+import { type AgentApiServer, startApiServer } from "@mirrorplane/agent/api/server";
+import { createClusterBusFromOptions } from "@mirrorplane/agent/clusterlog/create-cluster-bus";
+import { ephemeralClusterKeys } from "@mirrorplane/agent/clusterlog/member-keys";
+import { ResyncController } from "@mirrorplane/agent/clusterlog/resync-control";
+import { EventPipeline } from "@mirrorplane/agent/events/pipeline";
+import { SampleStore } from "@mirrorplane/agent/store";
+import { agentVersion } from "@mirrorplane/agent/version";
 import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
-import { type AgentApiServer, startApiServer } from "../api/server.ts";
-import { createClusterBusFromOptions } from "../clusterlog/create-cluster-bus.ts";
-import { ephemeralClusterKeys } from "../clusterlog/member-keys.ts";
-import { NatsServer, natsServerBinary } from "../clusterlog/nats-harness.ts";
-import { ResyncController } from "../clusterlog/resync-control.ts";
-import { EventPipeline } from "../events/pipeline.ts";
-import { SampleStore } from "../store.ts";
-import { agentVersion } from "../version.ts";
-import { type MirrorSpec, SimCluster, WriteLoad } from "./sim-cluster.ts";
-import { SimMirrorInventory } from "./sim-inventory.ts";
+import { NatsServer, natsServerBinary } from "./nats-server.ts";
+import { type MirrorSpec, SimCluster, WriteLoad } from "./simulated-cluster.ts";
+import { SimMirrorInventory } from "./simulated-inventory.ts";
 
-// `mirrorplane-agent demo` (what `npm start` runs beside the host agent): a small cluster
+// `mirrorplane-sim demo` (what `npm start` runs beside the host agent): a small cluster
 // of three agents (over NATS JetStream on a private loopback nats-server when the
 // nats-server binary is installed, else the in-process order) whose simulated kernels run a few mirrors of
 // different sizes under live write load, one of them diverged so a recovery is in

@@ -1,15 +1,15 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createCallerFactory, createContextInner } from "@mirrorplane/agent/api/trpc";
+import { ResyncController } from "@mirrorplane/agent/clusterlog/resync-control";
+import { DmsetupMirrorInventory } from "@mirrorplane/agent/mirrors/dmsetup-inventory";
+import type { MirrorInventory } from "@mirrorplane/agent/mirrors/inventory";
+import { agentRouter } from "@mirrorplane/agent/router";
 import { afterEach, describe, expect, it } from "vitest";
-import { agentRouter } from "../api/router.ts";
-import { createCallerFactory, createContextInner } from "../api/trpc.ts";
-import { ResyncController } from "../clusterlog/resync-control.ts";
-import { DmsetupMirrorInventory } from "../mirrors/dmsetup-inventory.ts";
-import type { MirrorInventory } from "../mirrors/inventory.ts";
-import { SimCluster } from "./sim-cluster.ts";
-import { SimMirrorInventory } from "./sim-inventory.ts";
-import type { KernelTimings } from "./ulog-client.ts";
+import type { KernelTimings } from "./kernel/ulog-transfer.ts";
+import { SimCluster } from "./simulated-cluster.ts";
+import { SimMirrorInventory } from "./simulated-inventory.ts";
 
 // resync.logs with a kernel inventory, through the agent API over a simulated cluster:
 // legs with their health as node 1's simulated kernel reports them, region size, log type

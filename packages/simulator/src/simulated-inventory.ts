@@ -1,6 +1,6 @@
-import type { MirrorInventory, MirrorInventoryResult } from "../mirrors/inventory.ts";
-import { withRoles } from "../mirrors/inventory.ts";
-import type { SimCluster } from "./sim-cluster.ts";
+import type { MirrorInventory, MirrorInventoryResult } from "@mirrorplane/agent/mirrors/inventory";
+import { withRoles } from "@mirrorplane/agent/mirrors/inventory";
+import type { SimCluster } from "./simulated-cluster.ts";
 
 // The simulated kernels' answer to `dmsetup table`/`status`: the mirrors node `node`'s
 // kernel runs, in the same shape a real host reports (mirrors/inventory.ts). Legs are the

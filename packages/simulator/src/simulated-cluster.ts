@@ -2,16 +2,16 @@ import { closeSync, openSync, readSync, writeFileSync } from "node:fs";
 import { mkdir, rm, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import type { ClusterBus } from "@mirrorplane/agent/clusterlog/bus";
+import { InProcessOrder } from "@mirrorplane/agent/clusterlog/in-process-bus";
+import { FileLogDevices } from "@mirrorplane/agent/clusterlog/log-devices";
+import { HintRearmer } from "@mirrorplane/agent/clusterlog/rearm";
+import { ClusterLogServer } from "@mirrorplane/agent/clusterlog/server";
 import type { ClusterLogOptions } from "@mirrorplane/clusterlog";
 import { type Logger, pino } from "pino";
-import type { ClusterBus } from "../clusterlog/bus.ts";
-import { InProcessOrder } from "../clusterlog/in-process-bus.ts";
-import { FileLogDevices } from "../clusterlog/log-devices.ts";
-import { HintRearmer } from "../clusterlog/rearm.ts";
-import { ClusterLogServer } from "../clusterlog/server.ts";
-import { type SimKernelHost, SimMirror, type SimMirrorOptions } from "./mirror.ts";
-import { KERNEL_TIMINGS, type KernelTimings, UlogClient } from "./ulog-client.ts";
-import { SocketUlogLink } from "./ulog-link.ts";
+import { type SimKernelHost, SimMirror, type SimMirrorOptions } from "./kernel/dm-raid1.ts";
+import { SocketUlogLink } from "./kernel/ulog-socket-link.ts";
+import { KERNEL_TIMINGS, type KernelTimings, UlogClient } from "./kernel/ulog-transfer.ts";
 
 // A cluster of agents with simulated kernels on one machine: every node runs a
 // ClusterLogServer on its own Unix socket; every node's kernel runs every mirror (a

@@ -1,13 +1,13 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createCallerFactory, createContextInner } from "@mirrorplane/agent/api/trpc";
+import { ResyncController } from "@mirrorplane/agent/clusterlog/resync-control";
+import type { THostEvent } from "@mirrorplane/agent/events/event";
+import { agentRouter } from "@mirrorplane/agent/router";
 import { afterEach, describe, expect, it } from "vitest";
-import { agentRouter } from "../api/router.ts";
-import { createCallerFactory, createContextInner } from "../api/trpc.ts";
-import { ResyncController } from "../clusterlog/resync-control.ts";
-import type { THostEvent } from "../events/event.ts";
-import { SimCluster, WriteLoad } from "./sim-cluster.ts";
-import type { KernelTimings } from "./ulog-client.ts";
+import type { KernelTimings } from "./kernel/ulog-transfer.ts";
+import { SimCluster, WriteLoad } from "./simulated-cluster.ts";
 
 // Resync control end to end: the agent API (tRPC caller with the cluster token) over a
 // three-agent simulated cluster with simulated kernels under write load. Start a range
