@@ -34,6 +34,7 @@ import {
   isRequestType,
   maskRequestType,
   type RequestType,
+  replyForm,
 } from "./request-types.ts";
 import {
   ctr,
@@ -229,7 +230,7 @@ export class ClusterLog {
     const type = maskRequestType(request.requestType); // [REC] spec §1.2
     if (type === 0) {
       // "Bad transmission": a bare NACK with EAGAIN makes the kernel resend (spec §1.1).
-      state.emitReply(node, header, "ack", -EAGAIN, NO_PAYLOAD);
+      state.emitReply(node, header, replyForm(type), -EAGAIN, NO_PAYLOAD);
       return;
     }
     if (!isRequestType(type)) {
@@ -243,7 +244,7 @@ export class ClusterLog {
     if (type === DM_ULOG_CLEAR_REGION) {
       // cmirrord ACKs CLEAR before distributing it; its outcome never reaches the kernel
       // (spec §2.11, scenario 12).
-      state.emitReply(node, header, "ack", 0, NO_PAYLOAD);
+      state.emitReply(node, header, replyForm(type), 0, NO_PAYLOAD);
       return;
     }
     if (outcome !== DEFERRED) {

@@ -5,6 +5,7 @@ import { EAGAIN, EIO } from "./errno.ts";
 import type { LogGroup, LogInstance, PendingReply, ResyncState } from "./log-state.ts";
 import { isMember, NO_IO, serverOf } from "./log-state.ts";
 import type { IoRequest, NodeId, Reply } from "./operations.ts";
+import type { ReplyForm } from "./request-types.ts";
 
 // Everything one replica holds, plus the output buffers of the operation being applied.
 // Iteration that can influence output goes through sorted keys, so a replica restored from
@@ -56,7 +57,7 @@ export interface ReplySink {
   reply(
     node: NodeId,
     header: RequestHeader,
-    form: Reply["form"],
+    form: ReplyForm,
     error: number,
     payload: Uint8Array,
   ): void;
@@ -150,7 +151,7 @@ export class ClusterState {
   emitReply(
     node: NodeId,
     header: RequestHeader,
-    form: Reply["form"],
+    form: ReplyForm,
     error: number,
     payload: Uint8Array,
   ): void {

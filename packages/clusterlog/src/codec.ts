@@ -157,6 +157,28 @@ function isU32(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= U32_MAX;
 }
 
+/**
+ * Writes a reply in place: the request's header (`header`: exactly its 160 bytes) at `to` in
+ * `out` (`view` over the same bytes), with error and data_size set and the payload after
+ * it; data_size is 0 whenever error ≠ 0 (spec §2 preamble). Returns the bytes written.
+ * For transports that frame replies straight into an output buffer (PERF.md PB1).
+ */
+export function writeReply(
+  out: Uint8Array,
+  view: DataView,
+  to: number,
+  header: Uint8Array,
+  error: number,
+  payload: Uint8Array,
+): number {
+  const dataSize = error === 0 ? payload.length : 0;
+  out.set(header, to);
+  view.setInt32(to + OFF_ERROR, error, true);
+  view.setUint32(to + OFF_DATA_SIZE, dataSize, true);
+  if (dataSize > 0) out.set(payload, to + DM_ULOG_HEADER_SIZE);
+  return DM_ULOG_HEADER_SIZE + dataSize;
+}
+
 export function encodeRequest(req: DmUlogRequest): Result<Uint8Array, CodecErrorCode> {
   const uuidProblem = checkUuid(req.uuid);
   if (uuidProblem) return fail("uuid-invalid", uuidProblem);

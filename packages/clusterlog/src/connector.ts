@@ -41,9 +41,22 @@ export type ConnectorErrorCode =
   | "not-dm-log"
   | "incomplete-message";
 
-export function decodeConnectorMessage(
-  bytes: Uint8Array,
-): Result<ConnectorMessage, ConnectorErrorCode> {
+/** A connector message's framing, its body not decoded (`connectorBody`). */
+export interface ConnectorBody {
+  readonly nlmsgSeq: number;
+  readonly nlmsgPid: number;
+  readonly cn: CnMsg;
+  /** The dm_ulog_request bytes (a view of the message); null for a bare ACK/NACK. */
+  readonly body: Uint8Array | null;
+}
+
+/**
+ * The framing of one netlink message carrying a connector message (spec §1.1): nlmsghdr,
+ * cn_msg for dm-log-userspace, and the body it frames, which is not decoded. What the
+ * kernel drops — too short, lengths that overrun, a body shorter than the dm_ulog_request
+ * header ("Incomplete message") — fails; so does another connector user's message.
+ */
+export function connectorBody(bytes: Uint8Array): Result<ConnectorBody, ConnectorErrorCode> {
   if (bytes.length < NLMSG_HDRLEN + CN_MSG_LEN) {
     return fail("short-netlink", `netlink message of ${bytes.length} bytes is too short`);
   }
@@ -65,7 +78,7 @@ export function decodeConnectorMessage(
     return fail("not-dm-log", `connector id {${cn.idx}, ${cn.val}} is not dm-log-userspace`);
   }
   const base = { nlmsgSeq: view.getUint32(8, true), nlmsgPid: view.getUint32(12, true), cn };
-  if (cn.len === 0) return ok({ ...base, request: null });
+  if (cn.len === 0) return ok({ ...base, body: null });
   const start = NLMSG_HDRLEN + CN_MSG_LEN;
   if (cn.len < DM_ULOG_HEADER_SIZE) {
     // The kernel logs "Incomplete message" and drops these (spec §1.1).
@@ -74,25 +87,55 @@ export function decodeConnectorMessage(
   if (start + cn.len > nlmsgLen) {
     return fail("bad-length", `cn_msg.len ${cn.len} overruns nlmsg_len ${nlmsgLen}`);
   }
-  const decoded = decodeRequest(bytes.subarray(start, start + cn.len));
+  return ok({ ...base, body: bytes.subarray(start, start + cn.len) });
+}
+
+/** A connector message with its dm_ulog_request decoded. */
+export function decodeConnectorMessage(
+  bytes: Uint8Array,
+): Result<ConnectorMessage, ConnectorErrorCode> {
+  const framed = connectorBody(bytes);
+  if (!framed.ok) return framed;
+  const { body, ...base } = framed.value;
+  if (body === null) return ok({ ...base, request: null });
+  const decoded = decodeRequest(body);
   if (!decoded.ok) return decoded;
   return ok({ ...base, request: decoded.value });
 }
 
-function frame(cnSeq: number, ack: number, nlmsgSeq: number, pid: number, body: Uint8Array) {
-  const bytes = new Uint8Array(NLMSG_HDRLEN + CN_MSG_LEN + body.length);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, bytes.length, true);
-  view.setUint16(4, NLMSG_DONE, true);
-  view.setUint16(6, 0, true);
-  view.setUint32(8, nlmsgSeq, true);
-  view.setUint32(12, pid, true);
-  const c = NLMSG_HDRLEN;
+/**
+ * Writes nlmsghdr and cn_msg for a body of `bodyLength` bytes at `at` in `view`
+ * (NLMSG_DONE, flags 0); the body goes right after, at `at + NLMSG_HDRLEN + CN_MSG_LEN`.
+ * Returns nlmsg_len. For transports that frame messages straight into an output buffer.
+ */
+export function writeConnectorHeader(
+  view: DataView,
+  at: number,
+  cnSeq: number,
+  ack: number,
+  nlmsgSeq: number,
+  pid: number,
+  bodyLength: number,
+): number {
+  const length = NLMSG_HDRLEN + CN_MSG_LEN + bodyLength;
+  view.setUint32(at, length, true);
+  view.setUint16(at + 4, NLMSG_DONE, true);
+  view.setUint16(at + 6, 0, true);
+  view.setUint32(at + 8, nlmsgSeq, true);
+  view.setUint32(at + 12, pid, true);
+  const c = at + NLMSG_HDRLEN;
   view.setUint32(c, CN_IDX_DM, true);
   view.setUint32(c + 4, CN_VAL_DM_USERSPACE_LOG, true);
   view.setUint32(c + 8, cnSeq, true);
   view.setUint32(c + 12, ack, true);
-  view.setUint16(c + 16, body.length, true);
+  view.setUint16(c + 16, bodyLength, true);
+  view.setUint16(c + 18, 0, true);
+  return length;
+}
+
+function frame(cnSeq: number, ack: number, nlmsgSeq: number, pid: number, body: Uint8Array) {
+  const bytes = new Uint8Array(NLMSG_HDRLEN + CN_MSG_LEN + body.length);
+  writeConnectorHeader(new DataView(bytes.buffer), 0, cnSeq, ack, nlmsgSeq, pid, body.length);
   bytes.set(body, NLMSG_HDRLEN + CN_MSG_LEN);
   return bytes;
 }

@@ -36,6 +36,7 @@ export {
   MAX_UUID_CHARS,
   type RequestHeader,
   ULOG_HEADER,
+  writeReply,
 } from "./codec.ts";
 export {
   CN_IDX_DM,
@@ -43,14 +44,17 @@ export {
   CN_VAL_DM_USERSPACE_LOG,
   type CnMsg,
   CONNECTOR_MAX_MSG_SIZE,
+  type ConnectorBody,
   type ConnectorErrorCode,
   type ConnectorMessage,
+  connectorBody,
   decodeConnectorMessage,
   encodeConnectorAck,
   encodeConnectorReply,
   encodeConnectorRequest,
   NLMSG_DONE,
   NLMSG_HDRLEN,
+  writeConnectorHeader,
 } from "./connector.ts";
 export {
   type CtrParseResult,

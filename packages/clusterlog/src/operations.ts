@@ -1,4 +1,5 @@
 import type { DmUlogRequest, RequestHeader } from "./codec.ts";
+import type { ReplyForm } from "./request-types.ts";
 
 // The ordered operations that drive the replicated cluster log, and what applying one
 // produces. Every replica applies the same operations in the same (total) order — the
@@ -30,14 +31,14 @@ export type Operation =
   | { readonly kind: "resync"; readonly resync: ResyncOperation };
 
 /**
- * An answer for `node`'s kernel. `form: "ack"` is a bare connector ACK/NACK (cn_msg.len 0,
- * ack = -error), used for CLEAR_REGION and type-0 requests (spec §1.1); otherwise a full
- * dm_ulog_request reply whose payload is empty whenever error ≠ 0.
+ * An answer for `node`'s kernel, in the form `replyForm` gives its request type: a bare
+ * connector ACK/NACK, or a full dm_ulog_request reply whose payload is empty whenever
+ * error ≠ 0.
  */
 export interface Reply {
   readonly node: NodeId;
   readonly header: RequestHeader;
-  readonly form: "full" | "ack";
+  readonly form: ReplyForm;
   readonly error: number;
   readonly payload: Uint8Array;
 }

@@ -84,6 +84,24 @@ export function requestTypeName(type: number): string {
 }
 
 /**
+ * How a reply goes back to the kernel over the connector (spec §1.1): `"ack"` is a bare
+ * ACK/NACK (cn_msg.len 0, cn_msg.seq = the request's seq, ack = -error), `"full"` the
+ * request's header with error, data_size and payload. A stream socket sends every reply
+ * in full.
+ */
+export type ReplyForm = "full" | "ack";
+
+/**
+ * The form of every reply to a request of this raw type: a bare ACK for CLEAR_REGION
+ * (cmirrord acks it before distributing it, §2.11, scenario 12) and for type 0 ("bad
+ * transmission": NACK EAGAIN so the kernel resends, P22); full for every other.
+ */
+export function replyForm(rawRequestType: number): ReplyForm {
+  const type = rawRequestType & DM_ULOG_REQUEST_MASK;
+  return type === 0 || type === DM_ULOG_CLEAR_REGION ? "ack" : "full";
+}
+
+/**
  * Whether the kernel sends this request through its -ESRCH wrapper (spec §1.5): every
  * request but CTR, DTR, PRESUSPEND, POSTSUSPEND, RESUME and GET_REGION_SIZE. Only a
  * wrapped request may be answered -ESRCH (the kernel then re-sends the CTR and retries).

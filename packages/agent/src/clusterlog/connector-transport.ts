@@ -1,13 +1,8 @@
 import { readFileSync } from "node:fs";
 import {
   CN_IDX_DM,
-  CN_MSG_LEN,
-  CN_VAL_DM_USERSPACE_LOG,
   CONNECTOR_MAX_MSG_SIZE,
-  DM_ULOG_CLEAR_REGION,
-  DM_ULOG_HEADER_SIZE,
-  encodeConnectorAck,
-  encodeConnectorReply,
+  connectorBody,
   NLMSG_HDRLEN,
 } from "@mirrorplane/clusterlog";
 import {
@@ -22,23 +17,24 @@ import {
   NetlinkSocket,
 } from "@mirrorplane/netlink";
 import type { Logger } from "pino";
+import {
+  connectorFraming,
+  connectorMessages,
+  connectorReplyType,
+  isConnectorAck,
+} from "./reply-framing.ts";
 import type { ClusterLogServer, Session } from "./server.ts";
 
 // The kernel bridge (CLUSTERLOG-SPEC.md §1.1, docs/KERNEL-BRIDGE.md): dm-log-userspace
 // multicasts `struct dm_ulog_request` in connector framing to netlink group 7; this
-// transport takes each request out of its nlmsghdr + cn_msg, hands it to the cluster-log
-// server exactly like a frame of the local socket, and sends the answer back to the kernel
-// (port id 0) in the form the kernel expects:
-//  * a full reply: nlmsg seq 0, cn_msg seq 0, the request header with error/data_size and
-//    the request's seq inside the dm_ulog_request (the kernel matches on that one);
-//  * a bare ACK/NACK for CLEAR_REGION and for type-0 requests: cn_msg.len 0,
-//    cn_msg.seq = request seq, cn_msg.ack = positive errno (scenario 12, P22).
+// transport takes each request out of its nlmsghdr + cn_msg (the core's `connectorBody`),
+// hands it to the cluster-log server exactly like a frame of the local socket, and sends
+// the answers back to the kernel (port id 0) as its session framed them
+// (`connectorFraming`: a full reply, or a bare ACK/NACK where the core's `replyForm` says
+// so: CLEAR_REGION and type 0, scenario 12, P22), one datagram each.
 // The re-CTR after -ESRCH (§1.5, P4) needs nothing here: it is an ordinary CTR whose
 // payload counts its NUL, and the core answers it without a device name.
 
-const OFF_ERROR = 144;
-const OFF_SEQ = 148;
-const OFF_REQUEST_TYPE = 152;
 const NLMSG_ALIGNTO = 4;
 
 export interface ConnectorStats {
@@ -193,10 +189,16 @@ export class ConnectorTransport {
     this.#portId = socket.portId;
     // The kernel is one client: one session, whose in-flight requests are matched by the
     // server's own wire seqs, so the kernel's global seq counter needs nothing special.
-    this.#session = options.server.openSession({
-      write: (bytes) => this.#sendReplies(bytes),
-      end: () => {},
-    });
+    this.#session = options.server.openSession(
+      {
+        write: (bytes, written) => {
+          this.#sendReplies(bytes);
+          written?.(); // sent: the datagrams are copied into the kernel
+        },
+        end: () => {},
+      },
+      connectorFraming(this.#portId),
+    );
     socket.start(
       (datagram) => {
         this.stats.received++;
@@ -242,65 +244,39 @@ export class ConnectorTransport {
   }
 
   #message(msg: Uint8Array): void {
-    if (msg.length < NLMSG_HDRLEN + CN_MSG_LEN) {
-      this.stats.malformed++;
+    const framed = connectorBody(msg);
+    if (!framed.ok) {
+      if (framed.error.code === "not-dm-log") {
+        this.stats.foreign++;
+      } else {
+        // The kernel itself logs "Incomplete message" and drops these (spec §1.1).
+        this.stats.malformed++;
+        this.#log.debug({ reason: framed.error.message }, "malformed connector message dropped");
+      }
       return;
     }
-    const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
-    const c = NLMSG_HDRLEN;
-    if (
-      view.getUint32(c, true) !== CN_IDX_DM ||
-      view.getUint32(c + 4, true) !== CN_VAL_DM_USERSPACE_LOG
-    ) {
-      this.stats.foreign++;
-      return;
-    }
-    const cnLen = view.getUint16(c + 16, true);
-    if (cnLen === 0) return; // an ACK: the kernel never sends us one
-    const start = NLMSG_HDRLEN + CN_MSG_LEN;
-    if (cnLen < DM_ULOG_HEADER_SIZE || start + cnLen > msg.length) {
-      // The kernel itself logs "Incomplete message" and drops these (spec §1.1).
-      this.stats.malformed++;
-      this.#log.debug({ cnLen }, "incomplete connector message dropped");
-      return;
-    }
+    const body = framed.value.body;
+    if (body === null) return; // an ACK: the kernel never sends us one
     this.stats.requests++;
     // A copy: the server keeps the header to build the reply.
-    this.#session.frame(msg.slice(start, start + cnLen));
+    this.#session.frame(body.slice());
   }
 
-  /** Replies from the session: 4-byte length + dm_ulog_request, possibly several. */
+  /** What the session wrote in one turn: netlink messages back to back, one datagram each. */
   #sendReplies(bytes: Uint8Array): void {
     if (this.#closed) return;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let off = 0;
-    while (bytes.length - off >= 4) {
-      const length = view.getUint32(off, true);
-      const reply = bytes.subarray(off + 4, off + 4 + length);
-      off += 4 + length;
-      this.#send(reply);
-    }
-  }
-
-  #send(reply: Uint8Array): void {
-    const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
-    const type = view.getUint32(OFF_REQUEST_TYPE, true) & 0xff;
-    const error = view.getInt32(OFF_ERROR, true);
-    let datagram: Uint8Array;
-    if (type === DM_ULOG_CLEAR_REGION || type === 0) {
-      // Bare ACK/NACK (spec §1.1): cmirrord's immediate CLEAR ack, and EAGAIN for a
-      // "bad transmission" so the kernel resends.
-      datagram = encodeConnectorAck(view.getUint32(OFF_SEQ, true), -error, this.#portId);
-      this.stats.acks++;
-    } else {
-      datagram = encodeConnectorReply(reply, this.#portId);
-      this.stats.replies++;
-    }
-    const sent = this.#socket.send(datagram, this.#replyPortId);
-    if (sent < 0) {
-      // The kernel times out and resends with a new seq (spec §1.4).
-      this.stats.sendErrors++;
-      this.#log.warn({ errno: sent, type }, "sending a reply to the kernel failed");
+    for (const message of connectorMessages(bytes)) {
+      if (isConnectorAck(message)) this.stats.acks++;
+      else this.stats.replies++;
+      const sent = this.#socket.send(message, this.#replyPortId);
+      if (sent < 0) {
+        // The kernel times out and resends with a new seq (spec §1.4).
+        this.stats.sendErrors++;
+        this.#log.warn(
+          { errno: sent, type: connectorReplyType(message) },
+          "sending a reply to the kernel failed",
+        );
+      }
     }
   }
 

@@ -16,10 +16,12 @@ import {
   isRequestType,
   type NodeId,
   type Operation,
-  type Reply,
+  type ReplyForm,
   type RequestHeader,
+  replyForm,
   type SnapshotJob,
   serverOf,
+  ULOG_HEADER,
 } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
 import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
@@ -27,6 +29,7 @@ import { FrameReader, type FrameSink } from "./frame-reader.ts";
 import type { LogDeviceProvider } from "./log-devices.ts";
 import { LogIoQueue } from "./log-io.ts";
 import { RateLimitedLog } from "./rate-limited-log.ts";
+import { type ReplyFraming, STREAM_FRAMING } from "./reply-framing.ts";
 import { awaitTokenPreamble } from "./tcp-auth.ts";
 
 // The agent side of the cluster log (CLUSTERLOG-SERVER.md): kernel requests come in on a
@@ -35,12 +38,12 @@ import { awaitTokenPreamble } from "./tcp-auth.ts";
 // the request. The I/O addressed to this node is performed here and its outcome
 // published as `io-done`, so a disk failure is part of the ordered history.
 
-const OFF_LUID = 0;
-const OFF_UUID = 8;
-const OFF_VERSION = 140;
-const OFF_ERROR = 144;
-const OFF_REQUEST_TYPE = 152;
-const OFF_DATA_SIZE = 156;
+const OFF_LUID = ULOG_HEADER.luid;
+const OFF_UUID = ULOG_HEADER.uuid;
+const OFF_VERSION = ULOG_HEADER.version;
+const OFF_ERROR = ULOG_HEADER.error;
+const OFF_REQUEST_TYPE = ULOG_HEADER.requestType;
+const OFF_DATA_SIZE = ULOG_HEADER.dataSize;
 /** Reading pauses while a client leaves this much of our output unread. */
 const OUTPUT_HIGH_WATER = 1 << 20;
 /** A session's output buffer starts this large and shrinks back toward it after a burst. */
@@ -302,6 +305,8 @@ export class Session implements FrameSink {
   #framesThisTurn = 0;
   readonly #framesPerTurn: number;
   #inputPaused = false;
+  /** How this session's transport puts a reply on its wire. */
+  readonly #framing: ReplyFraming;
 
   constructor(
     server: ClusterLogServer,
@@ -309,8 +314,10 @@ export class Session implements FrameSink {
     sink: SessionSink,
     maxFrameSize?: number,
     framesPerTurn = FRAMES_PER_TURN,
+    framing: ReplyFraming = STREAM_FRAMING,
   ) {
     this.#server = server;
+    this.#framing = framing;
     this.#framesPerTurn = framesPerTurn;
     this.id = id;
     this.#sink = sink;
@@ -408,27 +415,25 @@ export class Session implements FrameSink {
   }
 
   /**
-   * Queue a reply: the request's 160-byte header (at `at` in `view`) with error, data_size
-   * and payload filled in. Framed straight into the session's output buffer: no buffer
-   * per reply (PB1).
+   * Queue a reply to the request whose 160-byte header is at `at` in `view`, in `form`
+   * (`replyForm`), with `error` and `payload`; data_size is 0 whenever error ≠ 0 (spec §2
+   * preamble). Framed by the transport's framing straight into the session's output
+   * buffer: no buffer per reply (PB1).
    */
-  reply(view: DataView, at: number, error: number, payload: Uint8Array): void {
+  reply(view: DataView, at: number, form: ReplyForm, error: number, payload: Uint8Array): void {
     if (this.closed) return;
-    // data_size is forced to 0 whenever error ≠ 0 (spec §2 preamble).
-    const data = error === 0 ? payload : EMPTY;
-    const length = DM_ULOG_HEADER_SIZE + data.length;
-    if (this.#outBytes + 4 + length > this.#out.length) this.#grow(4 + length);
-    const start = this.#outBytes;
-    const out = this.#outView;
-    out.setUint32(start, length, true);
-    const to = start + 4;
-    // The header: a view of it copied in one call (cheaper, measured, than a copy loop
-    // through the DataViews).
-    this.#out.set(new Uint8Array(view.buffer, view.byteOffset + at, DM_ULOG_HEADER_SIZE), to);
-    out.setInt32(to + OFF_ERROR, error, true);
-    out.setUint32(to + OFF_DATA_SIZE, data.length, true);
-    if (data.length > 0) this.#out.set(data, to + DM_ULOG_HEADER_SIZE);
-    this.#outBytes = to + length;
+    const most = this.#framing.overhead + DM_ULOG_HEADER_SIZE + payload.length;
+    if (this.#outBytes + most > this.#out.length) this.#grow(most);
+    this.#outBytes += this.#framing.write(
+      this.#out,
+      this.#outView,
+      this.#outBytes,
+      view,
+      at,
+      form,
+      error,
+      payload,
+    );
     this.#scheduleTurnEnd();
   }
 
@@ -542,11 +547,11 @@ export class ClusterLogServer {
     reply: (
       node: NodeId,
       header: RequestHeader,
-      _form: Reply["form"],
+      form: ReplyForm,
       error: number,
       payload: Uint8Array,
     ) => {
-      if (node === this.nodeId) this.#route(header, error, payload);
+      if (node === this.nodeId) this.#route(header, form, error, payload);
     },
   };
   /** Replies to local read-only requests (`answerLocallyTo`): the header is the request. */
@@ -554,14 +559,14 @@ export class ClusterLogServer {
     reply: (
       _node: NodeId,
       header: RequestHeader,
-      _form: Reply["form"],
+      form: ReplyForm,
       error: number,
       payload: Uint8Array,
     ) => {
       const request = header as KernelRequest;
       this.stats.answeredLocally++;
       this.stats.replies++;
-      request.session.reply(request.view, request.at, error, payload);
+      request.session.reply(request.view, request.at, form, error, payload);
     },
   };
   readonly #snapshotEvery: number;
@@ -895,13 +900,14 @@ export class ClusterLogServer {
   };
 
   /** A transport-agnostic session (sockets use it; simulations drive it directly). */
-  openSession(sink: SessionSink): Session {
+  openSession(sink: SessionSink, framing: ReplyFraming = STREAM_FRAMING): Session {
     const session = new Session(
       this,
       this.#nextSessionId++,
       sink,
       this.#options.maxFrameSize,
       this.#options.framesPerTurn,
+      framing,
     );
     this.#sessions.add(session);
     this.stats.connections++;
@@ -956,7 +962,7 @@ export class ClusterLogServer {
       return;
     }
     if (this.#state !== "running") {
-      session.reply(view, at, -errno.EAGAIN, EMPTY);
+      session.reply(view, at, replyForm(request.requestType), -errno.EAGAIN, EMPTY);
       return;
     }
     // Local read-only requests are answered from the replica (spec §4.2) — unless this
@@ -1017,7 +1023,7 @@ export class ClusterLogServer {
     this.stats.malformed++;
     this.stats.replies++;
     this.#log.debug({ session: session.id, reason, error }, "request rejected");
-    session.reply(view, at, error, EMPTY);
+    session.reply(view, at, replyForm(view.getUint32(at + OFF_REQUEST_TYPE, true)), error, EMPTY);
   }
 
   /** The stream cannot be framed: answer what is in flight, then close this connection only. */
@@ -1073,7 +1079,7 @@ export class ClusterLogServer {
     }
     this.#unconfirmed.delete(msgId);
     const pending = entry.pending;
-    if (pending?.inFlight) this.#finish(pending, -errno.EAGAIN, EMPTY, true);
+    if (pending?.inFlight) this.#fail(pending, -errno.EAGAIN);
   }
 
   /** `#publishFailed` for a request published by number. */
@@ -1089,7 +1095,7 @@ export class ClusterLogServer {
     }
     request.listed = false;
     this.#unconfirmedRequests.delete(request.n);
-    if (request.inFlight) this.#finish(request, -errno.EAGAIN, EMPTY, true);
+    if (request.inFlight) this.#fail(request, -errno.EAGAIN);
   }
 
   #republish(): void {
@@ -1273,7 +1279,7 @@ export class ClusterLogServer {
   }
 
   /** A reply for this node's kernel, as the core produces it. */
-  #route(header: RequestHeader, error: number, payload: Uint8Array): void {
+  #route(header: RequestHeader, form: ReplyForm, error: number, payload: Uint8Array): void {
     // Operations delivered while joining are history: their replies went out long ago.
     if (this.#state === "new") return;
     // In-process the header is the request this server published; otherwise (another bus,
@@ -1294,7 +1300,7 @@ export class ClusterLogServer {
     if (pending.type === DM_ULOG_DTR && error === 0) this.#failLogRequests(pending);
     if (pending.type === DM_ULOG_RESUME && error === 0) this.#logResumed(pending.uuid);
     if (pending.type === DM_ULOG_CTR && error !== 0) this.#ctrRefused(pending, error);
-    this.#finish(pending, error, payload, false);
+    this.#finish(pending, form, error, payload, false);
   }
 
   /** A CTR over a limit says which (issue 15), at most one line a minute per limit. */
@@ -1321,11 +1327,22 @@ export class ClusterLogServer {
     for (const other of this.#pendingList()) {
       if (other === dtr || !other.delivered || other.uuid !== dtr.uuid) continue;
       if (other.luid !== dtr.luid && other.luid !== 0n && dtr.luid !== 0n) continue;
-      this.#finish(other, -errno.EIO, EMPTY, true);
+      this.#fail(other, -errno.EIO);
     }
   }
 
-  #finish(pending: KernelRequest, error: number, payload: Uint8Array, teardown: boolean): void {
+  /** Answers `pending` with `error` by the server's decision (teardown, a lost publication). */
+  #fail(pending: KernelRequest, error: number): void {
+    this.#finish(pending, replyForm(pending.requestType), error, EMPTY, true);
+  }
+
+  #finish(
+    pending: KernelRequest,
+    form: ReplyForm,
+    error: number,
+    payload: Uint8Array,
+    teardown: boolean,
+  ): void {
     this.#removePending(pending);
     const session = pending.session;
     session.inflight--;
@@ -1335,7 +1352,7 @@ export class ClusterLogServer {
     }
     if (teardown) this.stats.failedByTeardown++;
     this.stats.replies++;
-    session.reply(pending.view, pending.at, error, payload);
+    session.reply(pending.view, pending.at, form, error, payload);
     if (this.#pendingCount === 0 && this.#drainWaiters.length > 0) {
       for (const resolve of this.#drainWaiters.splice(0)) resolve();
     }
@@ -1363,7 +1380,7 @@ export class ClusterLogServer {
         }
         this.stats.abandoned++;
       } else {
-        this.#finish(pending, error, EMPTY, true);
+        this.#fail(pending, error);
       }
     }
     session.undelivered = 0;
