@@ -6,7 +6,8 @@
 //   4. the dashboard (built on first start; turbo caches the build afterwards);
 //   5. a demo cluster (three simulated agents + kernels, mirrors under write load, a
 //      recovery in progress, the resync API on MIRRORPLANE_DEMO_PORT; MIRRORPLANE_DEMO=0
-//      turns it off). It is not essential: if it stops, the rest keeps running.
+//      turns it off; `mirrorplane-sim demo` from packages/simulator). It is not
+//      essential: if it stops, the rest keeps running.
 // Ctrl-C (SIGINT), SIGTERM or SIGHUP, or the end of the `npm` process that ran it
 // (lib/lifetime.ts), stops everything; data stays for the next start.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -27,7 +28,13 @@ const pgPort = Number(env.MIRRORPLANE_PG_PORT ?? 54329);
 const sampleIntervalMs = Number(env.MIRRORPLANE_SAMPLE_INTERVAL_MS ?? 5_000);
 const hostRoot = env.MIRRORPLANE_ROOT ?? "/";
 
-const buildFilters = ["--filter=@mirrorplane/web", "--filter=@mirrorplane/agent"];
+const demoOn = env.MIRRORPLANE_DEMO !== "0";
+const buildFilters = [
+  "--filter=@mirrorplane/web",
+  "--filter=@mirrorplane/agent",
+  // The demo cluster is the simulator's bundle (packages/simulator, `mirrorplane-sim demo`).
+  ...(demoOn ? ["--filter=@mirrorplane/simulator"] : []),
+];
 const say = (line: string) => console.log(`[mirrorplane] ${line}`);
 const children: Array<{ name: string; proc: ChildProcess }> = [];
 let stopping = false;
@@ -97,7 +104,7 @@ async function main() {
     .join(",");
 
   if (env.MIRRORPLANE_SKIP_BUILD !== "1") {
-    say("building the agent and the dashboard (cached after the first start)…");
+    say("building the agent, the demo cluster and the dashboard (cached after the first start)…");
     const build = spawnSync(
       "npx",
       ["turbo", "run", "build", ...buildFilters, "--output-logs=errors-only"],
@@ -133,13 +140,13 @@ async function main() {
   );
   watch("agent", agent);
 
-  if (env.MIRRORPLANE_DEMO !== "0") {
+  if (demoOn) {
     const demoTokenFile = join(dataDir, "demo-token");
     await writeFile(demoTokenFile, `${token}\n`, { mode: 0o600 });
     const demo = spawn(
       process.execPath,
       [
-        join(root, "packages/agent/dist/cli.mjs"),
+        join(root, "packages/simulator/dist/cli.mjs"),
         "demo",
         "--data-dir",
         join(dataDir, "demo"),

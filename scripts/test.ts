@@ -80,6 +80,7 @@ const built = run("build", "npx", [
   "build",
   "--filter=@mirrorplane/web",
   "--filter=@mirrorplane/agent",
+  "--filter=@mirrorplane/simulator",
   "--output-logs=errors-only",
 ]);
 check("build", built);

@@ -1,8 +1,15 @@
 // Bundles the agent into dist/cli.mjs for production (systemd, containers, `npm start`):
 // plain Node, no TypeScript loader at run time (≈ 30 MB less RSS, PERF.md PB8). Workspace
 // packages are TypeScript source and get bundled; npm dependencies stay external.
-import { readFileSync } from "node:fs";
+// `node build.mjs [outfile]` (default dist/cli.mjs) also writes esbuild's metafile beside
+// the bundle (`cli.meta.json`: every input file), which bundle.test.ts reads.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const outfile = resolve(process.argv[2] ?? resolve(here, "dist/cli.mjs"));
 
 const pkg = (path) => JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8"));
 const external = new Set();
@@ -17,9 +24,11 @@ for (const path of [
   }
 }
 
-await build({
+const result = await build({
+  absWorkingDir: here,
   entryPoints: ["src/cli.ts"],
-  outfile: "dist/cli.mjs",
+  outfile,
+  metafile: true,
   bundle: true,
   platform: "node",
   format: "esm",
@@ -32,3 +41,5 @@ await build({
   },
   logLevel: "warning",
 });
+mkdirSync(dirname(outfile), { recursive: true });
+writeFileSync(outfile.replace(/\.mjs$/, ".meta.json"), JSON.stringify(result.metafile));

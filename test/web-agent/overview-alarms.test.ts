@@ -16,7 +16,7 @@ import { createCaller } from "~/server/root";
 import { type ContextUser, createContextInner } from "~/server/trpc";
 
 // The overview's progress-aware alarms against the real demo cluster `npm start` runs
-// (`mirrorplane-agent demo`: three simulated agents and kernels, mirrors under write load,
+// (`mirrorplane-sim demo`: three simulated agents and kernels, mirrors under write load,
 // LVM-sim-db-primary in its initial sync for a few minutes), through the tRPC caller on
 // real Postgres.
 const repo = join(import.meta.dirname, "../..");
@@ -53,7 +53,7 @@ describe("overview alarms with the demo cluster (real agents, real Postgres)", (
     demo = spawn(
       process.execPath,
       [
-        join(repo, "packages/agent/bin/mirrorplane-agent.js"),
+        join(repo, "packages/simulator/bin/mirrorplane-sim.js"),
         "demo",
         ...["--data-dir", join(dir, "demo"), "--token-file", join(dir, "token")],
         ...["--port", "0", "--nats", "off", "--resync-every-ms", "0"],

@@ -1,8 +1,8 @@
 // What this host's kernel says about its mirrors (dm-raid1): legs and their health, region
 // size, log type and log device, size. Read from `dmsetup table`/`status` on a real host
 // (dmsetup-inventory.ts) or from the simulated kernels of the demo cluster
-// (simulator/sim-inventory.ts). The resync controller joins it to the cluster-log replica
-// by log uuid (resync.logs).
+// (packages/simulator, simulated-inventory.ts). The resync controller joins it to the
+// cluster-log replica by log uuid (resync.logs).
 
 import {
   legHealthChars,
