@@ -1,8 +1,5 @@
-import { createHash } from "node:crypto";
 import type { NodeId, Operation } from "@mirrorplane/clusterlog";
 import {
-  type ConsumerMessages,
-  DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -11,22 +8,22 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
-import type { BusHandlers, BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import type { BusHandlers, BusSnapshot, ClusterBus } from "./bus.ts";
 import {
-  type MemberKeys,
-  openEnvelope,
-  sealEnvelope,
-  signSnapshotMeta,
-  verifySnapshotMeta,
-} from "./member-keys.ts";
-import {
-  failureDeclarer,
-  type Member,
-  MembershipView,
-  membershipMsgId,
-  newIncarnation,
-} from "./membership.ts";
-import { decodeEnvelope, encodeEnvelope, subjectToken } from "./operation-codec.ts";
+  BusError,
+  type BusLogger,
+  jetStreamNames,
+  type RefusalStats,
+  silentLogger,
+  sleep,
+} from "./jetstream-common.ts";
+import { StreamConsumer } from "./jetstream-consumer.ts";
+import { Heartbeats } from "./jetstream-heartbeats.ts";
+import { BusLifecycle } from "./jetstream-lifecycle.ts";
+import { MembershipHistory, SnapshotStore } from "./jetstream-snapshots.ts";
+import { type MemberKeys, sealEnvelope } from "./member-keys.ts";
+import { type Member, membershipMsgId, newIncarnation } from "./membership.ts";
+import { encodeEnvelope } from "./operation-codec.ts";
 
 // The ClusterBus over NATS JetStream (ARCHITECTURE.md "The cluster log", spec §4.1, §10).
 //
@@ -51,12 +48,14 @@ import { decodeEnvelope, encodeEnvelope, subjectToken } from "./operation-codec.
 //   before anything of it is applied (member-keys.ts, issue 15); so is a snapshot's meta,
 //   which carries the SHA-256 of its bytes. A refused message is counted, logged, and
 //   skipped: its seq is a hole in the order (`BusHandlers.skipped`).
+//
+// The parts: jetstream-consumer.ts (the ordered consumer, the checks, the membership view,
+// who waits for what), jetstream-heartbeats.ts (heartbeats and failure declaration),
+// jetstream-snapshots.ts (the snapshot store), jetstream-lifecycle.ts (the member's one
+// state: idle → starting → joined ⇄ rejoining → closing → closed). This file composes
+// them: connecting, joining, publishing, leaving.
 
-export interface BusLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+export { BusError, type BusLogger, jetStreamNames } from "./jetstream-common.ts";
 
 export interface JetStreamBusOptions {
   readonly nodeId: NodeId;
@@ -97,8 +96,6 @@ export interface JetStreamBusOptions {
   readonly closeTimeoutMs?: number;
 }
 
-export class BusError extends Error {}
-
 /** `JetStreamBus.status()`: times are epoch milliseconds. */
 export interface JetStreamBusStatus {
   /** The NATS connection is up (false between a disconnect and the reconnect). */
@@ -115,69 +112,6 @@ export interface JetStreamBusStatus {
   readonly heartbeatWrittenAt: number | null;
   /** The member stopped following the order (a gap in the stream: it must restart). */
   readonly failed: boolean;
-}
-
-/** What a refused message looked like, for the member's warning line. */
-interface Refusal {
-  readonly seq: number;
-  readonly subject: string;
-  readonly msgId: string;
-  readonly claimedNode: NodeId | null;
-  readonly reason: string;
-}
-
-interface SnapshotMeta {
-  readonly version: 1;
-  readonly seq: number;
-  readonly generation: string;
-  readonly size: number;
-  readonly chunks: number;
-  readonly members: Member[];
-  /** SHA-256 (hex) of the snapshot bytes, the node that signed this meta, and its signature. */
-  readonly sha256?: string;
-  readonly signer?: NodeId;
-  readonly sig?: string;
-}
-
-/** The meta fields a snapshot's signature covers, in a fixed order. */
-function canonicalMeta(cluster: string, meta: SnapshotMeta): string {
-  return JSON.stringify([
-    cluster,
-    meta.version,
-    meta.seq,
-    meta.generation,
-    meta.size,
-    meta.chunks,
-    meta.members,
-    meta.sha256 ?? null,
-    meta.signer ?? null,
-  ]);
-}
-
-const SNAPSHOT_KEY = "latest";
-const RECENT_IDS = 50_000;
-
-const silentLogger: BusLogger = { info() {}, warn() {}, error() {} };
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Names a cluster's stream, subjects and buckets. */
-export function jetStreamNames(cluster: string) {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(cluster)) {
-    throw new BusError(`cluster name ${JSON.stringify(cluster)}: use 1-64 of [A-Za-z0-9_-]`);
-  }
-  const prefix = `mirrorplane.${cluster}`;
-  return {
-    stream: `MIRRORPLANE_${cluster}`,
-    subjects: `${prefix}.>`,
-    logSubject: (uuid: string) => `${prefix}.log.${subjectToken(uuid)}`,
-    ioSubject: `${prefix}.io`,
-    memberSubject: `${prefix}.member`,
-    heartbeatBucket: `mirrorplane-${cluster}-heartbeat`,
-    snapshotBucket: `mirrorplane-${cluster}-snapshot`,
-  };
 }
 
 export class JetStreamBus implements ClusterBus {
@@ -199,53 +133,32 @@ export class JetStreamBus implements ClusterBus {
   };
   readonly #names: ReturnType<typeof jetStreamNames>;
   readonly #log: BusLogger;
-  #incarnation: string;
+  readonly #keys: MemberKeys | null;
+  readonly #connectOptions: Partial<ConnectionOptions>;
+  readonly #onRefused: ((reason: string) => void) | null;
+  readonly #closeTimeoutMs: number;
+  /** Refused messages and snapshots (forged, unsigned, unknown signer, replayed). */
+  readonly stats: RefusalStats = { refused: 0, refusedSnapshots: 0 };
 
+  /** idle → starting → joined ⇄ rejoining → closing → closed (jetstream-lifecycle.ts). */
+  readonly #lifecycle = new BusLifecycle();
+  #incarnation: string;
+  #handlers: BusHandlers | null = null;
   #nc: NatsConnection | null = null;
   #js: JetStreamClient | null = null;
   #jsm: JetStreamManager | null = null;
-  #heartbeats: KV | null = null;
-  #snapshots: KV | null = null;
-  #messages: ConsumerMessages | null = null;
-  #handlers: BusHandlers | null = null;
-
-  #view = new MembershipView();
-  /** Membership after each change, for the view at a snapshot's sequence. */
-  #viewHistory: { seq: number; members: Member[] }[] = [];
-  #lastSeq = 0;
-  #deadSeen = new Set<NodeId>();
-  #recentIds = new Map<string, number>();
-  #idWaiters = new Map<string, ((seq: number) => void)[]>();
-  #seqWaiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
-  #declaring = new Set<string>();
-  #timer: ReturnType<typeof setInterval> | null = null;
-  #ticking = false;
-  #quietUntil = 0;
-  #joined = false;
-  #closing = false;
-  #closed = false;
-  #fatal: Error | null = null;
-  #rejoining = false;
-  #consumerGeneration = 0;
-  /** Set by a reconnect: the quiet period restarts once our own heartbeat is written. */
-  #reconnected = false;
-  /** False between a disconnect and the reconnect: nothing published can be acknowledged. */
-  #connected = true;
-  readonly #closeTimeoutMs: number;
-  #stalledTicks = 0;
-  #seqAtLastTick = 0;
-  /** When our heartbeat was last written (0: not yet). */
-  #lastBeatAt = 0;
-  /** Connection history and order progress for `status()` (the /metrics gauges, issue 14). */
-  #reconnects = 0;
-  #disconnectedAt = 0;
-  #lastStoredAt = 0;
-  #heartbeatWrittenAt = 0;
-  readonly #keys: MemberKeys | null;
-  /** Refused messages and snapshots (forged, unsigned, unknown signer, replayed). */
-  readonly stats = { refused: 0, refusedSnapshots: 0 };
-  /** When each refusal reason was last logged, and how many since (one line a minute). */
-  readonly #refusalLog = new Map<string, { at: number; suppressed: number }>();
+  #snapshots: SnapshotStore | null = null;
+  readonly #history = new MembershipHistory();
+  readonly #consumer: StreamConsumer;
+  readonly #heartbeats: Heartbeats;
+  /** The NATS connection and its history, for `status()` (the /metrics gauges, issue 14). */
+  readonly #link = {
+    /** False between a disconnect and the reconnect: nothing published can be acknowledged. */
+    up: true,
+    reconnects: 0,
+    /** When the connection was last lost (0: never). */
+    downSince: 0,
+  };
 
   constructor(options: JetStreamBusOptions) {
     const failureTimeoutMs = options.failureTimeoutMs ?? 10_000;
@@ -284,14 +197,37 @@ export class JetStreamBus implements ClusterBus {
     if (this.#keys && !this.#keys.privateKey) {
       throw new BusError("memberKeys without this member's private key cannot publish");
     }
+    this.#consumer = new StreamConsumer({
+      nodeId: this.nodeId,
+      cluster: this.#opts.cluster,
+      stream: this.#names.stream,
+      duplicateWindowMs: this.#opts.duplicateWindowMs,
+      keys: this.#keys,
+      log: this.#log,
+      lifecycle: this.#lifecycle,
+      history: this.#history,
+      stats: this.stats,
+      onRefused: this.#onRefused,
+      handlers: () => this.#handlers,
+      onJoined: (node) => this.#heartbeats.joined(node),
+      onFencedOut: () => void this.#rejoin(),
+    });
+    this.#heartbeats = new Heartbeats({
+      nodeId: this.nodeId,
+      failureTimeoutMs,
+      heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+      log: this.#log,
+      lifecycle: this.#lifecycle,
+      incarnation: () => this.#incarnation,
+      view: () => this.#consumer.view,
+      publish: (op, msgId, incarnation) => this.#publish(op, msgId, incarnation),
+      watchdog: () => this.#consumer.watchdog(),
+    });
   }
-
-  readonly #connectOptions: Partial<ConnectionOptions>;
-  readonly #onRefused: ((reason: string) => void) | null;
 
   /** Whether the NATS connection is up (false between a disconnect and the reconnect). */
   get connected(): boolean {
-    return this.#connected && this.#nc !== null && !this.#nc.isClosed();
+    return this.#link.up && this.#nc !== null && !this.#nc.isClosed();
   }
 
   /**
@@ -301,14 +237,16 @@ export class JetStreamBus implements ClusterBus {
    */
   status(): JetStreamBusStatus {
     const connected = this.connected;
+    const storedAt = this.#consumer.lastStoredAt;
+    const writtenAt = this.#heartbeats.writtenAt;
     return {
       connected,
-      reconnects: this.#reconnects,
-      disconnectedSince: connected || this.#disconnectedAt === 0 ? null : this.#disconnectedAt,
-      deliveredSeq: this.#lastSeq,
-      lastOrderedAt: this.#lastStoredAt === 0 ? null : this.#lastStoredAt,
-      heartbeatWrittenAt: this.#heartbeatWrittenAt === 0 ? null : this.#heartbeatWrittenAt,
-      failed: this.#fatal !== null,
+      reconnects: this.#link.reconnects,
+      disconnectedSince: connected || this.#link.downSince === 0 ? null : this.#link.downSince,
+      deliveredSeq: this.#consumer.lastSeq,
+      lastOrderedAt: storedAt === 0 ? null : storedAt,
+      heartbeatWrittenAt: writtenAt === 0 ? null : writtenAt,
+      failed: this.#consumer.failure !== null,
     };
   }
 
@@ -319,24 +257,26 @@ export class JetStreamBus implements ClusterBus {
 
   /** The last sequence delivered to this member. */
   get deliveredSeq(): number {
-    return this.#lastSeq;
+    return this.#consumer.lastSeq;
   }
 
   /** Membership as of the last delivered operation, lowest node first. */
   members(): Member[] {
-    return this.#view.members();
+    return this.#consumer.view.members();
   }
 
   liveMembers(): NodeId[] {
-    return this.#view
+    return this.#consumer.view
       .members()
       .map((m) => m.node)
-      .filter((n) => n === this.nodeId || !this.#deadSeen.has(n));
+      .filter((n) => n === this.nodeId || !this.#heartbeats.presumedDead(n));
   }
 
   async start(handlers: BusHandlers): Promise<BusSnapshot | null> {
     if (this.#handlers) throw new BusError("bus already started");
     this.#handlers = handlers;
+    // (A start after `close` goes on as far as "bus closed" stops it, as it always did.)
+    this.#lifecycle.advance("idle", "starting");
     const nc = await connect({
       // nats.js waits 20 s by default for a connection a server dropped in the TLS
       // handshake (a member without a client certificate): refused sooner, same outcome.
@@ -351,27 +291,39 @@ export class JetStreamBus implements ClusterBus {
     this.#nc = nc;
     this.#js = jetstream(nc, { timeout: this.#opts.publishTimeoutMs });
     this.#jsm = await jetstreamManager(nc, { timeout: this.#opts.publishTimeoutMs });
+    this.#consumer.open(this.#js, this.#jsm);
     await this.#ensureStream();
     const kvm = new Kvm(nc);
-    this.#heartbeats = await ensureBucket(kvm, this.#names.heartbeatBucket, {
-      history: 1,
-      ttl: this.#opts.failureTimeoutMs,
-      replicas: this.#opts.replicas,
-      storage: StorageType.File,
-    });
-    this.#snapshots = await ensureBucket(kvm, this.#names.snapshotBucket, {
-      history: 1,
-      replicas: this.#opts.replicas,
-      storage: StorageType.File,
-    });
+    this.#heartbeats.open(
+      await ensureBucket(kvm, this.#names.heartbeatBucket, {
+        history: 1,
+        ttl: this.#opts.failureTimeoutMs,
+        replicas: this.#opts.replicas,
+        storage: StorageType.File,
+      }),
+    );
+    this.#snapshots = new SnapshotStore(
+      await ensureBucket(kvm, this.#names.snapshotBucket, {
+        history: 1,
+        replicas: this.#opts.replicas,
+        storage: StorageType.File,
+      }),
+      {
+        cluster: this.#opts.cluster,
+        nodeId: this.nodeId,
+        chunkBytes: this.#opts.snapshotChunkBytes,
+        keys: this.#keys,
+        log: this.#log,
+        stats: this.stats,
+        onRefused: this.#onRefused,
+      },
+    );
     // Heartbeat first: from the moment our join is ordered, others watch this key.
-    await this.#putHeartbeat();
+    await this.#heartbeats.put();
 
-    const loaded = await this.#loadSnapshot();
+    const loaded = await this.#lifecycle.requireOpen(this.#snapshots).load();
     const startSeq = loaded?.meta.seq ?? 0;
-    this.#view = new MembershipView(loaded?.meta.members ?? []);
-    this.#viewHistory = [{ seq: startSeq, members: this.#view.members() }];
-    this.#lastSeq = startSeq;
+    this.#consumer.resetAt(startSeq, loaded?.meta.members ?? []);
     const snapshot: BusSnapshot | null = loaded ? { seq: startSeq, bytes: loaded.bytes } : null;
     handlers.restore?.(snapshot);
 
@@ -381,14 +333,14 @@ export class JetStreamBus implements ClusterBus {
         `stream ${this.#names.stream} starts at ${info.state.first_seq}, after snapshot ${startSeq}`,
       );
     }
-    await this.#startConsumer();
+    await this.#consumer.start();
     void this.#watchStatus(nc);
-    await this.#waitSeq(info.state.last_seq);
+    await this.#consumer.waitSeq(info.state.last_seq);
 
     // A restarted node id whose previous run is still a member: declare that run failed
     // first (its marks are suspect, spec §4.5), so the new run never inherits them. A
     // survivor may publish the same declaration; the message id collapses the two.
-    const previous = this.#view.incarnationOf(this.nodeId);
+    const previous = this.#consumer.view.incarnationOf(this.nodeId);
     if (previous !== undefined && previous !== this.#incarnation) {
       await this.#publishAndWait(
         { kind: "node-failed", node: this.nodeId },
@@ -401,8 +353,8 @@ export class JetStreamBus implements ClusterBus {
       membershipMsgId.join(this.nodeId, this.#incarnation),
       this.#incarnation,
     );
-    this.#joined = true;
-    this.#timer = setInterval(() => void this.#tick(), this.#opts.heartbeatIntervalMs);
+    this.#lifecycle.advance("starting", "joined"); // (unless closing began meanwhile)
+    this.#heartbeats.startRounds();
     return snapshot;
   }
 
@@ -411,65 +363,31 @@ export class JetStreamBus implements ClusterBus {
       op.kind === "node-join" || op.kind === "node-leave" || op.kind === "node-failed"
         ? op.node === this.nodeId
           ? this.#incarnation
-          : (this.#view.incarnationOf(op.node) ?? "")
+          : (this.#consumer.view.incarnationOf(op.node) ?? "")
         : "";
     return this.#publish(op, msgId, incarnation);
   }
 
   async saveSnapshot(snapshot: BusSnapshot): Promise<void> {
-    const kv = this.#requireOpen(this.#snapshots);
-    if (snapshot.seq > this.#lastSeq) {
-      throw new BusError(`snapshot at ${snapshot.seq} is past the delivered ${this.#lastSeq}`);
+    const store = this.#lifecycle.requireOpen(this.#snapshots);
+    const delivered = this.#consumer.lastSeq;
+    if (snapshot.seq > delivered) {
+      throw new BusError(`snapshot at ${snapshot.seq} is past the delivered ${delivered}`);
     }
-    const members = this.#viewAt(snapshot.seq);
-    const generation = `${snapshot.seq}-${this.nodeId}-${Date.now().toString(36)}`;
-    const size = snapshot.bytes.length;
-    const chunkBytes = this.#opts.snapshotChunkBytes;
-    const chunks = Math.max(1, Math.ceil(size / chunkBytes));
-    // Hashed a chunk at a time between the puts, not 16-64 MiB in one turn (issue 15).
-    const hash = this.#keys ? createHash("sha256") : null;
-    for (let i = 0; i < chunks; i++) {
-      const chunk = snapshot.bytes.subarray(i * chunkBytes, Math.min(size, (i + 1) * chunkBytes));
-      hash?.update(chunk);
-      await kv.put(`chunk.${generation}.${i}`, chunk);
-    }
-    let meta: SnapshotMeta = { version: 1, seq: snapshot.seq, generation, size, chunks, members };
-    if (this.#keys && hash) {
-      const sha256 = hash.digest("hex");
-      meta = { ...meta, sha256, signer: this.nodeId };
-      const sig = signSnapshotMeta(this.#keys.privateKey!, canonicalMeta(this.#opts.cluster, meta));
-      meta = { ...meta, sig };
-    }
-    const encoded = JSON.stringify(meta);
-    // Compare-and-set so a slower saver never replaces a newer snapshot with an older one.
-    for (;;) {
-      const current = await kv.get(SNAPSHOT_KEY);
-      const currentMeta =
-        current && current.operation === "PUT" ? (current.json() as SnapshotMeta) : null;
-      if (currentMeta && currentMeta.seq >= snapshot.seq) {
-        await this.#purgeChunks(kv, generation, chunks);
-        return;
-      }
-      try {
-        if (current) await kv.update(SNAPSHOT_KEY, encoded, current.revision);
-        else await kv.create(SNAPSHOT_KEY, encoded);
-      } catch {
-        continue; // another member saved meanwhile: look again
-      }
-      if (currentMeta) await this.#purgeChunks(kv, currentMeta.generation, currentMeta.chunks);
-      this.#trimViewHistory(snapshot.seq);
-      return;
-    }
+    const members = this.#history.at(snapshot.seq);
+    if (await store.save(snapshot, members)) this.#history.trim(snapshot.seq);
   }
 
   async close(): Promise<void> {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#stopTimer();
+    const lifecycle = this.#lifecycle;
+    if (lifecycle.closing) return;
+    const wasMember = lifecycle.member;
+    lifecycle.to("closing");
+    this.#heartbeats.stopRounds();
     const deadline = Date.now() + this.#closeTimeoutMs;
     const left = () => Math.max(0, deadline - Date.now());
-    const unreachable = !this.#connected;
-    if (this.#joined && this.#nc && !this.#nc.isClosed()) {
+    const unreachable = !this.#link.up;
+    if (wasMember && this.#nc && !this.#nc.isClosed()) {
       if (unreachable) {
         this.#log.warn(
           { node: this.nodeId },
@@ -496,7 +414,7 @@ export class JetStreamBus implements ClusterBus {
           this.#log.warn({ err: error }, "could not publish leave");
         }
         try {
-          const deleted = this.#heartbeats?.delete(this.#heartbeatKey(this.nodeId));
+          const deleted = this.#heartbeats.deleteOwn();
           deleted?.catch(() => {});
           await Promise.race([deleted, sleep(left())]);
         } catch {
@@ -512,193 +430,18 @@ export class JetStreamBus implements ClusterBus {
    * the heartbeat key is left to expire. For failure tests and benchmarks.
    */
   async abort(): Promise<void> {
-    this.#closing = true;
-    this.#stopTimer();
+    if (!this.#lifecycle.closing) this.#lifecycle.to("closing");
+    this.#heartbeats.stopRounds();
     await this.#shutdown(true);
-  }
-
-  // ---- delivery ------------------------------------------------------------------------
-
-  /**
-   * (Re)creates this member's ordered consumer from the sequence after the last one
-   * delivered. The client library also re-creates it after a reconnect, but only once its
-   * own checks time out (tens of seconds after a NATS restart); the watchdog in `#tick`
-   * calls this when the stream has moved on and we have not.
-   */
-  async #startConsumer(): Promise<void> {
-    const js = this.#requireOpen(this.#js);
-    const generation = ++this.#consumerGeneration;
-    const previous = this.#messages;
-    this.#messages = null;
-    try {
-      previous?.stop();
-    } catch {
-      // already stopped
-    }
-    const consumer = await js.consumers.get(this.#names.stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.#lastSeq + 1,
-    });
-    if (generation !== this.#consumerGeneration || this.#closed) return;
-    const messages = await consumer.consume({ max_messages: 512 });
-    this.#messages = messages;
-    void this.#pump(messages, generation);
-  }
-
-  async #pump(messages: ConsumerMessages, generation: number): Promise<void> {
-    try {
-      for await (const m of messages) {
-        if (this.#closed || generation !== this.#consumerGeneration) break;
-        this.#onMessage(
-          m.seq,
-          m.data,
-          m.headers?.get("Nats-Msg-Id") || `seq:${m.seq}`,
-          m.subject,
-          Number(m.timestampNanos / 1_000_000n),
-        );
-      }
-    } catch (error) {
-      if (!this.#closed) this.#log.error({ err: error }, "stream consumer ended");
-    }
-  }
-
-  #onMessage(
-    seq: number,
-    data: Uint8Array,
-    msgId: string,
-    subject: string,
-    storedAt: number,
-  ): void {
-    if (seq <= this.#lastSeq || this.#fatal) return; // replayed after a consumer reset
-    if (seq !== this.#lastSeq + 1) {
-      // Only a purge past our position can do this; the replica can no longer follow.
-      this.#fail(new BusError(`gap in the stream: expected ${this.#lastSeq + 1}, got ${seq}`));
-      return;
-    }
-    this.#lastSeq = seq;
-    this.#lastStoredAt = storedAt;
-    // Nothing of a message is used before its signature is checked (issue 15).
-    const opened = openEnvelope(data, {
-      cluster: this.#opts.cluster,
-      msgId,
-      storedAt,
-      maxSkewMs: this.#opts.duplicateWindowMs / 2,
-      trusted: this.#keys ? this.#keys.trusted : null,
-    });
-    let envelope: ReturnType<typeof decodeEnvelope> | null = null;
-    if (opened.ok) {
-      this.#remember(msgId, seq);
-      try {
-        envelope = decodeEnvelope(opened.envelope);
-      } catch (error) {
-        this.#log.error({ err: error, seq }, "undecodable operation in the stream");
-      }
-      if (envelope && opened.signer !== null && envelope.origin !== opened.signer) {
-        envelope = null; // cannot happen: the signer is the origin the envelope claims
-      }
-    } else {
-      this.#refuse({ seq, subject, msgId, claimedNode: opened.claimedNode, reason: opened.reason });
-      try {
-        this.#handlers?.skipped?.(seq);
-      } catch (error) {
-        this.#log.error({ err: error, seq }, "skipped threw");
-      }
-    }
-    if (envelope) {
-      const { op, origin, incarnation } = envelope;
-      if (this.#view.apply(op, incarnation)) {
-        this.#viewHistory.push({ seq, members: this.#view.members() });
-        if (op.kind === "node-join") this.#deadSeen.delete(op.node);
-      }
-      const entry: OrderedOperation = { seq, origin, msgId, op };
-      try {
-        this.#handlers?.deliver(entry);
-      } catch (error) {
-        this.#log.error({ err: error, seq }, "deliver threw");
-      }
-      if (
-        (op.kind === "node-failed" || op.kind === "node-leave") &&
-        op.node === this.nodeId &&
-        this.#joined &&
-        !this.#closing &&
-        !this.#view.has(this.nodeId)
-      ) {
-        void this.#rejoin();
-      }
-    }
-    const waiters = this.#idWaiters.get(msgId);
-    if (waiters) {
-      this.#idWaiters.delete(msgId);
-      for (const w of waiters) w(seq);
-    }
-    if (this.#seqWaiters.length > 0) {
-      const ready = this.#seqWaiters.filter((w) => w.seq <= seq);
-      this.#seqWaiters = this.#seqWaiters.filter((w) => w.seq > seq);
-      for (const w of ready) w.resolve();
-    }
-  }
-
-  /** A message no replica may apply: counted, and one warning line per reason a minute. */
-  #refuse(refusal: Refusal): void {
-    this.stats.refused++;
-    this.#onRefused?.(refusal.reason);
-    const now = Date.now();
-    const last = this.#refusalLog.get(refusal.reason);
-    if (last && now - last.at < 60_000) {
-      last.suppressed++;
-      return;
-    }
-    this.#refusalLog.set(refusal.reason, { at: now, suppressed: 0 });
-    this.#log.warn(
-      { ...refusal, ...(last?.suppressed ? { suppressed: last.suppressed } : {}) },
-      `refused an operation on ${refusal.subject} claiming node ${refusal.claimedNode ?? "?"}: ${refusal.reason}; not applied`,
-    );
-  }
-
-  /**
-   * We were declared failed (our heartbeat lapsed, e.g. behind a partition) while still
-   * running: the replicas have dropped our logs (spec §4.5). Re-join as a new run and let
-   * the owner re-publish what it still waits for (P23); its kernel re-constructs.
-   */
-  async #rejoin(): Promise<void> {
-    if (this.#rejoining) return;
-    this.#rejoining = true;
-    try {
-      this.#incarnation = newIncarnation(Date.now(), Math.random);
-      this.#log.warn({ incarnation: this.#incarnation }, "fenced out of the cluster; re-joining");
-      await this.#putHeartbeat();
-      await this.#publishAndWait(
-        { kind: "node-join", node: this.nodeId },
-        membershipMsgId.join(this.nodeId, this.#incarnation),
-        this.#incarnation,
-      );
-      this.#handlers?.reconnected?.();
-    } catch (error) {
-      if (!this.#closed) this.#log.error({ err: error }, "re-join failed");
-    } finally {
-      this.#rejoining = false;
-    }
-  }
-
-  #remember(msgId: string, seq: number): void {
-    this.#recentIds.set(msgId, seq);
-    if (this.#recentIds.size > RECENT_IDS) {
-      const oldest = this.#recentIds.keys().next().value;
-      if (oldest !== undefined) this.#recentIds.delete(oldest);
-    }
-  }
-
-  #waitSeq(seq: number): Promise<void> {
-    if (this.#fatal) return Promise.reject(this.#fatal);
-    if (seq <= this.#lastSeq) return Promise.resolve();
-    return new Promise((resolve, reject) => this.#seqWaiters.push({ seq, resolve, reject }));
   }
 
   // ---- publication ---------------------------------------------------------------------
 
   async #publish(op: Operation, msgId: string, incarnation: string): Promise<number> {
-    const js = this.#requireOpen(this.#js);
-    const known = this.#recentIds.get(msgId);
+    const lifecycle = this.#lifecycle;
+    const consumer = this.#consumer;
+    const js = lifecycle.requireOpen(this.#js);
+    const known = consumer.seenSeq(msgId);
     if (known !== undefined) return known; // delivered already: never publish it twice
     const subject =
       op.kind === "request"
@@ -713,34 +456,28 @@ export class JetStreamBus implements ClusterBus {
       keys
         ? sealEnvelope(keys.privateKey!, this.#opts.cluster, msgId, Date.now(), envelope)
         : envelope;
-    let onDelivered: ((seq: number) => void) | null = null;
-    const delivered = new Promise<number>((resolve) => {
-      onDelivered = resolve;
-      const list = this.#idWaiters.get(msgId) ?? [];
-      list.push(resolve);
-      this.#idWaiters.set(msgId, list);
-    });
+    const waiter = consumer.awaitDelivery(msgId);
     let backoff = 50;
     try {
       for (;;) {
-        if (this.#closed) throw new BusError("bus closed");
-        if (this.#fatal) throw this.#fatal;
+        if (lifecycle.closed) throw new BusError("bus closed");
+        if (consumer.failure) throw consumer.failure;
         try {
           // A repeat within the duplicate window is acknowledged with the first copy's
           // sequence; a copy that lands while we wait is seen by our own consumer.
           const ack = js
             .publish(subject, seal(), { msgID: msgId, timeout: this.#opts.publishTimeoutMs })
             .then((a) => {
-              if (!a.duplicate && a.seq <= this.#lastSeq && this.#recentIds.get(msgId) !== a.seq) {
+              if (!a.duplicate && a.seq <= consumer.lastSeq && consumer.seenSeq(msgId) !== a.seq) {
                 // A new message at a sequence we already delivered: the stream went back.
-                this.#fail(new BusError(`stream went back: new ${msgId} stored at ${a.seq}`));
+                consumer.fail(new BusError(`stream went back: new ${msgId} stored at ${a.seq}`));
               }
               return a.seq;
             });
-          return await Promise.race([ack, delivered]);
+          return await Promise.race([ack, waiter.delivered]);
         } catch (error) {
-          if (this.#closed) throw new BusError("bus closed");
-          const seen = this.#recentIds.get(msgId);
+          if (lifecycle.closed) throw new BusError("bus closed");
+          const seen = consumer.seenSeq(msgId);
           if (seen !== undefined) return seen;
           this.#log.warn({ err: error, msgId }, "publish failed; retrying");
           await sleep(backoff);
@@ -748,243 +485,67 @@ export class JetStreamBus implements ClusterBus {
         }
       }
     } finally {
-      const list = this.#idWaiters.get(msgId);
-      if (list && onDelivered) {
-        const rest = list.filter((w) => w !== onDelivered);
-        if (rest.length > 0) this.#idWaiters.set(msgId, rest);
-        else this.#idWaiters.delete(msgId);
-      }
+      waiter.cancel();
     }
   }
 
   async #publishAndWait(op: Operation, msgId: string, incarnation: string): Promise<number> {
     const seq = await this.#publish(op, msgId, incarnation);
-    await this.#waitSeq(seq);
+    await this.#consumer.waitSeq(seq);
     return seq;
   }
 
-  // ---- membership and failure detection ------------------------------------------------
-
-  #heartbeatKey(node: NodeId): string {
-    return `node.${node}`;
-  }
-
-  async #putHeartbeat(): Promise<void> {
-    await this.#heartbeats?.put(this.#heartbeatKey(this.nodeId), this.#incarnation);
-    this.#heartbeatWrittenAt = Date.now();
-  }
-
-  async #tick(): Promise<void> {
-    if (this.#ticking || this.#closing) return;
-    this.#ticking = true;
-    try {
-      await this.#putHeartbeat();
-      const now = Date.now();
-      if (this.#lastBeatAt > 0 && now - this.#lastBeatAt > 2 * this.#opts.heartbeatIntervalMs) {
-        // We ourselves were held up (a long pause of this process, a starved machine, a
-        // publish retried across a NATS hiccup): the others' heartbeats may have lapsed for
-        // the same reason, since agents sharing a host or a network stall together. Judge
-        // no one until every member has had one full timeout from now to refresh.
-        this.#quietUntil = Math.max(this.#quietUntil, now + this.#opts.failureTimeoutMs);
-        this.#log.warn(
-          { gapMs: now - this.#lastBeatAt },
-          "heartbeat was late: no failure declared for one timeout",
-        );
-      }
-      this.#lastBeatAt = now;
-      if (this.#reconnected) {
-        // Our heartbeat is written again, so the others' can be too: give every member
-        // one full timeout from now before anyone is declared failed.
-        this.#reconnected = false;
-        this.#quietUntil = Date.now() + this.#opts.failureTimeoutMs;
-      }
-      await this.#watchdog();
-      const kv = this.#heartbeats;
-      if (!kv || !this.#joined || Date.now() < this.#quietUntil) return;
-      const members = this.#view.members();
-      const dead = new Set<NodeId>();
-      for (const m of members) {
-        if (m.node === this.nodeId) continue;
-        const entry = await kv.get(this.#heartbeatKey(m.node));
-        const beat = entry && entry.operation === "PUT" ? entry.string() : null;
-        if (beat !== m.incarnation) dead.add(m.node);
-      }
-      this.#deadSeen = dead;
-      if (dead.size === 0 || this.#closing) return;
-      if (failureDeclarer(members, dead) !== this.nodeId) return;
-      for (const node of dead) {
-        const incarnation = this.#view.incarnationOf(node);
-        if (incarnation === undefined) continue;
-        const msgId = membershipMsgId.failed(node, incarnation);
-        if (this.#declaring.has(msgId)) continue;
-        this.#declaring.add(msgId);
-        this.#log.warn({ node, incarnation }, "heartbeat expired: declaring member failed");
-        this.#publish({ kind: "node-failed", node }, msgId, incarnation)
-          .catch((error) => {
-            if (!this.#closed) this.#log.error({ err: error, node }, "could not declare failure");
-          })
-          .finally(() => this.#declaring.delete(msgId));
-      }
-    } catch (error) {
-      if (!this.#closed) this.#log.warn({ err: error }, "heartbeat round failed");
-    } finally {
-      this.#ticking = false;
-    }
-  }
+  // ---- connection and membership -------------------------------------------------------
 
   async #watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
-        if (this.#connected) this.#disconnectedAt = Date.now();
-        this.#connected = false;
+        if (this.#link.up) this.#link.downSince = Date.now();
+        this.#link.up = false;
         this.#log.warn({ server: status.server }, "disconnected from NATS");
       } else if (status.type === "reconnect") {
         // Others may have been cut off as long as we were: give every member one full
         // timeout to refresh its heartbeat before anyone is declared failed.
-        this.#reconnected = true;
-        this.#connected = true;
-        this.#reconnects++;
-        this.#quietUntil = Number.POSITIVE_INFINITY;
+        this.#heartbeats.reconnected();
+        this.#link.up = true;
+        this.#link.reconnects++;
         this.#log.info({ server: status.server }, "reconnected to NATS");
-        void this.#refreshAfterReconnect();
+        void this.#heartbeats.refreshAfterReconnect();
         // Publications in flight are retried by `publish` itself; the owner re-publishes
         // whatever else it still waits for (P23). Message ids make both harmless.
-        if (this.#joined && !this.#closing) this.#handlers?.reconnected?.();
+        if (this.#lifecycle.member) this.#handlers?.reconnected?.();
       }
     }
   }
 
   /**
-   * Writes our heartbeat as soon as the server takes it again, without waiting for a tick
-   * that may still hang on a request sent before the disconnect: the others' quiet period
-   * starts when *their* heartbeat is written, so ours must not lag behind it.
+   * We were declared failed (our heartbeat lapsed, e.g. behind a partition) while still
+   * running: the replicas have dropped our logs (spec §4.5). Re-join as a new run and let
+   * the owner re-publish what it still waits for (P23); its kernel re-constructs.
    */
-  async #refreshAfterReconnect(): Promise<void> {
-    for (let attempt = 0; attempt < 20 && !this.#closing; attempt++) {
-      try {
-        await this.#putHeartbeat();
-        return;
-      } catch {
-        await sleep(Math.min(this.#opts.heartbeatIntervalMs, 100));
-      }
-    }
-  }
-
-  /**
-   * Compares our position with the stream's: behind with no progress for two rounds →
-   * re-create the consumer; the stream *behind us* → it lost acknowledged operations (a
-   * single, unreplicated NATS server killed before writing them out), which no replica
-   * can recover from, so stop rather than diverge.
-   */
-  async #watchdog(): Promise<void> {
-    const jsm = this.#jsm;
-    if (!jsm || this.#fatal) return;
-    // Compare with what was delivered *before* asking: deliveries go on meanwhile.
-    const deliveredBefore = this.#lastSeq;
-    const info = await jsm.streams.info(this.#names.stream);
-    const last = info.state.last_seq;
-    if (last < deliveredBefore) {
-      this.#fail(
-        new BusError(
-          `stream ${this.#names.stream} is at ${last} but ${deliveredBefore} were delivered: ` +
-            "the NATS server lost acknowledged operations (use a replicated stream)",
-        ),
+  async #rejoin(): Promise<void> {
+    if (!this.#lifecycle.advance("joined", "rejoining")) return; // re-joining already
+    try {
+      this.#incarnation = newIncarnation(Date.now(), Math.random);
+      this.#log.warn({ incarnation: this.#incarnation }, "fenced out of the cluster; re-joining");
+      await this.#heartbeats.put();
+      await this.#publishAndWait(
+        { kind: "node-join", node: this.nodeId },
+        membershipMsgId.join(this.nodeId, this.#incarnation),
+        this.#incarnation,
       );
-      return;
+      this.#handlers?.reconnected?.();
+    } catch (error) {
+      if (!this.#lifecycle.closed) this.#log.error({ err: error }, "re-join failed");
+    } finally {
+      this.#lifecycle.advance("rejoining", "joined"); // (unless closing began meanwhile)
     }
-    const progressed = deliveredBefore !== this.#seqAtLastTick;
-    this.#seqAtLastTick = deliveredBefore;
-    if (last > this.#lastSeq && !progressed) this.#stalledTicks++;
-    else this.#stalledTicks = 0;
-    if (this.#stalledTicks >= 2) {
-      this.#stalledTicks = 0;
-      this.#log.warn({ at: this.#lastSeq, streamAt: last }, "consumer stalled; re-creating it");
-      await this.#startConsumer();
-    }
-  }
-
-  // ---- snapshots -----------------------------------------------------------------------
-
-  async #loadSnapshot(): Promise<{ meta: SnapshotMeta; bytes: Uint8Array } | null> {
-    const kv = this.#requireOpen(this.#snapshots);
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const entry = await kv.get(SNAPSHOT_KEY);
-      if (entry?.operation !== "PUT") return null;
-      const meta = entry.json() as SnapshotMeta;
-      const bytes = new Uint8Array(meta.size);
-      let complete = true;
-      for (let i = 0; i < meta.chunks && complete; i++) {
-        const chunk = await kv.get(`chunk.${meta.generation}.${i}`);
-        if (chunk?.operation !== "PUT") complete = false;
-        else bytes.set(chunk.value, i * this.#opts.snapshotChunkBytes);
-      }
-      if (complete) {
-        const refused = this.#snapshotRefusal(meta, bytes);
-        if (refused) {
-          this.stats.refusedSnapshots++;
-          this.#onRefused?.(`snapshot: ${refused}`);
-          this.#log.warn(
-            { seq: meta.seq, signer: meta.signer ?? null, reason: refused },
-            `refused the cluster's snapshot at ${meta.seq}: ${refused}; replaying the stream instead`,
-          );
-          return null;
-        }
-        return { meta, bytes };
-      }
-      // A newer snapshot replaced this one while we read it: read the newer one.
-    }
-    throw new BusError("could not read a consistent snapshot");
-  }
-
-  /** Why a loaded snapshot may not be used (null: it may). */
-  #snapshotRefusal(meta: SnapshotMeta, bytes: Uint8Array): string | null {
-    if (!this.#keys) return null;
-    if (meta.sig === undefined || meta.signer === undefined || meta.sha256 === undefined) {
-      return "unsigned snapshot";
-    }
-    if (!this.#keys.trusted.has(meta.signer)) return "unknown signer";
-    const canonical = canonicalMeta(this.#opts.cluster, meta);
-    if (!verifySnapshotMeta(this.#keys.trusted, meta.signer, canonical, meta.sig)) {
-      return "bad signature";
-    }
-    if (createHash("sha256").update(bytes).digest("hex") !== meta.sha256) {
-      return "bytes do not match the signed digest";
-    }
-    return null;
-  }
-
-  async #purgeChunks(kv: KV, generation: string, chunks: number): Promise<void> {
-    for (let i = 0; i < chunks; i++) {
-      try {
-        await kv.purge(`chunk.${generation}.${i}`);
-      } catch {
-        // best effort: an orphaned chunk wastes space, nothing else
-      }
-    }
-  }
-
-  #viewAt(seq: number): Member[] {
-    let found: Member[] | null = null;
-    for (const h of this.#viewHistory) {
-      if (h.seq <= seq) found = h.members;
-      else break;
-    }
-    if (!found) throw new BusError(`no membership known at ${seq}`);
-    return found;
-  }
-
-  #trimViewHistory(seq: number): void {
-    let keepFrom = 0;
-    for (let i = 0; i < this.#viewHistory.length; i++) {
-      if (this.#viewHistory[i]!.seq <= seq) keepFrom = i;
-    }
-    this.#viewHistory = this.#viewHistory.slice(keepFrom);
   }
 
   // ---- plumbing ------------------------------------------------------------------------
 
   async #ensureStream(): Promise<void> {
-    const jsm = this.#requireOpen(this.#jsm);
+    const jsm = this.#lifecycle.requireOpen(this.#jsm);
     const config = {
       name: this.#names.stream,
       subjects: [this.#names.subjects],
@@ -1006,36 +567,11 @@ export class JetStreamBus implements ClusterBus {
     }
   }
 
-  #requireOpen<T>(value: T | null): T {
-    if (this.#closed) throw new BusError("bus closed");
-    if (value === null) throw new BusError("bus not started");
-    return value;
-  }
-
-  #stopTimer(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
-  }
-
-  #fail(error: Error): void {
-    this.#fatal = error;
-    this.#log.error({ err: error }, "cluster bus stopped");
-    for (const w of this.#seqWaiters) w.reject(error);
-    this.#seqWaiters = [];
-  }
-
   async #shutdown(abrupt: boolean, drainMs = Number.POSITIVE_INFINITY): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stopTimer();
-    const stopped = new BusError("bus closed");
-    for (const w of this.#seqWaiters) w.reject(stopped);
-    this.#seqWaiters = [];
-    try {
-      this.#messages?.stop();
-    } catch {
-      // already stopped
-    }
+    if (this.#lifecycle.closed) return;
+    this.#lifecycle.to("closed");
+    this.#heartbeats.stopRounds();
+    this.#consumer.stop(new BusError("bus closed"));
     const nc = this.#nc;
     if (nc && !nc.isClosed()) {
       if (abrupt) await nc.close().catch(() => {});
