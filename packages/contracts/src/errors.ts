@@ -27,3 +27,40 @@ export type TAgentRefusalCode = (typeof agentRefusalCodes)[number];
 export function isAgentRefusal(code: string | null | undefined): code is TAgentRefusalCode {
   return (agentRefusalCodes as readonly (string | null | undefined)[]).includes(code);
 }
+
+/**
+ * Every code an application error (the dashboard's, or an agent's) carries: the agent's
+ * codes plus the dashboard's own refusals (role, guard, throttling) and failures of an
+ * agent behind it. They are tRPC's code names, so each server maps them in one place.
+ */
+export const appErrorCodes = [
+  ...(Object.keys(agentErrorCodes) as TAgentErrorCode[]),
+  "FORBIDDEN",
+  "PRECONDITION_FAILED",
+  "TOO_MANY_REQUESTS",
+  "BAD_GATEWAY",
+] as const satisfies readonly TAppErrorCode[];
+export type TAppErrorCode =
+  | TAgentErrorCode
+  | "FORBIDDEN"
+  | "PRECONDITION_FAILED"
+  | "TOO_MANY_REQUESTS"
+  | "BAD_GATEWAY";
+
+/**
+ * The one application error: a code from `appErrorCodes` and a sentence for the person
+ * who asked. Domain code throws it; the server's tRPC setup turns it into a TRPCError.
+ */
+export class AppError extends Error {
+  override readonly name = "AppError";
+  readonly code: TAppErrorCode;
+  constructor(code: TAppErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** A refusal of the request (the caller can act on it), or a failure behind it. */
+  get outcome(): "refused" | "failed" {
+    return this.code === "BAD_GATEWAY" ? "failed" : "refused";
+  }
+}

@@ -1,12 +1,12 @@
 /**
  * Progress-aware alarms (DASHBOARD.md edge 5, complaint 12). Pure: the caller passes a
- * mirror's recent sync observations, its trend (`observeTrend` in routers/mirrors.ts) and
+ * mirror's recent sync observations, its trend (`observeTrend` in domain/sync-observer.ts) and
  * since when it has been out of sync; these functions say which alarms hold, and why.
  *
  * The rules, precisely:
  *
  * - **stalled** (warning): the trend is "stalled" — out of sync and no region gained for
- *   `stallMs` (routers/mirrors.ts).
+ *   `stallMs` (domain/sync-observer.ts).
  *
  * - **eta-slipping** (warning): the projected finish time keeps moving later while regions
  *   are still being gained. Each observation i gets a projection
@@ -42,7 +42,7 @@
  */
 import { formatBytes } from "~/lib/bytes";
 import { formatDuration } from "~/lib/eta";
-import type { TMirrorTrend } from "./routers/mirrors";
+import type { TMirrorTrend } from "./domain/sync-observer";
 
 export interface TSyncPoint {
   /** ms since the epoch */
@@ -86,7 +86,7 @@ export const defaultAlarmConfig: TAlarmConfig = {
   slipConfirm: 3,
 };
 
-/** Gains within this long of a stop are the stop's last in-flight copies (routers/mirrors.ts stallMs). */
+/** Gains within this long of a stop are the stop's last in-flight copies (domain/sync-observer.ts stallMs). */
 const stallMsForStop = 60_000;
 
 export type TAlarmKind = "stalled" | "eta-slipping" | "without-redundancy";

@@ -202,3 +202,10 @@ export function legDevices(mirrors: readonly TMirrorView[]): TLegDevice[] {
     (a, b) => a.nodeId.localeCompare(b.nodeId) || a.device.localeCompare(b.device),
   );
 }
+
+/** What the blast radius can and cannot say (shown beside it). */
+export const blastRadiusCaveats = {
+  device:
+    "From each node's own kernel view: a mirror is listed when every leg without errors is on this device (or built on it), or when it is out of sync and its resync source leg is. Devices are named as that node names them.",
+  node: "Legs of a clustered mirror are shared storage: a node failure loses no leg. Listed: mirrors no other reachable node holds, and mirrors where only this node still sees a leg without errors. Where legs physically live is not reported by the agents.",
+} as const;

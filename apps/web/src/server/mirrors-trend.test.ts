@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { observeTrend, stallMs } from "./routers/mirrors";
+import { observeTrend, stallMs } from "./domain/sync-observer";
 
 describe("progress-aware mirror state", () => {
   it("does not alarm while a mirror gains regions, and does once it stalls", () => {

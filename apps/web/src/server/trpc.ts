@@ -1,9 +1,11 @@
+import { AppError } from "@mirrorplane/contracts";
 import type { Db } from "@mirrorplane/db";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import { describeIssues, errorMessage, trpcErrorCode } from "~/lib/errors";
 import type { AgentDirectory } from "./agents";
+import { audit } from "./domain/audit";
 import type { TRequestOrigin } from "./origin-check";
 
 export type TRoleName = "viewer" | "operator" | "admin";
@@ -51,6 +53,23 @@ const t = initTRPC.context<ContextInner>().create({
       zodError: error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
     },
   }),
+});
+
+export { audit };
+
+/**
+ * The one place an application error (AppError, thrown by the domain modules) becomes a
+ * tRPC error: its code is a tRPC code name (@mirrorplane/contracts `appErrorCodes`), its
+ * message what the caller is told.
+ */
+export function toTRPCError(error: AppError): TRPCError {
+  return new TRPCError({ code: error.code, message: error.message, cause: error });
+}
+
+const appErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
+  return result;
 });
 
 export const createTRPCRouter = t.router;
@@ -132,7 +151,7 @@ const refusalAudit = t.middleware(async ({ ctx, type, path, next, getRawInput })
   }
   return result;
 });
-const base = t.procedure.use(originGuard).use(refusalAudit);
+const base = t.procedure.use(originGuard).use(refusalAudit).use(appErrors);
 
 /** Only what a signed-out browser needs (session state, the first-run step). */
 export const publicProcedure = base;
@@ -164,37 +183,3 @@ function requireRole(minimum: TRoleName) {
 export const protectedProcedure = base.use(requireRole("viewer"));
 export const operatorProcedure = base.use(requireRole("operator"));
 export const adminProcedure = base.use(requireRole("admin"));
-
-/** Writes the audit row every mutation owes (ARCHITECTURE.md: who, what, parameters, result). */
-export async function audit(
-  ctx: { db: Db; user: ContextUser | null; auditTrail?: { written: number } },
-  entry: {
-    action: string;
-    target: string;
-    params?: unknown;
-    outcome: "ok" | "refused" | "failed";
-    detail?: string;
-  },
-): Promise<void> {
-  const row = (userId: string | null) =>
-    ctx.db.auditAction.create({
-      data: {
-        userId,
-        actor: ctx.user?.username ?? "anonymous",
-        action: entry.action,
-        target: entry.target,
-        params: (entry.params ?? {}) as object,
-        outcome: entry.outcome,
-        detail: entry.detail ?? null,
-      },
-      select: { id: true },
-    });
-  try {
-    await row(ctx.user?.id ?? null);
-  } catch (error) {
-    // A session whose user row is gone (deleted meanwhile) is still audited, by name.
-    if ((error as { code?: string }).code !== "P2003" || !ctx.user) throw error;
-    await row(null);
-  }
-  if (ctx.auditTrail) ctx.auditTrail.written++;
-}

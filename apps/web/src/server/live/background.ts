@@ -1,9 +1,11 @@
 import type { Db } from "@mirrorplane/db";
 import type { AgentDirectory } from "../agents";
 import { type AlertDelivery, alarmAlert, criticalEventAlerts, currentSilences } from "../alerting";
+import { collect } from "../domain/fleet";
+import { clusterSummary } from "../domain/overview";
+import { observations } from "../domain/sync-observer";
 import type { MirrorWatch } from "../mirror-watch";
 import { runRetention, type TRetentionPolicy } from "../retention";
-import { collect } from "../routers/mirrors";
 
 /**
  * The web process's background work, beside the live hub (which polls only while a tab
@@ -57,19 +59,8 @@ export function startBackground(options: BackgroundOptions): Background {
         db: options.db,
         agents: options.agents,
         now,
-        user: null,
       });
-      await options.watch.observe(
-        options.db,
-        [...mirrors.values()].map((m) => ({
-          uuid: m.uuid,
-          inSync: m.inSync,
-          regionCount: m.regionCount,
-          resyncId: m.resyncId,
-          nodeId: m.holders[0]?.nodeId ?? null,
-        })),
-        now(),
-      );
+      await options.watch.observe(options.db, observations(mirrors.values()), now());
     } catch (error) {
       log(JSON.stringify({ msg: "mirror watch failed", error: (error as Error).message }));
     } finally {
@@ -114,17 +105,12 @@ export function startBackground(options: BackgroundOptions): Background {
  * events, minus silences.
  */
 async function deliverRound(options: BackgroundOptions, at: Date): Promise<void> {
-  const { createCaller } = await import("../root");
-  const { createContextInner } = await import("../trpc");
-  const caller = createCaller(
-    createContextInner({
-      db: options.db,
-      agents: options.agents,
-      now: () => at,
-      user: { id: "system", username: "alerting", role: "viewer" },
-    }),
-  );
-  const summary = await caller.overview.summary();
+  const summary = await clusterSummary({
+    db: options.db,
+    agents: options.agents,
+    now: () => at,
+    user: { id: "system", username: "alerting", role: "viewer" },
+  });
   const url = options.delivery!.dashboardUrl.replace(/\/$/, "");
   const alerts = [
     ...summary.alarms.map((a) =>
