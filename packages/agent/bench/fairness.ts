@@ -16,11 +16,8 @@ import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { pino } from "pino";
 import { InProcessOrder } from "../src/clusterlog/in-process-bus.ts";
 import { FileLogDevices } from "../src/clusterlog/log-devices.ts";
-import {
-  BACKLOG_FRAMES_PER_TURN,
-  ClusterLogServer,
-  FRAMES_PER_TURN,
-} from "../src/clusterlog/server.ts";
+import { ClusterLogServer } from "../src/clusterlog/server.ts";
+import { BACKLOG_FRAMES_PER_TURN, FRAMES_PER_TURN } from "../src/clusterlog/session.ts";
 import { ascii, buildRequest, u64, withLength } from "../testing/uapi-client.ts";
 
 const REGIONS = 65_536;

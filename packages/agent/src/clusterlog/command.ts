@@ -24,7 +24,8 @@ import { JetStreamBus } from "./jetstream-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
 import { loadMemberKeys, type MemberKeys } from "./member-keys.ts";
 import { HintRearmer } from "./rearm.ts";
-import { ClusterLogServer, type TcpAuth } from "./server.ts";
+import { ClusterLogServer } from "./server.ts";
+import type { TcpAuth } from "./stream-transport.ts";
 import { readTokenFile } from "./tcp-auth.ts";
 
 // `mirrorplane-agent clusterlog`: only the cluster-log server, in the foreground

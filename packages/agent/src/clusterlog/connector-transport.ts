@@ -23,7 +23,8 @@ import {
   connectorReplyType,
   isConnectorAck,
 } from "./reply-framing.ts";
-import type { ClusterLogServer, Session } from "./server.ts";
+import type { ClusterLogServer } from "./server.ts";
+import type { Session } from "./session.ts";
 
 // The kernel bridge (CLUSTERLOG-SPEC.md §1.1, docs/KERNEL-BRIDGE.md): dm-log-userspace
 // multicasts `struct dm_ulog_request` in connector framing to netlink group 7; this

@@ -3,12 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ascii, buildRequest, u64, withLength } from "../../testing/uapi-client.ts";
 import { InProcessOrder } from "./in-process-bus.ts";
 import { FileLogDevices } from "./log-devices.ts";
-import {
-  BACKLOG_FRAMES_PER_TURN,
-  ClusterLogServer,
-  FRAMES_PER_TURN,
-  type SessionSink,
-} from "./server.ts";
+import { ClusterLogServer } from "./server.ts";
+import { BACKLOG_FRAMES_PER_TURN, FRAMES_PER_TURN, type SessionSink } from "./session.ts";
 
 // Fairness between connections (issue 14): a connection's input is taken at most
 // FRAMES_PER_TURN frames per event-loop turn, so another connection's reply goes out

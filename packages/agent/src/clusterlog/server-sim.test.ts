@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { ascii, buildRequest, parseReply, u64, withLength } from "../../testing/uapi-client.ts";
 import { InProcessOrder } from "./in-process-bus.ts";
 import type { IoOutcome, LogDevice, LogDeviceProvider } from "./log-devices.ts";
-import { ClusterLogServer, type Session } from "./server.ts";
+import { ClusterLogServer } from "./server.ts";
+import type { Session } from "./session.ts";
 
 // Simulation through the bus: N ClusterLogServers on one in-process order (sessions fed
 // in memory instead of sockets, a shared in-memory log device), random requests, joins

@@ -1,7 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, unlink } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
 import {
   ClusterLog,
   type ClusterLogOptions,
@@ -25,15 +22,16 @@ import {
 } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
 import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
-import { FrameReader, type FrameSink } from "./frame-reader.ts";
 import type { LogDeviceProvider } from "./log-devices.ts";
 import { LogIoQueue } from "./log-io.ts";
 import { RateLimitedLog } from "./rate-limited-log.ts";
 import { type ReplyFraming, STREAM_FRAMING } from "./reply-framing.ts";
-import { awaitTokenPreamble } from "./tcp-auth.ts";
+import { type DecodeCache, Session, type SessionHost, type SessionSink, Turns } from "./session.ts";
+import { StreamTransport, type TcpAuth } from "./stream-transport.ts";
 
-// The agent side of the cluster log (CLUSTERLOG-SERVER.md): kernel requests come in on a
-// stream transport, go through the ClusterBus's total order to every replica's
+// The agent side of the cluster log (CLUSTERLOG-SERVER.md), the replica: kernel requests
+// come in on a transport's session (session.ts; stream-transport.ts, connector-transport.ts),
+// go through the ClusterBus's total order to every replica's
 // ClusterLog, and the replies addressed to this node go back on the connection that sent
 // the request. The I/O addressed to this node is performed here and its outcome
 // published as `io-done`, so a disk failure is part of the ordered history.
@@ -44,10 +42,6 @@ const OFF_VERSION = ULOG_HEADER.version;
 const OFF_ERROR = ULOG_HEADER.error;
 const OFF_REQUEST_TYPE = ULOG_HEADER.requestType;
 const OFF_DATA_SIZE = ULOG_HEADER.dataSize;
-/** Reading pauses while a client leaves this much of our output unread. */
-const OUTPUT_HIGH_WATER = 1 << 20;
-/** A session's output buffer starts this large and shrinks back toward it after a burst. */
-const OUTPUT_INITIAL = 16 * 1024;
 /**
  * A background snapshot copies this much of the bitmaps per event-loop turn (issue 15):
  * about 0.1–0.3 ms of memcpy, so a 64 MiB snapshot (1,024 logs of 262,144 regions) takes
@@ -77,14 +71,6 @@ export interface ClusterLogServerOptions {
   readonly framesPerTurn?: number;
   /** Frames all backlogs together get per turn (BACKLOG_FRAMES_PER_TURN). */
   readonly backlogFramesPerTurn?: number;
-}
-
-/** The TCP listener's credentials (at least one). */
-export interface TcpAuth {
-  /** The token a client must send first, read per connection (a rotated file applies). */
-  readonly token?: () => Promise<Uint8Array>;
-  /** Mutual TLS: the server's certificate and key, and the CA client certificates chain to. */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca: Buffer };
 }
 
 export interface ServerStats {
@@ -200,58 +186,6 @@ interface Unconfirmed {
   pending: KernelRequest | null;
 }
 
-/**
- * What a session remembers of its previous request's header, so a run of requests for
- * the same log decodes without a new uuid string or luid BigInt each (PB1).
- */
-interface DecodeCache {
-  uuid: string | null;
-  /**
-   * The uuid's bytes eight at a time, read as LE float64 (whole words only; the rest is
-   * compared bytewise): see `sameUuid`.
-   */
-  uuidWords: Float64Array;
-  luidLo: number;
-  luidHi: number;
-  luid: bigint;
-}
-
-/** Where a session's output goes: a socket, or a test's in-memory sink. */
-export interface SessionSink {
-  /**
-   * Send `bytes`. A sink that is done with them once they are written (a socket's write
-   * callback) calls `written`, and the session reuses their buffer for a later turn (issue
-   * 14: a new buffer per turn was garbage that set off full GCs under a flood); a sink that
-   * keeps them never calls it.
-   */
-  write(bytes: Uint8Array, written?: () => void): void;
-  /** Close after the written bytes are out. */
-  end(): void;
-  /**
-   * Input flow control: the session has more input than one turn may take and asks the
-   * transport to stop reading (`pauseInput`) until its backlog is served (`resumeInput`).
-   */
-  pauseInput?(): void;
-  resumeInput?(): void;
-}
-
-/**
- * Frames one connection's input may hand to the server per event-loop turn (issue 14): the
- * rest waits for the next turn, the socket paused, so a connection that floods the server
- * delays the others' replies by at most one such slice (~0.3 ms of work at ~1 µs a frame)
- * per turn, never by its whole backlog. Well above what a pipelined client at depth 64
- * sends per turn (PB1).
- */
-export const FRAMES_PER_TURN = 128;
-
-/**
- * Frames all backlogs together get per turn (issue 14): the slices go round-robin, so
- * however many connections flood, one turn's backlog work stays about four slices
- * (~3-5 ms), and a connection that sends a request now and then is read at once, ahead of
- * every backlog.
- */
-export const BACKLOG_FRAMES_PER_TURN = 4 * FRAMES_PER_TURN;
-
 /** A membership change as this member applied it (ClusterLogServer.membership). */
 export interface MembershipEvent {
   readonly kind: "node-join" | "node-leave" | "node-failed" | "server";
@@ -271,219 +205,12 @@ export interface MembershipView {
 }
 
 /**
- * One client connection. Holds its in-flight requests (several connections may use the
- * same seqs: each request gets a node-unique wire seq in the ordered stream, and the
- * reply goes back with the client's own seq) and batches its output per event-loop turn.
- */
-export class Session implements FrameSink {
-  readonly id: number;
-  /** Requests of this session published and not yet answered (in the server's list). */
-  inflight = 0;
-  /** Published requests not yet applied: local answers must wait behind them. */
-  undelivered = 0;
-  /** The previous request's uuid string and luid, reused while they repeat (PB1). */
-  readonly decodeCache: DecodeCache = {
-    uuid: null,
-    uuidWords: new Float64Array(0),
-    luidLo: -1,
-    luidHi: -1,
-    luid: 0n,
-  };
-  closed = false;
-  readonly #server: ClusterLogServer;
-  readonly #sink: SessionSink;
-  readonly #reader: FrameReader;
-  /** Replies of this event-loop turn, framed back to back: one write per turn (PB1). */
-  #out = new Uint8Array(OUTPUT_INITIAL);
-  #outView = new DataView(this.#out.buffer);
-  #outBytes = 0;
-  /** A buffer of an earlier turn the sink is done with (`SessionSink.write`), and its view. */
-  #spare: { bytes: Uint8Array<ArrayBuffer>; view: DataView<ArrayBuffer> } | null = null;
-  /** An end of turn is scheduled: flush the output, reset the budget, go on with input. */
-  #turnScheduled = false;
-  /** Frames taken from this connection's input in this turn (FRAMES_PER_TURN). */
-  #framesThisTurn = 0;
-  readonly #framesPerTurn: number;
-  #inputPaused = false;
-  /** How this session's transport puts a reply on its wire. */
-  readonly #framing: ReplyFraming;
-
-  constructor(
-    server: ClusterLogServer,
-    id: number,
-    sink: SessionSink,
-    maxFrameSize?: number,
-    framesPerTurn = FRAMES_PER_TURN,
-    framing: ReplyFraming = STREAM_FRAMING,
-  ) {
-    this.#server = server;
-    this.#framing = framing;
-    this.#framesPerTurn = framesPerTurn;
-    this.id = id;
-    this.#sink = sink;
-    this.#reader = new FrameReader(maxFrameSize === undefined ? {} : { maxFrameSize });
-  }
-
-  /** Bytes from the client: at most FRAMES_PER_TURN frames per turn are taken, in order. */
-  receive(chunk: Uint8Array): void {
-    if (this.closed) return;
-    const taken = this.#reader.push(chunk, this, this.#framesPerTurn - this.#framesThisTurn);
-    this.#framesThisTurn += taken;
-    if (taken > 0 || this.#reader.backlogged) this.#scheduleTurnEnd();
-    if (this.#reader.backlogged && !this.#inputPaused && !this.closed) {
-      this.#inputPaused = true;
-      this.#sink.pauseInput?.();
-    }
-  }
-
-  #scheduleTurnEnd(): void {
-    if (this.#turnScheduled) return;
-    this.#turnScheduled = true;
-    this.#server.endOfTurn(this);
-  }
-
-  /** End of turn, first step (ClusterLogServer.endOfTurn): this turn's replies go out. */
-  flushTurn(): void {
-    this.#turnScheduled = false;
-    this.#framesThisTurn = 0;
-    this.#flush();
-  }
-
-  /** Input is waiting for a later turn (`continueInput`). */
-  get backlogged(): boolean {
-    return !this.closed && this.#reader.backlogged;
-  }
-
-  /**
-   * End of turn, second step: one more slice of a backlog, at most `budget` frames; its
-   * replies go out next turn. Returns the frames taken.
-   */
-  continueInput(budget = this.#framesPerTurn): number {
-    if (this.closed || !this.#reader.backlogged) return 0;
-    const taken = this.#reader.resume(this, Math.min(budget, this.#framesPerTurn));
-    this.#framesThisTurn = taken;
-    this.#scheduleTurnEnd();
-    if (!this.#reader.backlogged && this.#inputPaused && !this.closed) {
-      this.#inputPaused = false;
-      this.#sink.resumeInput?.();
-    }
-    return taken;
-  }
-
-  /** Stop reading (shutdown drain); output still flows. */
-  stopReading(): void {
-    this.#reader.stop();
-  }
-
-  /** The client went away: release its requests now; nothing is answered afterwards. */
-  lost(): void {
-    if (this.closed) return;
-    this.#reader.stop();
-    this.#server.releaseSession(this, null);
-    this.closed = true;
-    this.#outBytes = 0;
-  }
-
-  /** Answer what is in flight with `error`, send everything, close. */
-  end(error: number): void {
-    if (this.closed) return;
-    this.#reader.stop();
-    this.#server.releaseSession(this, error);
-    this.closed = true;
-    this.#flush();
-    this.#sink.end();
-  }
-
-  // FrameSink
-  frame(bytes: Uint8Array): void {
-    this.#server.handleFrame(this, viewOf(bytes), 0, bytes.length);
-  }
-  frameAt(view: DataView, at: number, length: number): void {
-    this.#server.handleFrame(this, view, at, length);
-  }
-  oversized(header: Uint8Array, length: number): void {
-    this.#server.rejectFrame(
-      this,
-      viewOf(header),
-      0,
-      -errno.EINVAL,
-      `frame of ${length} bytes is too large`,
-    );
-  }
-  fatal(reason: string): void {
-    this.#server.protocolClose(this, reason);
-  }
-
-  /**
-   * Queue a reply to the request whose 160-byte header is at `at` in `view`, in `form`
-   * (`replyForm`), with `error` and `payload`; data_size is 0 whenever error ≠ 0 (spec §2
-   * preamble). Framed by the transport's framing straight into the session's output
-   * buffer: no buffer per reply (PB1).
-   */
-  reply(view: DataView, at: number, form: ReplyForm, error: number, payload: Uint8Array): void {
-    if (this.closed) return;
-    const most = this.#framing.overhead + DM_ULOG_HEADER_SIZE + payload.length;
-    if (this.#outBytes + most > this.#out.length) this.#grow(most);
-    this.#outBytes += this.#framing.write(
-      this.#out,
-      this.#outView,
-      this.#outBytes,
-      view,
-      at,
-      form,
-      error,
-      payload,
-    );
-    this.#scheduleTurnEnd();
-  }
-
-  #grow(needed: number): void {
-    let capacity = this.#out.length * 2;
-    while (capacity < this.#outBytes + needed) capacity *= 2;
-    const out = new Uint8Array(capacity);
-    out.set(this.#out.subarray(0, this.#outBytes));
-    this.#out = out;
-    this.#outView = new DataView(out.buffer);
-  }
-
-  #flush(): void {
-    if (this.#outBytes === 0) return;
-    // The buffer itself goes to the sink (it keeps it until it is written out), and the
-    // next turn writes into the spare one the sink gave back, or a new one: no copy and,
-    // while the client reads, no new buffer per turn.
-    const used = this.#outBytes;
-    const sent = { bytes: this.#out, view: this.#outView };
-    this.#outBytes = 0;
-    // A busy session keeps the capacity its turns need (growing it again every turn costs
-    // copies, PB1); after a burst it shrinks by half per turn that used less than 1/8.
-    let capacity = sent.bytes.length;
-    if (capacity > OUTPUT_INITIAL && used < capacity >> 3) capacity >>= 1;
-    const spare = this.#spare;
-    this.#spare = null;
-    if (spare && spare.bytes.length === capacity) {
-      this.#out = spare.bytes;
-      this.#outView = spare.view;
-    } else {
-      this.#out = new Uint8Array(capacity);
-      this.#outView = new DataView(this.#out.buffer);
-    }
-    this.#sink.write(sent.bytes.subarray(0, used), () => {
-      this.#spare = sent;
-    });
-  }
-}
-
-const EMPTY = new Uint8Array(0);
-
-function viewOf(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
  * The cluster-log server of one node: a ClusterLog replica fed by the bus, the sessions of
  * the local transport, and the I/O lanes for the log devices this node writes.
  */
-export class ClusterLogServer {
+const EMPTY = new Uint8Array(0);
+
+export class ClusterLogServer implements SessionHost {
   readonly nodeId: NodeId;
   readonly stats: ServerStats = {
     connections: 0,
@@ -575,8 +302,8 @@ export class ClusterLogServer {
   #controlCounter = 0;
   #nextSessionId = 1;
   readonly #sessions = new Set<Session>();
-  readonly #listeners: Server[] = [];
-  readonly #sockets = new Set<Socket>();
+  readonly #turns: Turns;
+  readonly #streams: StreamTransport;
   #state: "new" | "running" | "draining" | "closed" = "new";
   #drainWaiters: (() => void)[] = [];
   /** Position of the latest snapshot started (the next is due `snapshotEvery` after it). */
@@ -588,7 +315,7 @@ export class ClusterLogServer {
   #snapshotJob: { job: SnapshotJob; seq: number } | null = null;
   #snapshotTimer: NodeJS.Timeout | null = null;
   readonly #appliedListeners = new Set<(entry: OrderedOperation) => void>();
-  /** Refused TCP clients: one line per reason a minute at most, with the count (issue 15). */
+  /** Refused CTRs: one line per limit a minute at most, with the count (issue 15). */
   readonly #refusals: RateLimitedLog;
 
   constructor(options: ClusterLogServerOptions) {
@@ -597,6 +324,8 @@ export class ClusterLogServer {
     this.nodeId = options.bus.nodeId;
     this.#log = options.log;
     this.#refusals = new RateLimitedLog(options.log);
+    this.#turns = new Turns(options.backlogFramesPerTurn);
+    this.#streams = new StreamTransport(this, options.log);
     this.#incarnation = options.incarnation ?? randomBytes(6).toString("hex");
     this.#msgIdPrefix = `r:${this.nodeId}:${this.#incarnation}:`;
     this.#numbered = typeof options.bus.publishNumbered === "function";
@@ -688,216 +417,30 @@ export class ClusterLogServer {
     return restored.value;
   }
 
+  /** End of turn for `session` (SessionHost): one scheduler for every session (`Turns`). */
+  endOfTurn(session: Session): void {
+    this.#turns.endOfTurn(session);
+  }
+
   // ---- transports ----
 
   /** Listen on a Unix stream socket (a stale socket file is replaced, a live one refused). */
-  async listenUnix(path: string): Promise<void> {
-    await removeStaleSocket(path);
-    const server = this.#netServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    // Like the netlink connector (CAP_NET_ADMIN), only root may talk to the log server.
-    await chmod(path, 0o600);
-    this.#log.info({ socket: path }, "cluster-log server listening");
+  listenUnix(path: string): Promise<void> {
+    return this.#streams.listenUnix(path);
   }
 
   /**
-   * Listen on loopback TCP; returns the bound port. Refused without a credential (issue
-   * 15: the server is root and a CTR writes the device it names): a token the client sends
-   * first (tcp-auth.ts), mutual TLS, or both.
+   * Listen on loopback TCP behind a credential (stream-transport.ts); returns the bound
+   * port.
    */
-  async listenTcp(host: string, port: number, auth: TcpAuth): Promise<number> {
-    if (!isLoopback(host)) throw new Error(`--tcp must be a loopback address, not ${host}`);
-    if (!auth.token && !auth.tls) {
-      throw new Error(
-        "--tcp needs credentials: --tcp-token-file, or --tcp-tls-cert/--tcp-tls-key/--tcp-tls-ca",
-      );
-    }
-    const server = auth.tls ? this.#tlsServer(auth, host) : this.#netServer(auth);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    const bound = typeof address === "object" && address ? address.port : port;
-    this.#log.info(
-      { host, port: bound, token: Boolean(auth.token), mutualTls: Boolean(auth.tls) },
-      "cluster-log server listening on TCP",
-    );
-    return bound;
+  listenTcp(host: string, port: number, auth: TcpAuth): Promise<number> {
+    return this.#streams.listenTcp(host, port, auth);
   }
 
-  #tlsServer(auth: TcpAuth, host: string): Server {
-    const tls = auth.tls!;
-    const server = createTlsServer(
-      {
-        cert: tls.cert,
-        key: tls.key,
-        ca: tls.ca,
-        requestCert: true,
-        rejectUnauthorized: true,
-        minVersion: "TLSv1.2",
-      },
-      (socket) => this.#authenticate(socket, auth),
-    );
-    server.on("tlsClientError", (error, socket) => {
-      this.stats.authRefused++;
-      this.#refusals.warn(
-        { remote: socket.remoteAddress, port: socket.remotePort, reason: error.message, host },
-        "TCP client refused: TLS handshake failed",
-      );
-    });
-    server.on("error", (error) => this.#log.error({ err: error }, "listener error"));
-    this.#listeners.push(server);
-    return server;
+  /** Accepting and serving requests (not yet started, or draining). */
+  get running(): boolean {
+    return this.#state === "running";
   }
-
-  /** A client of the TCP listener: its credential checked before a session exists. */
-  #authenticate(socket: Socket, auth: TcpAuth): void {
-    if (this.#state !== "running") {
-      socket.destroy();
-      return;
-    }
-    if (!auth.token) {
-      this.#accept(socket);
-      return;
-    }
-    socket.on("error", () => {});
-    awaitTokenPreamble(socket, auth.token).then((outcome) => {
-      if (!outcome.ok) {
-        this.stats.authRefused++;
-        this.#refusals.warn(
-          { remote: socket.remoteAddress, port: socket.remotePort, reason: outcome.reason },
-          `TCP client refused: ${outcome.reason}`,
-        );
-        return;
-      }
-      if (socket.destroyed || this.#state !== "running") {
-        socket.destroy();
-        return;
-      }
-      // #accept resumes the paused socket unless its first bytes already fill a turn.
-      this.#accept(socket, outcome.rest);
-    });
-  }
-
-  #netServer(auth?: TcpAuth): Server {
-    const server = createServer({ noDelay: true }, (socket) =>
-      auth ? this.#authenticate(socket, auth) : this.#accept(socket),
-    );
-    server.on("error", (error) => this.#log.error({ err: error }, "listener error"));
-    this.#listeners.push(server);
-    return server;
-  }
-
-  #accept(socket: Socket, first?: Buffer): void {
-    if (this.#state !== "running") {
-      socket.destroy();
-      return;
-    }
-    this.#sockets.add(socket);
-    socket.setNoDelay?.(true);
-    // Reading stops while the client leaves our output unread, or while its input waits
-    // for later turns (FRAMES_PER_TURN); it goes on when neither holds.
-    let outputFull = false;
-    let inputBacklog = false;
-    const flow = () => {
-      if (outputFull || inputBacklog) socket.pause();
-      else if (!session.closed) socket.resume();
-    };
-    const session = this.openSession({
-      write: (bytes, written) => {
-        if (socket.destroyed) return;
-        // Its callback: the bytes are out (or the write failed), the buffer is free.
-        socket.write(bytes, written);
-        if (socket.writableLength > OUTPUT_HIGH_WATER && !outputFull) {
-          outputFull = true;
-          flow();
-          socket.once("drain", () => {
-            outputFull = false;
-            flow();
-          });
-        }
-      },
-      end: () => {
-        if (!socket.destroyed) socket.end();
-      },
-      pauseInput: () => {
-        inputBacklog = true;
-        flow();
-      },
-      resumeInput: () => {
-        inputBacklog = false;
-        flow();
-      },
-    });
-    if (first && first.length > 0) session.receive(first);
-    socket.on("data", (chunk) => session.receive(chunk));
-    flow();
-    socket.on("error", (error) =>
-      this.#log.debug({ session: session.id, err: error }, "socket error"),
-    );
-    socket.on("close", () => {
-      this.#sockets.delete(socket);
-      session.lost();
-      this.#log.debug({ session: session.id }, "connection closed");
-    });
-  }
-
-  /**
-   * `session` has replies to send or input left at the end of this event-loop turn. One
-   * setImmediate for all of them: after the poll phase, not after each read (libuv
-   * delivers several reads of one socket in one phase, and their replies go out in one
-   * write, PB1). Every session's replies go out before any backlog gets its next slice, so
-   * a connection's reply never waits behind another's flood (issue 14).
-   */
-  endOfTurn(session: Session): void {
-    this.#turnQueue.push(session);
-    this.#scheduleTurn();
-  }
-
-  #scheduleTurn(): void {
-    if (this.#turnScheduled) return;
-    this.#turnScheduled = true;
-    setImmediate(this.#runTurn);
-  }
-
-  #turnScheduled = false;
-  #turnQueue: Session[] = [];
-  /** Sessions whose backlog waits for a slice, in turn order (round-robin). */
-  #backlogs: Session[] = [];
-  readonly #inBacklogs = new Set<Session>();
-  readonly #runTurn = () => {
-    this.#turnScheduled = false;
-    const queue = this.#turnQueue;
-    this.#turnQueue = [];
-    for (const session of queue) session.flushTurn();
-    for (const session of queue) {
-      if (session.backlogged && !this.#inBacklogs.has(session)) {
-        this.#inBacklogs.add(session);
-        this.#backlogs.push(session);
-      }
-    }
-    // One slice each, from the front, until this turn's backlog budget is spent; a
-    // session still backlogged after its slice goes to the back (next turn's queue).
-    let budget = this.#options.backlogFramesPerTurn ?? BACKLOG_FRAMES_PER_TURN;
-    while (budget > 0 && this.#backlogs.length > 0) {
-      const session = this.#backlogs.shift()!;
-      this.#inBacklogs.delete(session);
-      budget -= Math.max(1, session.continueInput(budget));
-    }
-    for (const session of this.#backlogs) if (!session.backlogged) this.#inBacklogs.delete(session);
-    this.#backlogs = this.#backlogs.filter((session) => this.#inBacklogs.has(session));
-    if (this.#backlogs.length > 0) this.#scheduleTurn();
-  };
 
   /** A transport-agnostic session (sockets use it; simulations drive it directly). */
   openSession(sink: SessionSink, framing: ReplyFraming = STREAM_FRAMING): Session {
@@ -1530,9 +1073,7 @@ export class ClusterLogServer {
     this.#state = "draining";
     if (this.#snapshotTimer) clearInterval(this.#snapshotTimer);
     // Stop accepting now; `close` reports only once every connection is gone (below).
-    const listenersClosed = Promise.all(
-      this.#listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))),
-    );
+    const listenersClosed = this.#streams.closeListeners();
     for (const session of this.#sessions) session.stopReading();
     const deadline = Date.now() + (options.drainTimeoutMs ?? 5000);
     if (wasRunning) await this.#drain(deadline);
@@ -1545,7 +1086,7 @@ export class ClusterLogServer {
     this.#state = "closed";
     await this.#bus.close().catch((error) => this.#log.warn({ err: error }, "bus close failed"));
     await this.#io.closeAll();
-    for (const socket of this.#sockets) socket.destroySoon();
+    this.#streams.destroyConnections();
     await listenersClosed;
     this.#log.info({ nodeId: this.nodeId }, "cluster-log server stopped");
   }
@@ -1598,29 +1139,4 @@ async function untilDeadline(promise: Promise<void>, deadline: number): Promise<
     }),
   ]);
   clearTimeout(timer);
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/** A socket file left by a dead server is removed; one a live server answers on is refused. */
-async function removeStaleSocket(path: string): Promise<void> {
-  let st: Awaited<ReturnType<typeof lstat>>;
-  try {
-    st = await lstat(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = createConnection(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-  if (live) throw new Error(`another cluster-log server is listening on ${path}`);
-  await unlink(path);
 }
