@@ -81,7 +81,8 @@ export function auditedOutcome(error: AppError, entry: TAuditEntry) {
 /**
  * The one audited path for every change the dashboard makes (an agent's mutation, a user
  * admin's change): runs `change` and writes the audit row either way. Done: `ok`, with
- * what `done(result)` adds (a detail, other parameters, another actor). An AppError
+ * what `done(result)` adds or changes (a detail, the action, target or parameters, another
+ * actor). An AppError
  * (a refusal, or an agent's failure): `refused`/`failed` with its reason, then rethrown.
  * Anything else is rethrown unaudited here: the refusal guard (server/trpc.ts) writes it.
  */
@@ -89,7 +90,9 @@ export async function audited<T>(
   ctx: TAuditContext,
   entry: TAuditEntry,
   change: () => Promise<T>,
-  done?: (result: T) => { detail?: string; params?: unknown; as?: TAuditContext } | undefined,
+  done?: (
+    result: T,
+  ) => (Partial<TAuditEntry> & { detail?: string; as?: TAuditContext }) | undefined,
 ): Promise<T> {
   let result: T;
   try {
@@ -98,12 +101,12 @@ export async function audited<T>(
     if (error instanceof AppError) await audit(ctx, { ...entry, ...auditedOutcome(error, entry) });
     throw error;
   }
-  const extra = done?.(result);
-  await audit(extra?.as ?? ctx, {
+  const { detail, as, ...changed } = done?.(result) ?? {};
+  await audit(as ?? ctx, {
     ...entry,
-    ...(extra && "params" in extra ? { params: extra.params } : {}),
+    ...changed,
     outcome: "ok",
-    ...(extra?.detail ? { detail: extra.detail } : {}),
+    ...(detail ? { detail } : {}),
   });
   return result;
 }

@@ -1,4 +1,4 @@
-import { TRPCError } from "@trpc/server";
+import { AppError } from "@mirrorplane/contracts";
 import { z } from "zod";
 import { alertDelivery, currentSilences } from "../alerting";
 import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
@@ -63,10 +63,10 @@ export const alertsRouter = createTRPCRouter({
         data: { expiredAt: now, expiredBy: ctx.user.username },
       });
       if (updated.count === 0)
-        throw new TRPCError({
-          code: "NOT_FOUND",
-          message: `Silence ${input.id} is not in force (it ended or was expired already).`,
-        });
+        throw new AppError(
+          "NOT_FOUND",
+          `Silence ${input.id} is not in force (it ended or was expired already).`,
+        );
       await audit(ctx, {
         action: "alerts.expire",
         target: `silence:${input.id}`,

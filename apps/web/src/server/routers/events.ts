@@ -1,9 +1,9 @@
 import type { Db, Prisma } from "@mirrorplane/db";
-import { TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { acknowledgeEvents } from "../domain/acknowledge";
 import { eventSelect, serializeEvent } from "../event-rows";
 import { incidentExport, ZIncidentRef } from "../incident-export";
-import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
+import { createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
 
 const severities = ["debug", "info", "notice", "warning", "error", "critical"] as const;
 
@@ -221,37 +221,5 @@ export const eventsRouter = createTRPCRouter({
           .optional(),
       }),
     )
-    .mutation(async ({ ctx, input }) => {
-      const ids = input.ids.map((id) => BigInt(id));
-      const { count } = await ctx.db.event.updateMany({
-        where: { id: { in: ids } },
-        data: input.acknowledged
-          ? {
-              acknowledgedAt: ctx.now(),
-              acknowledgedBy: ctx.user.username,
-              ackNote: input.note ?? null,
-              ackExpiresAt: input.expiresInHours
-                ? new Date(ctx.now().getTime() + input.expiresInHours * 3_600_000)
-                : null,
-            }
-          : { acknowledgedAt: null, acknowledgedBy: null, ackNote: null, ackExpiresAt: null },
-      });
-      if (count === 0) {
-        await audit(ctx, {
-          action: "events.acknowledge",
-          target: `events:${input.ids.join(",")}`,
-          params: input,
-          outcome: "refused",
-          detail: "no such events",
-        });
-        throw new TRPCError({ code: "NOT_FOUND", message: "no such events" });
-      }
-      await audit(ctx, {
-        action: input.acknowledged ? "events.acknowledge" : "events.unacknowledge",
-        target: `events:${input.ids.slice(0, 20).join(",")}${input.ids.length > 20 ? ",…" : ""}`,
-        params: { count, note: input.note ?? null, expiresInHours: input.expiresInHours ?? null },
-        outcome: "ok",
-      });
-      return { count };
-    }),
+    .mutation(({ ctx, input }) => acknowledgeEvents(ctx, input)),
 });

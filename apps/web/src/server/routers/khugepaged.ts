@@ -1,10 +1,8 @@
-import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { trpcErrorCode } from "~/lib/errors";
+import { currentKhugepaged, setTunable } from "../domain/tunables";
 import { downsampledSeries } from "../downsample";
-import { freshness } from "../freshness";
 import { bucketMsFor, timelinePoints } from "../timeline";
-import { audit, createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
+import { createTRPCRouter, operatorProcedure, protectedProcedure } from "../trpc";
 
 const ZSeriesInput = z.object({
   nodeId: z.string().min(1),
@@ -27,28 +25,6 @@ const ZSetTunable = z.object({
   value: z.string().min(1).max(64),
   reason: z.string().max(500).optional(),
 });
-
-/** The kernel's choice in a `[always] madvise never` file, or the file's text. */
-export function selectedChoice(text: string | null | undefined): string | null {
-  if (text === null || text === undefined) return null;
-  const m = /\[([^\]]+)\]/.exec(text);
-  return m ? m[1]! : text.trim();
-}
-
-/** The value `name` has now, as the agent reports it (null: not reported). */
-export function currentTunable(
-  name: string,
-  live: { tunables: Record<string, number | null>; thp: Record<string, string | number | null> },
-): string | null {
-  if (name.startsWith("khugepaged/")) {
-    const v = live.tunables[name.slice("khugepaged/".length)];
-    return v === null || v === undefined ? null : String(v);
-  }
-  if (name === "enabled") return selectedChoice(live.thp.enabled as string | null);
-  if (name === "defrag") return selectedChoice(live.thp.defrag as string | null);
-  if (name === "shmem_enabled") return selectedChoice(live.thp.shmemEnabled as string | null);
-  return null; // per-size files (hugepages-*/enabled) are not reported by the agent
-}
 
 export const khugepagedRouter = createTRPCRouter({
   /**
@@ -102,114 +78,15 @@ export const khugepagedRouter = createTRPCRouter({
       return { from, to, bucketMs, resyncScope: input.resyncScope, points };
     }),
 
-  /**
-   * Changes a tunable on a node. The agent validates exactly as the kernel does and
-   * refuses with the kernel's reason; both outcomes are audited here, and the agent
-   * records the change (old → new, who) as an event.
-   */
-  setTunable: operatorProcedure.input(ZSetTunable).mutation(async ({ ctx, input }) => {
-    const target = `node:${input.nodeId}:${input.name}`;
-    const node = await ctx.db.node.findUnique({
-      where: { id: input.nodeId },
-      select: { apiUrl: true },
-    });
-    if (!node) throw new TRPCError({ code: "NOT_FOUND", message: `no node ${input.nodeId}` });
-    // A write of the value it already has changes nothing: not written, not reported as a change.
-    const before = await ctx.agents
-      .client(node.apiUrl)
-      .khugepaged.current.query()
-      .then((live) => currentTunable(input.name, live))
-      .catch(() => null);
-    if (before !== null && before === input.value.trim()) {
-      await audit(ctx, {
-        action: "khugepaged.setTunable",
-        target,
-        params: { value: input.value, ...(input.reason ? { reason: input.reason } : {}) },
-        outcome: "ok",
-        detail: `unchanged: already ${before}`,
-      });
-      return { name: input.name, old: before, new: before, changedAt: ctx.now(), changed: false };
-    }
-    try {
-      const change = await ctx.agents.client(node.apiUrl).khugepaged.setTunable.mutate({
-        name: input.name,
-        value: input.value,
-        actor: { id: ctx.user.id, name: ctx.user.username },
-        ...(input.reason ? { reason: input.reason } : {}),
-      });
-      await audit(ctx, {
-        action: "khugepaged.setTunable",
-        target,
-        params: {
-          value: input.value,
-          old: change.old,
-          ...(input.reason ? { reason: input.reason } : {}),
-        },
-        outcome: "ok",
-        ...(selectedChoice(change.old) === selectedChoice(change.new)
-          ? { detail: `unchanged: already ${change.new}` }
-          : {}),
-      });
-      return { ...change, changed: selectedChoice(change.old) !== selectedChoice(change.new) };
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const code = trpcErrorCode(error);
-      const refused = code === "BAD_REQUEST" || code === "NOT_IMPLEMENTED";
-      await audit(ctx, {
-        action: "khugepaged.setTunable",
-        target,
-        params: { value: input.value },
-        outcome: refused ? "refused" : "failed",
-        detail: message,
-      });
-      throw new TRPCError({
-        code: refused ? "BAD_REQUEST" : "BAD_GATEWAY",
-        message: refused ? message : `agent unreachable: ${message}`,
-      });
-    }
-  }),
+  /** Changes a tunable on a node (domain/tunables.ts), audited either way. */
+  setTunable: operatorProcedure
+    .input(ZSetTunable)
+    .mutation(({ ctx, input }) => setTunable(ctx, input)),
 
   /** Current tunables and counters, read live by the node's agent from sysfs. */
   current: protectedProcedure
     .input(z.object({ nodeId: z.string().min(1) }))
-    .query(async ({ ctx, input }) => {
-      const node = await ctx.db.node.findUnique({
-        where: { id: input.nodeId },
-        select: { apiUrl: true, lastSeenAt: true, sampleIntervalMs: true },
-      });
-      if (!node) throw new TRPCError({ code: "NOT_FOUND", message: `no node ${input.nodeId}` });
-      try {
-        const live = await ctx.agents.client(node.apiUrl).khugepaged.current.query();
-        return { source: "agent" as const, error: null, ...live };
-      } catch (error) {
-        // The agent is unreachable: say so, and fall back to the last stored values.
-        const latest = await ctx.db.sample.findMany({
-          where: { nodeId: input.nodeId, at: node.lastSeenAt },
-          select: { series: true, value: true },
-        });
-        const tunables: Record<string, number | null> = {};
-        const vmstat: Record<string, number> = {};
-        let pagesCollapsed: number | null = null;
-        let fullScans: number | null = null;
-        for (const { series, value } of latest) {
-          if (series === "khugepaged.pages_collapsed") pagesCollapsed = value;
-          else if (series === "khugepaged.full_scans") fullScans = value;
-          else if (series.startsWith("khugepaged.")) tunables[series.slice(11)] = value;
-          else if (series.startsWith("vmstat.")) vmstat[series.slice(7)] = value;
-        }
-        return {
-          source: "database" as const,
-          error: `agent unreachable: ${(error as Error).message}`,
-          available: latest.length > 0,
-          tunables,
-          counters: { pagesCollapsed, fullScans },
-          thp: { enabled: null, defrag: null, shmemEnabled: null, hpagePmdSize: null },
-          vmstat,
-          readAt: node.lastSeenAt,
-          freshness: freshness(node.lastSeenAt, node.sampleIntervalMs, ctx.now()),
-        };
-      }
-    }),
+    .query(({ ctx, input }) => currentKhugepaged(ctx, input)),
 
   /** Series this node has reported, for the chart pickers. */
   seriesNames: protectedProcedure

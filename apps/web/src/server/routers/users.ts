@@ -1,22 +1,13 @@
-import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { accountAdmin } from "../auth";
 import {
-  adminProcedure,
-  audit,
-  createTRPCRouter,
-  protectedProcedure,
-  publicProcedure,
-} from "../trpc";
-import {
-  createFirstAdmin,
-  createUser,
-  needsFirstRun,
-  UserExistsError,
-  ZNewUser,
-  ZPassword,
-  ZRole,
-} from "../users";
+  createAccount,
+  resetPassword,
+  setDisabled,
+  setRole,
+  setUpFirstAdmin,
+} from "../domain/user-admin";
+import { adminProcedure, createTRPCRouter, protectedProcedure, publicProcedure } from "../trpc";
+import { needsFirstRun, ZNewUser, ZPassword, ZRole } from "../users";
 
 const ZFirstAdmin = ZNewUser.omit({ role: true });
 
@@ -29,32 +20,9 @@ export const setupRouter = createTRPCRouter({
     needsFirstAdmin: await needsFirstRun(ctx.db),
   })),
   /** First run only: refused as soon as any user exists. */
-  createFirstAdmin: publicProcedure.input(ZFirstAdmin).mutation(async ({ ctx, input }) => {
-    const created = await createFirstAdmin(ctx.db, input);
-    const target = `user:${input.username}`;
-    if (!created) {
-      await audit(ctx, {
-        action: "setup.createFirstAdmin",
-        target,
-        outcome: "refused",
-        detail: "users exist",
-      });
-      throw new TRPCError({
-        code: "FORBIDDEN",
-        message: "the first admin already exists; sign in instead",
-      });
-    }
-    await audit(
-      { db: ctx.db, user: { id: created.id, username: created.username, role: "admin" } },
-      {
-        action: "setup.createFirstAdmin",
-        target,
-        params: { username: input.username },
-        outcome: "ok",
-      },
-    );
-    return created;
-  }),
+  createFirstAdmin: publicProcedure
+    .input(ZFirstAdmin)
+    .mutation(({ ctx, input }) => setUpFirstAdmin(ctx, input)),
 });
 
 export const usersRouter = createTRPCRouter({
@@ -72,121 +40,17 @@ export const usersRouter = createTRPCRouter({
       },
     }),
   ),
-  create: adminProcedure.input(ZNewUser).mutation(async ({ ctx, input }) => {
-    const params = { username: input.username, role: input.role };
-    try {
-      const user = await createUser(ctx.db, input);
-      await audit(ctx, {
-        action: "users.create",
-        target: `user:${input.username}`,
-        params,
-        outcome: "ok",
-      });
-      return user;
-    } catch (error) {
-      if (error instanceof UserExistsError) {
-        await audit(ctx, {
-          action: "users.create",
-          target: `user:${input.username}`,
-          params,
-          outcome: "refused",
-          detail: error.message,
-        });
-        throw new TRPCError({ code: "CONFLICT", message: error.message });
-      }
-      throw error;
-    }
-  }),
+  create: adminProcedure.input(ZNewUser).mutation(({ ctx, input }) => createAccount(ctx, input)),
   setRole: adminProcedure
     .input(z.object({ username: z.string().min(1), role: ZRole }))
-    .mutation(async ({ ctx, input }) => {
-      const target = `user:${input.username}`;
-      const user = await ctx.db.user.findUnique({
-        where: { username: input.username },
-        select: { id: true, role: true },
-      });
-      if (!user) throw new TRPCError({ code: "NOT_FOUND", message: `no user ${input.username}` });
-      if (user.role === "admin" && input.role !== "admin") {
-        const admins = await ctx.db.user.count({ where: { role: "admin", disabledAt: null } });
-        if (admins <= 1) {
-          await audit(ctx, {
-            action: "users.setRole",
-            target,
-            params: input,
-            outcome: "refused",
-            detail: "last admin",
-          });
-          throw new TRPCError({
-            code: "PRECONDITION_FAILED",
-            message: "cannot demote the last admin",
-          });
-        }
-      }
-      await ctx.db.user.update({
-        where: { id: user.id },
-        data: { role: input.role },
-        select: { id: true },
-      });
-      await audit(ctx, {
-        action: "users.setRole",
-        target,
-        params: { ...input, from: user.role },
-        outcome: "ok",
-      });
-      return { username: input.username, role: input.role };
-    }),
-  /**
-   * Disables (or enables again) an account: a disabled user's sessions end at once and
-   * sign-in is refused with a sentence (server/auth.ts). Never one's own account, never
-   * the last enabled admin.
-   */
+    .mutation(({ ctx, input }) => setRole(ctx, input)),
+  /** Disables (or enables again) an account; never one's own, never the last enabled admin. */
   setDisabled: adminProcedure
     .input(z.object({ username: z.string().min(1), disabled: z.boolean() }))
-    .mutation(async ({ ctx, input }) => {
-      const action = input.disabled ? "users.disable" : "users.enable";
-      const target = `user:${input.username}`;
-      const user = await ctx.db.user.findUnique({
-        where: { username: input.username },
-        select: { id: true, role: true, disabledAt: true },
-      });
-      const refuse = async (code: "NOT_FOUND" | "PRECONDITION_FAILED", message: string) => {
-        await audit(ctx, { action, target, params: input, outcome: "refused", detail: message });
-        throw new TRPCError({ code, message });
-      };
-      if (!user) return refuse("NOT_FOUND", `There is no user ${input.username}.`);
-      if (input.disabled && user.id === ctx.user.id)
-        return refuse("PRECONDITION_FAILED", "You cannot disable your own account.");
-      if (input.disabled && user.role === "admin" && !user.disabledAt) {
-        const admins = await ctx.db.user.count({ where: { role: "admin", disabledAt: null } });
-        if (admins <= 1)
-          return refuse(
-            "PRECONDITION_FAILED",
-            "This is the last enabled admin; make another user admin first.",
-          );
-      }
-      const sessionsEnded = input.disabled
-        ? await ctx.db.session.count({ where: { userId: user.id } })
-        : 0;
-      // Disabled first, sessions ended second: a sign-in racing this cannot keep a session
-      // (session creation and every request check disabledAt).
-      await ctx.db.user.update({
-        where: { id: user.id },
-        data: { disabledAt: input.disabled ? (user.disabledAt ?? ctx.now()) : null },
-        select: { id: true },
-      });
-      if (input.disabled) await accountAdmin.endSessions(user.id);
-      await audit(ctx, {
-        action,
-        target,
-        params: { username: input.username, ...(input.disabled ? { sessionsEnded } : {}) },
-        outcome: "ok",
-      });
-      return { username: input.username, disabled: input.disabled, sessionsEnded };
-    }),
+    .mutation(({ ctx, input }) => setDisabled(ctx, input)),
   /**
-   * Sets a temporary password for another user (hashed by better-auth) and ends their
-   * sessions. With `mustChange` (the default) the user can do nothing but choose their own
-   * password at the next sign-in. The password is never written to the audit log.
+   * Sets a temporary password for another user and ends their sessions; with `mustChange`
+   * (the default) they must choose their own at the next sign-in. Never audited in clear.
    */
   resetPassword: adminProcedure
     .input(
@@ -196,39 +60,7 @@ export const usersRouter = createTRPCRouter({
         mustChange: z.boolean().default(true),
       }),
     )
-    .mutation(async ({ ctx, input }) => {
-      const target = `user:${input.username}`;
-      const params = { username: input.username, mustChange: input.mustChange };
-      const user = await ctx.db.user.findUnique({
-        where: { username: input.username },
-        select: { id: true },
-      });
-      const refuse = async (code: "NOT_FOUND" | "PRECONDITION_FAILED", message: string) => {
-        await audit(ctx, {
-          action: "users.resetPassword",
-          target,
-          params,
-          outcome: "refused",
-          detail: message,
-        });
-        throw new TRPCError({ code, message });
-      };
-      if (!user) return refuse("NOT_FOUND", `There is no user ${input.username}.`);
-      if (user.id === ctx.user.id)
-        return refuse(
-          "PRECONDITION_FAILED",
-          "Change your own password from your account menu, not by a reset.",
-        );
-      await accountAdmin.setPassword(user.id, input.password);
-      await ctx.db.user.update({
-        where: { id: user.id },
-        data: { passwordChangeRequired: input.mustChange },
-        select: { id: true },
-      });
-      await accountAdmin.endSessions(user.id);
-      await audit(ctx, { action: "users.resetPassword", target, params, outcome: "ok" });
-      return params;
-    }),
+    .mutation(({ ctx, input }) => resetPassword(ctx, input)),
 });
 
 export const auditRouter = createTRPCRouter({
