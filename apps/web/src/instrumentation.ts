@@ -3,8 +3,9 @@ export async function register() {
   if (process.env.NEXT_RUNTIME === "nodejs") {
     const { env } = await import("./env");
     env();
-    // The mirror watch and event retention run whether or not anyone has a tab open.
-    const { startServerBackground } = await import("./server/live/start-background");
-    startServerBackground();
+    // The composition root (server/runtime.ts): the live hub, and the background jobs (the
+    // mirror watch, alerting, event retention) that run whether or not anyone has a tab open.
+    const { startServerRuntime } = await import("./server/runtime");
+    startServerRuntime();
   }
 }

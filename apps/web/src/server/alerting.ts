@@ -274,7 +274,7 @@ export async function criticalEventAlerts(db: Db, now: Date, dashboardUrl: strin
   return rows.map((r) => criticalEventAlert({ ...r, id: r.id.toString() }, dashboardUrl));
 }
 
-// One delivery per server process (start-background.ts installs the configured one).
+// One delivery per server process (server/runtime.ts installs the configured one).
 const g = globalThis as unknown as { mirrorplaneAlertDelivery?: AlertDelivery };
 export function installAlertDelivery(d: AlertDelivery): AlertDelivery {
   g.mirrorplaneAlertDelivery = d;

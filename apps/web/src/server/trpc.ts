@@ -6,6 +6,7 @@ import { ZodError, z } from "zod";
 import { describeIssues, errorMessage, trpcErrorCode } from "~/lib/errors";
 import type { AgentDirectory } from "./agents";
 import { audit } from "./domain/audit";
+import type { LiveHub } from "./live/live-hub";
 import type { TRequestOrigin } from "./origin-check";
 
 export type TRoleName = "viewer" | "operator" | "admin";
@@ -25,6 +26,8 @@ export interface ContextInner {
   now: () => Date;
   /** The signed-in user, or null. */
   user: ContextUser | null;
+  /** The process's live hub (server/runtime.ts; absent for server-side callers). */
+  live?: LiveHub;
   /**
    * The HTTP request behind the call (route handler only; absent for server-side callers):
    * where it came from, for the origin guard and the audit log.

@@ -9,19 +9,16 @@ import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import { headers } from "next/headers";
 import { cache, type ReactNode } from "react";
 import superjson from "superjson";
-import { env } from "~/env";
-import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
 import { sessionUser } from "~/server/auth";
 import { db } from "~/server/db";
 import { appRouter } from "~/server/root";
+import { serverRuntime } from "~/server/runtime";
 import { createContextInner } from "~/server/trpc";
 
 // Server-side prefetch (issue 13, speed): a page's first screen is rendered into its HTML
 // with the data it shows, instead of HTML → JavaScript → hydrate → fetch → render. The
 // procedures run in this process with the request's session (the same checks as over HTTP);
 // the results are handed to the browser's query cache, which then goes on as before.
-
-let agents: AgentDirectory | undefined;
 
 /** One query client per request, shared by the layout and the page. */
 const queryClient = cache(
@@ -37,10 +34,10 @@ const queryClient = cache(
 );
 
 const context = cache(async () => {
-  agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
   return createContextInner({
     db: db(),
-    agents,
+    // The agent directory from the composition root (server/runtime.ts).
+    agents: serverRuntime().agents,
     now: () => new Date(),
     user: await sessionUser(await headers()),
   });

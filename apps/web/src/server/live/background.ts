@@ -126,11 +126,3 @@ async function deliverRound(options: BackgroundOptions, at: Date): Promise<void>
   for (const e of result.errors)
     (options.log ?? console.log)(JSON.stringify({ msg: "alert delivery failed", error: e }));
 }
-
-// Started once per server process (instrumentation.ts), however many bundles load this.
-const g = globalThis as unknown as { mirrorplaneBackground?: Background };
-
-export function startBackgroundOnce(options: BackgroundOptions): Background {
-  g.mirrorplaneBackground ??= startBackground(options);
-  return g.mirrorplaneBackground;
-}

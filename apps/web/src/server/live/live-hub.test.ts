@@ -3,7 +3,6 @@ import { createTestDatabase } from "@mirrorplane/db/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "../agents";
 import { createCaller } from "../root";
-import { setLiveHub } from "../routers/live";
 import { createContextInner } from "../trpc";
 import { LiveHub } from "./live-hub";
 import type { LiveMessage } from "./live-state";
@@ -61,13 +60,13 @@ describe("live hub and stream (real Postgres)", () => {
 
   it("streams over the tRPC subscription: a snapshot first, then versioned changes", async () => {
     const hub = new LiveHub(db, 60_000, () => now);
-    setLiveHub(hub);
     const caller = createCaller(
       createContextInner({
         db,
         agents: createAgentDirectory("unused-token-0123456789"),
         now: () => now,
         user: { id: "u", username: "vera", role: "viewer" },
+        live: hub,
       }),
     );
     const controller = new AbortController();

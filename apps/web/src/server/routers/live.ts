@@ -1,14 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import type { LiveHub } from "../live/live-hub";
 import type { LiveMessage } from "../live/live-state";
 import { createTRPCRouter, protectedProcedure } from "../trpc";
-
-let hub: LiveHub | undefined;
-/** The process-wide hub (created by the route handler, which owns the database client). */
-export function setLiveHub(h: LiveHub) {
-  hub = h;
-}
 
 export const liveRouter = createTRPCRouter({
   /**
@@ -17,9 +10,10 @@ export const liveRouter = createTRPCRouter({
    */
   stream: protectedProcedure
     .input(z.object({ lastEventId: z.string().nullish() }).optional())
-    .subscription(async function* ({ input, signal }) {
-      if (!hub) throw new Error("live stream unavailable");
-      const h = hub;
+    .subscription(async function* ({ ctx, input, signal }) {
+      // The process's hub, from the composition root (server/runtime.ts) via the context.
+      if (!ctx.live) throw new Error("live stream unavailable");
+      const h = ctx.live;
       const queue: LiveMessage[] = [];
       let wake: (() => void) | undefined;
       const unsubscribe = h.subscribe((m) => {

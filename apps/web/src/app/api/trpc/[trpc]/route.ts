@@ -1,19 +1,15 @@
 import { fetchRequestHandler } from "@trpc/server/adapters/fetch";
 import { env } from "~/env";
-import { type AgentDirectory, createAgentDirectory } from "~/server/agents";
 import { sessionUser } from "~/server/auth";
 import { clientAddress, type TrustedProxies, trustedProxies } from "~/server/client-address";
 import { db } from "~/server/db";
-import { LiveHub } from "~/server/live/live-hub";
 import { requestOrigin, trustedOriginSet } from "~/server/origin-check";
 import { appRouter } from "~/server/root";
-import { setLiveHub } from "~/server/routers/live";
+import { serverRuntime } from "~/server/runtime";
 import { createContextInner } from "~/server/trpc";
 
 export const dynamic = "force-dynamic";
 
-let agents: AgentDirectory | undefined;
-let hubStarted = false;
 let origins: Set<string> | undefined;
 let proxies: TrustedProxies | undefined;
 
@@ -23,11 +19,8 @@ function handler(req: Request) {
     req,
     router: appRouter,
     createContext: async () => {
-      agents ??= createAgentDirectory(env().MIRRORPLANE_AGENT_TOKEN);
-      if (!hubStarted) {
-        setLiveHub(new LiveHub(db()));
-        hubStarted = true;
-      }
+      // The agent directory and the live hub come from the composition root.
+      const { agents, hub } = serverRuntime();
       origins ??= trustedOriginSet([
         env().MIRRORPLANE_PUBLIC_URL,
         ...env().MIRRORPLANE_TRUSTED_ORIGINS,
@@ -39,6 +32,7 @@ function handler(req: Request) {
         agents,
         now: () => new Date(),
         user,
+        live: hub,
         request: {
           origin: requestOrigin(req.headers, origins),
           client: clientAddress(req.headers, proxies),
