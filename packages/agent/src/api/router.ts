@@ -1,5 +1,4 @@
-import { agentApi, type TClusterMembership } from "@mirrorplane/contracts";
-import { TRPCError } from "@trpc/server";
+import { AppError, agentApi, type TClusterMembership } from "@mirrorplane/contracts";
 import { ResyncError } from "../clusterlog/resync-control.ts";
 import { TunableError } from "../collectors/tunables.ts";
 import { type AgentContext, agentProcedure, createTRPCRouter } from "./trpc.ts";
@@ -11,7 +10,7 @@ import { type AgentContext, agentProcedure, createTRPCRouter } from "./trpc.ts";
 const api = agentApi;
 
 function notImplemented(message: string): never {
-  throw new TRPCError({ code: "NOT_IMPLEMENTED", message });
+  throw new AppError("NOT_IMPLEMENTED", message);
 }
 
 export const nodeRouter = createTRPCRouter({
@@ -32,7 +31,7 @@ export const khugepagedRouter = createTRPCRouter({
         return await ctx.services.setTunable(input);
       } catch (error) {
         if (error instanceof TunableError)
-          throw new TRPCError({ code: "BAD_REQUEST", message: error.message, cause: error });
+          throw new AppError("BAD_REQUEST", error.message, { cause: error });
         throw error;
       }
     }),
@@ -55,7 +54,7 @@ async function resyncCall<T>(call: () => Promise<T> | T): Promise<T> {
     return await call();
   } catch (error) {
     if (error instanceof ResyncError)
-      throw new TRPCError({ code: error.code, message: error.message, cause: error });
+      throw new AppError(error.code, error.message, { cause: error });
     throw error;
   }
 }

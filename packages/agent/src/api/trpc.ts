@@ -6,6 +6,7 @@ import type {
   TTunableChange,
   TTunableWrite,
 } from "@mirrorplane/contracts";
+import { AppError } from "@mirrorplane/contracts";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { ResyncController } from "../clusterlog/resync-control.ts";
@@ -73,15 +74,31 @@ export const createCallerFactory = t.createCallerFactory;
  * Every agent procedure needs the cluster token: a request without it, or with a wrong
  * one, is refused with UNAUTHORIZED (HTTP 401) before any handler runs.
  */
-export const agentProcedure = t.procedure.use(({ ctx, next }) => {
-  if (ctx.presentedToken === null) {
-    throw new TRPCError({ code: "UNAUTHORIZED", message: "missing bearer token" });
-  }
-  if (!tokensMatch(ctx.presentedToken, ctx.expectedToken)) {
-    throw new TRPCError({ code: "UNAUTHORIZED", message: "invalid bearer token" });
-  }
-  return next({ ctx: { services: ctx.services } });
+/**
+ * The one place an application error (AppError from @mirrorplane/contracts, thrown by the
+ * handlers for their refusals) becomes a tRPC error with the same code and message.
+ */
+export function toTRPCError(error: AppError): TRPCError {
+  return new TRPCError({ code: error.code, message: error.message, cause: error });
+}
+
+const appErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
+  return result;
 });
+
+export const agentProcedure = t.procedure
+  .use(({ ctx, next }) => {
+    if (ctx.presentedToken === null) {
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "missing bearer token" });
+    }
+    if (!tokensMatch(ctx.presentedToken, ctx.expectedToken)) {
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "invalid bearer token" });
+    }
+    return next({ ctx: { services: ctx.services } });
+  })
+  .use(appErrors);
 
 /** The API's membership answer, as the cluster-log server keeps it (read-only). */
 export type ClusterMembership = ReadonlyDeep<TClusterMembership>;
