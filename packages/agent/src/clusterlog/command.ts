@@ -81,21 +81,6 @@ export function parseLogDeviceOverrides(entries: readonly string[]): Map<string,
   return overrides;
 }
 
-/** `bus`, with every snapshot it saves also handed to `copy`. */
-function withSnapshotCopy(bus: ClusterBus, copy: (snapshot: BusSnapshot) => void): ClusterBus {
-  return {
-    nodeId: bus.nodeId,
-    start: (handlers) => bus.start(handlers),
-    publish: (op, msgId) => bus.publish(op, msgId),
-    saveSnapshot: async (snapshot) => {
-      copy(snapshot);
-      await bus.saveSnapshot(snapshot);
-    },
-    liveMembers: () => bus.liveMembers(),
-    close: () => bus.close(),
-  };
-}
-
 /**
  * The TCP listener's credentials from the flags, checked before anything starts: none is
  * an error (issue 15), as is half a TLS configuration or an unreadable token file.
@@ -349,9 +334,7 @@ export async function startClusterLogCommand(
       ...(handoff ? { initialSnapshot: handoff.snapshot } : {}),
     },
   });
-  // Over NATS the snapshot goes to the cluster's KV bucket (for joiners); a copy is kept in
-  // the data directory for inspection, as in-process.
-  const bus = flags.nats ? withSnapshotCopy(clusterBus, keepSnapshotFile) : clusterBus;
+  const bus = clusterBus;
   if (flags.nats) {
     log.info(
       { nats: flags.nats, cluster: flags.cluster ?? "default", nodeId: flags.nodeId },
@@ -367,6 +350,9 @@ export async function startClusterLogCommand(
     devices,
     log,
     snapshotEvery: flags.snapshotEvery,
+    // Over NATS the snapshot goes to the cluster's KV bucket (for joiners); a copy is kept
+    // in the data directory for inspection, as in-process (whose bus keeps it itself).
+    ...(flags.nats ? { snapshotCopy: keepSnapshotFile } : {}),
     // After a restart the kernel still has its logs: -ESRCH makes it re-construct them
     // (spec §1.5) instead of failing requests for a log this process never saw.
     clusterLog: {
@@ -375,7 +361,6 @@ export async function startClusterLogCommand(
       maxLogs: flags.maxLogs,
     },
   });
-  // The unwrapped bus: `bus` above is a plain object without the JetStream bus's status.
   const order = (): OrderStatus =>
     clusterBus instanceof JetStreamBus
       ? { kind: "jetstream", ...clusterBus.status() }

@@ -60,6 +60,11 @@ export interface ClusterLogServerOptions {
   /** Also save one this often when anything changed (ms, 0: never). */
   readonly snapshotIntervalMs?: number;
   /**
+   * Called with every snapshot handed to the bus, before it (a copy kept on disk for
+   * inspection over NATS, command.ts). Must not throw or change the bytes.
+   */
+  readonly snapshotCopy?: (snapshot: BusSnapshot) => void;
+  /**
    * Bitmap bytes a background snapshot copies per event-loop turn (SNAPSHOT_BYTES_PER_TURN;
    * issue 15). The rest of the turn is the requests'.
    */
@@ -1051,6 +1056,7 @@ export class ClusterLogServer implements SessionHost {
   #handOver(snapshot: BusSnapshot, position: number): void {
     this.#savedPosition = position;
     this.stats.snapshots++;
+    this.#options.snapshotCopy?.(snapshot);
     this.#bus.saveSnapshot(snapshot).catch((error) => {
       this.#log.warn({ err: error }, "saving a snapshot failed");
     });
