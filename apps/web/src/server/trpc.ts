@@ -1,4 +1,4 @@
-import { AppError } from "@mirrorplane/contracts";
+import { rethrowAppError } from "@mirrorplane/contracts/trpc";
 import type { Db } from "@mirrorplane/db";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
@@ -60,20 +60,8 @@ const t = initTRPC.context<ContextInner>().create({
 
 export { audit };
 
-/**
- * The one place an application error (AppError, thrown by the domain modules) becomes a
- * tRPC error: its code is a tRPC code name (@mirrorplane/contracts `appErrorCodes`), its
- * message what the caller is told.
- */
-export function toTRPCError(error: AppError): TRPCError {
-  return new TRPCError({ code: error.code, message: error.message, cause: error });
-}
-
-const appErrors = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
-  return result;
-});
+/** An AppError thrown by a handler fails as its tRPC error (@mirrorplane/contracts/trpc). */
+const appErrors = t.middleware(async ({ next }) => rethrowAppError(await next()));
 
 export const createTRPCRouter = t.router;
 export const createCallerFactory = t.createCallerFactory;

@@ -6,7 +6,7 @@ import type {
   TTunableChange,
   TTunableWrite,
 } from "@mirrorplane/contracts";
-import { AppError } from "@mirrorplane/contracts";
+import { rethrowAppError } from "@mirrorplane/contracts/trpc";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { ResyncController } from "../clusterlog/resync-control.ts";
@@ -74,19 +74,8 @@ export const createCallerFactory = t.createCallerFactory;
  * Every agent procedure needs the cluster token: a request without it, or with a wrong
  * one, is refused with UNAUTHORIZED (HTTP 401) before any handler runs.
  */
-/**
- * The one place an application error (AppError from @mirrorplane/contracts, thrown by the
- * handlers for their refusals) becomes a tRPC error with the same code and message.
- */
-export function toTRPCError(error: AppError): TRPCError {
-  return new TRPCError({ code: error.code, message: error.message, cause: error });
-}
-
-const appErrors = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
-  return result;
-});
+/** An AppError thrown by a handler fails as its tRPC error (@mirrorplane/contracts/trpc). */
+const appErrors = t.middleware(async ({ next }) => rethrowAppError(await next()));
 
 export const agentProcedure = t.procedure
   .use(({ ctx, next }) => {
