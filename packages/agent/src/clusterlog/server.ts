@@ -36,12 +36,15 @@ import { StreamTransport, type TcpAuth } from "./stream-transport.ts";
 // the request. The I/O addressed to this node is performed here and its outcome
 // published as `io-done`, so a disk failure is part of the ordered history.
 
-const OFF_LUID = ULOG_HEADER.luid;
-const OFF_UUID = ULOG_HEADER.uuid;
-const OFF_VERSION = ULOG_HEADER.version;
-const OFF_ERROR = ULOG_HEADER.error;
-const OFF_REQUEST_TYPE = ULOG_HEADER.requestType;
-const OFF_DATA_SIZE = ULOG_HEADER.dataSize;
+// The core's header layout, read straight from a session's input (PB1).
+const {
+  luid: OFF_LUID,
+  uuid: OFF_UUID,
+  version: OFF_VERSION,
+  error: OFF_ERROR,
+  requestType: OFF_REQUEST_TYPE,
+  dataSize: OFF_DATA_SIZE,
+} = ULOG_HEADER;
 /**
  * A background snapshot copies this much of the bitmaps per event-loop turn (issue 15):
  * about 0.1–0.3 ms of memcpy, so a 64 MiB snapshot (1,024 logs of 262,144 regions) takes
