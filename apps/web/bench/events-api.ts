@@ -5,23 +5,16 @@
 // As a baseline in the same run: the same deep page fetched by OFFSET, which keyset avoids.
 //   cd apps/web && npx tsx --conditions=react-server bench/events-api.ts [events=1000000] [requests=200]
 // (`react-server`: the server modules import "server-only", which is empty under that condition)
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { createDb } from "@mirrorplane/db";
-import { ensureDatabase, startEmbeddedPostgres } from "@mirrorplane/db/embedded";
-import { applyMigrations } from "@mirrorplane/db/migrate";
+import { startBenchPostgres } from "@mirrorplane/db/testing";
 import { createAgentDirectory } from "../src/server/agents";
 import { createCaller } from "../src/server/root";
 import { createContextInner } from "../src/server/trpc";
 
 const total = Number(process.argv[2] ?? 1_000_000);
 const requests = Number(process.argv[3] ?? 200);
-const dir = await mkdtemp(join(tmpdir(), "mirrorplane-pb7-"));
-const pg = await startEmbeddedPostgres({ dir, port: 54392, database: "bench", ephemeral: true });
-await ensureDatabase(pg.urlFor("postgres"), "bench");
-await applyMigrations(pg.url);
+const pg = await startBenchPostgres("mirrorplane-pb7-", 54392);
 const db = createDb(pg.url, { poolSize: 4 });
 
 let t = performance.now();
@@ -115,5 +108,4 @@ console.log(
 
 await db.$disconnect();
 await pg.stop();
-await rm(dir, { recursive: true, force: true });
 process.exit(0);

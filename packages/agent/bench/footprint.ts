@@ -3,18 +3,14 @@
 // default 10 s interval, lets it warm up, then reads /proc/<pid> over a measuring window.
 //   npx tsx packages/agent/bench/footprint.ts [warmupSeconds=20] [windowSeconds=60]
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ensureDatabase, startEmbeddedPostgres } from "@mirrorplane/db/embedded";
-import { applyMigrations } from "@mirrorplane/db/migrate";
+import { startBenchPostgres } from "@mirrorplane/db/testing";
 
 const warmup = Number(process.argv[2] ?? 20);
 const window = Number(process.argv[3] ?? 60);
-const dir = await mkdtemp(join(tmpdir(), "mirrorplane-bench-"));
-const pg = await startEmbeddedPostgres({ dir, port: 54391, database: "bench", ephemeral: true });
-await ensureDatabase(pg.urlFor("postgres"), "bench");
-await applyMigrations(pg.url);
+const pg = await startBenchPostgres("mirrorplane-bench-", 54391);
+const dir = pg.dir;
 await writeFile(join(dir, "token"), "bench-token-0123456789abcdef\n");
 
 // The production bundle (what `npm start`, systemd and containers run).
@@ -62,7 +58,6 @@ const rss = await rssMb();
 agent.kill("SIGTERM");
 await new Promise((r) => agent.once("exit", r));
 await pg.stop();
-await rm(dir, { recursive: true, force: true });
 
 console.log(
   `PB8 agent footprint (sampling every 10 s, writing to Postgres, ${window} s window after ${warmup} s warm-up)`,

@@ -77,3 +77,32 @@ export async function createTestDatabase(
   }
   return { url: withDatabase(adminUrl, name), drop: () => dropDatabase(adminUrl, name) };
 }
+
+export interface BenchPostgres {
+  /** The benchmark's scratch directory (Postgres lives in it; the caller may add files). */
+  readonly dir: string;
+  /** URL of the migrated `bench` database. */
+  readonly url: string;
+  /** Stops Postgres and removes the directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A benchmark's own Postgres: embedded, ephemeral, in a new temp directory named with
+ * `prefix`, on `port`, its `bench` database migrated (the agent's and the dashboard's
+ * benchmarks, docs/BENCHMARKS.md).
+ */
+export async function startBenchPostgres(prefix: string, port: number): Promise<BenchPostgres> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const pg = await startEmbeddedPostgres({ dir, port, database: "bench", ephemeral: true });
+  await ensureDatabase(pg.urlFor("postgres"), "bench");
+  await applyMigrations(pg.url);
+  return {
+    dir,
+    url: pg.url,
+    stop: async () => {
+      await pg.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
