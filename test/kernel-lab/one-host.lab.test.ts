@@ -172,6 +172,14 @@ describe("one host: the host agent (`run`) with its API", () => {
         );
         expect(health.rows, JSON.stringify(rows)).toHaveLength(1);
         expect(health.rows[0]!.data.health).toBe(failedLeg.health);
+        // The leg that stayed alive is never reported, not even while the repair reloads
+        // the table between two reads of it (a status from the next load reads `U`).
+        const alive = r.inventory.legs[0]!;
+        const aliveHealth = await client.query(
+          "SELECT 1 FROM events WHERE kind = 'device_failure' AND data->>'what' = 'mirror_leg_health' AND leg = $1",
+          [alive.device],
+        );
+        expect(aliveHealth.rows, JSON.stringify(rows)).toHaveLength(0);
       } finally {
         await client.end();
         await db.drop();

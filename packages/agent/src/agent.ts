@@ -13,7 +13,7 @@ import { type HostState, hostEvents } from "./collectors/host-events.ts";
 import { khugepagedSeries, readKhugepaged } from "./collectors/khugepaged.ts";
 import { membershipEvents } from "./collectors/membership-events.ts";
 import { memorySeries, readMemory } from "./collectors/memory.ts";
-import { mirrorHealthEvents } from "./collectors/mirror-health.ts";
+import { mirrorHealthEvents, mirrorsSeenAfter } from "./collectors/mirror-health.ts";
 import { TunableWriter } from "./collectors/tunables.ts";
 import { defaultApiUrl, type TAgentConfig } from "./config/config.ts";
 import { MirrorMap } from "./events/mirror-map.ts";
@@ -268,7 +268,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     const { mirrors: now, reason } = await legHealth.list();
     if (reason !== null) return;
     events.emit(mirrorHealthEvents(mirrorsSeen, now, { nodeId, bootId, now: Date.now() }));
-    mirrorsSeen = now;
+    mirrorsSeen = mirrorsSeenAfter(mirrorsSeen, now);
   };
   await pollMirrorHealth();
   // Membership changes as this member applied them (issue 14), into the event pipeline:

@@ -40,6 +40,8 @@ export class SimMirrorInventory implements MirrorInventory {
               underlying: [],
             })),
           ),
+          // One process: the table and its health are read together.
+          healthKnown: true,
           logDevice: o.logDevice
             ? {
                 device: logFile ?? o.logDevice,

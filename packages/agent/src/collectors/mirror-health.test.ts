@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { MirrorInfo } from "../mirrors/inventory.ts";
 import { withRoles } from "../mirrors/inventory.ts";
-import { mirrorHealthEvents } from "./mirror-health.ts";
+import { mirrorHealthEvents, mirrorsSeenAfter } from "./mirror-health.ts";
 
 const ctx = { nodeId: "n1", bootId: "b1", now: 1_000 };
 
-function mirror(health: string[]): MirrorInfo {
+function mirror(health: string[], healthKnown = true): MirrorInfo {
   return {
+    healthKnown,
     name: "vg0-data",
     logUuid: "LVM-abc",
     logType: "clustered-core",
@@ -57,5 +58,17 @@ describe("mirror leg health (dm-raid1's status characters)", () => {
     expect(read[0]).toMatchObject({ severity: "error", device: "dm-3" });
     const back = mirrorHealthEvents([mirror(["A", "D"])], [mirror(["A", "A"])], ctx);
     expect(back[0]).toMatchObject({ kind: "device_recovered", severity: "notice", device: "dm-4" });
+  });
+
+  it("a table reloaded between `table` and `status` raises nothing, and its next read no recovery", () => {
+    // Kernel lab, leg-failure: the repair's reload raced a sample; both legs read U.
+    const failed = [mirror(["A", "D"])];
+    const racing = [mirror(["U", "U"], false)];
+    expect(mirrorHealthEvents(failed, racing, ctx)).toEqual([]);
+    const seen = mirrorsSeenAfter(failed, racing);
+    expect(seen).toEqual(failed);
+    expect(mirrorHealthEvents(seen, [mirror(["A", "D"])], ctx)).toEqual([]);
+    // Never seen before and unknown now: first sight waits for a read that is known.
+    expect(mirrorsSeenAfter(null, racing)).toEqual([]);
   });
 });

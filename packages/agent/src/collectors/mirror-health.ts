@@ -39,6 +39,8 @@ export function mirrorHealthEvents(
 ): THostEvent[] {
   const out: THostEvent[] = [];
   for (const mirror of next) {
+    // A table reloaded while it was read: its `U`s are not the kernel's verdict on the legs.
+    if (!mirror.healthKnown) continue;
     const before = prev?.find((m) => m.name === mirror.name);
     for (const leg of mirror.legs) {
       const was = before?.legs.find((l) => legKey(l) === legKey(leg))?.health;
@@ -75,4 +77,20 @@ export function mirrorHealthEvents(
     }
   }
   return out;
+}
+
+/**
+ * What the next comparison starts from: `next`, except that a mirror whose health was not
+ * read this time keeps what was last known of it (or is not yet seen at all), so a racing
+ * reload neither raises a failure nor, on the next read, a recovery.
+ */
+export function mirrorsSeenAfter(
+  prev: readonly MirrorInfo[] | null,
+  next: readonly MirrorInfo[],
+): MirrorInfo[] {
+  return next.flatMap((mirror) => {
+    if (mirror.healthKnown) return [mirror];
+    const before = prev?.find((m) => m.name === mirror.name);
+    return before ? [before] : [];
+  });
 }

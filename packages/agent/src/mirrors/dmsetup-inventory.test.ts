@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,6 +50,7 @@ describe("block devices by M:m under the agent's root", () => {
 describe("the kernel's mirrors from dmsetup table + status", () => {
   it("joins legs to their health and marks the primary and the source leg", async () => {
     const mirrors = await mirrorInventory(TABLE_OUTPUT, STATUS_OUTPUT, root);
+    expect(mirrors.every((m) => m.healthKnown)).toBe(true);
     expect(mirrors.map((m) => [m.name, m.logUuid, m.logType])).toEqual([
       ["vg_shared-lv_db", DB_UUID, "clustered-disk"],
       ["vg_shared-lv_web", WEB_UUID, "clustered-core"],
@@ -104,6 +105,7 @@ describe("the kernel's mirrors from dmsetup table + status", () => {
 
   it("without a status line (a reload between the calls) every leg is unclassified", async () => {
     const mirrors = await mirrorInventory(TABLE_OUTPUT, "", root);
+    expect(mirrors[0]!.healthKnown).toBe(false);
     expect(mirrors[0]!.legs.map((l) => l.health)).toEqual(["U", "U"]);
     expect(mirrors[0]!.logDevice!.health).toBeNull();
   });
@@ -123,6 +125,33 @@ describe("the live dmsetup call fails soft", () => {
     const result = await new DmsetupMirrorInventory({ root, binary: "false" }).list();
     expect(result.mirrors).toEqual([]);
     expect(result.reason).toMatch(/^false table --target mirror: /);
+  });
+
+  it("a reload between `table` and `status` is read again, not reported as unclassified legs", async () => {
+    // A dmsetup whose first `status` comes from the next table load (no mirror line).
+    const dir = await mkdtemp(join(tmpdir(), "mp-dmsetup-"));
+    try {
+      await writeFile(join(dir, "table"), TABLE_OUTPUT);
+      await writeFile(join(dir, "status"), STATUS_OUTPUT);
+      const binary = join(dir, "dmsetup");
+      await writeFile(
+        binary,
+        [
+          "#!/bin/sh",
+          `cd ${dir}`,
+          'if [ "$1" = table ]; then cat table; exit 0; fi',
+          "if [ ! -e raced ]; then : > raced; exit 0; fi",
+          "cat status",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const result = await new DmsetupMirrorInventory({ root, binary, cacheMs: 0 }).list();
+      expect(result.reason).toBeNull();
+      expect(result.mirrors.every((m) => m.healthKnown)).toBe(true);
+      expect(result.mirrors[1]!.legs.map((l) => l.health)).toEqual(["A", "D", "A"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("the real dmsetup on this machine answers or says why, and never throws", async () => {

@@ -68,15 +68,16 @@ export async function mirrorInventory(
   const resolved = await resolveBlockDevices(root, numbers);
   return tables.map((t: MirrorTableLine): MirrorInfo => {
     const status = statuses.get(`${t.name}@${t.start}`);
-    const legs = t.legs.map((leg, i) => {
-      // Both list the legs in table order; a status from another table load (a reload
-      // between the two calls) is not trusted.
-      const s = status?.legs[i];
-      return {
-        ...legFrom(leg.device, resolved),
-        health: s?.device === leg.device ? s.health : "U",
-      };
-    });
+    // Both list the legs in table order; a status from another table load (a reload
+    // between the two calls) is not trusted.
+    const healthKnown =
+      status !== undefined &&
+      status.legs.length === t.legs.length &&
+      t.legs.every((leg, i) => status.legs[i]!.device === leg.device);
+    const legs = t.legs.map((leg, i) => ({
+      ...legFrom(leg.device, resolved),
+      health: healthKnown ? status.legs[i]!.health : ("U" as const),
+    }));
     const log = t.logDevice ? legFrom(t.logDevice, resolved) : null;
     return {
       name: t.name,
@@ -85,6 +86,7 @@ export async function mirrorInventory(
       regionSectors: t.regionSectors,
       sizeSectors: t.sizeSectors,
       legs: withRoles(legs),
+      healthKnown,
       logDevice: log && {
         device: log.device,
         majorMinor: log.majorMinor,
@@ -95,6 +97,9 @@ export async function mirrorInventory(
     };
   });
 }
+
+/** Reads of the table/status pair before a mirror whose table keeps changing is reported unknown. */
+const RELOAD_RETRIES = 3;
 
 export class DmsetupMirrorInventory implements MirrorInventory {
   readonly #options: DmsetupInventoryOptions;
@@ -119,10 +124,17 @@ export class DmsetupMirrorInventory implements MirrorInventory {
     const binary = this.#options.binary ?? "dmsetup";
     const timeoutMs = this.#options.timeoutMs ?? 5000;
     try {
-      // Table first: a status line that no longer matches its table leaves legs unclassified.
-      const table = await dmsetup(binary, ["table", "--target", "mirror"], timeoutMs);
-      const status = await dmsetup(binary, ["status", "--target", "mirror"], timeoutMs);
-      return { mirrors: await mirrorInventory(table, status, this.#options.root), reason: null };
+      // Table first: a status line that no longer matches its table (a reload in between,
+      // as LVM's repair does) leaves its legs unknown, so the pair is read again; a table
+      // still changing after that is reported with `healthKnown: false`.
+      let mirrors: MirrorInfo[] = [];
+      for (let attempt = 0; attempt < RELOAD_RETRIES; attempt++) {
+        const table = await dmsetup(binary, ["table", "--target", "mirror"], timeoutMs);
+        const status = await dmsetup(binary, ["status", "--target", "mirror"], timeoutMs);
+        mirrors = await mirrorInventory(table, status, this.#options.root);
+        if (mirrors.every((m) => m.healthKnown)) break;
+      }
+      return { mirrors, reason: null };
     } catch (error) {
       return { mirrors: [], reason: error instanceof Error ? error.message : String(error) };
     }

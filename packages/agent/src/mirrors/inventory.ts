@@ -38,6 +38,12 @@ export interface MirrorInfo {
   readonly sizeSectors: number;
   readonly legs: MirrorLeg[];
   readonly logDevice: MirrorLogDevice | null;
+  /**
+   * False when no status of this table load was read (the table was reloaded between
+   * `dmsetup table` and `dmsetup status`): the legs then read `U`, which says nothing about
+   * the devices, so nothing is concluded from them (mirror-health.ts).
+   */
+  readonly healthKnown: boolean;
 }
 
 export interface MirrorInventoryResult {
