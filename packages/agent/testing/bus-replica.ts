@@ -9,13 +9,21 @@ import {
   performLogIo,
   type Reply,
 } from "@mirrorplane/clusterlog";
-import type { BusSnapshot, ClusterBus, OrderedOperation } from "../src/clusterlog/bus.ts";
+import {
+  type BusSnapshot,
+  type ClusterBus,
+  type OrderedOperation,
+  publishedNumber,
+} from "../src/clusterlog/bus.ts";
 
 // A minimal cluster member over any ClusterBus: one replica of the cluster log, fed every
 // ordered operation; it answers only its own node's requests, performs only the log I/O
 // addressed to it and publishes the outcome (spec §4.1). This is the test driver for the
 // bus integration tests and the PB4 benchmark; the agent's cluster-log server does the
 // same behind its sockets.
+
+/** A lost publication stays unconfirmed: `reconnected` publishes it again (P23). */
+const IGNORE = () => {};
 
 export type DeviceResolver = (node: NodeId, logDevice: string) => BlockDevice | null;
 
@@ -30,7 +38,8 @@ export interface BusReplicaOptions {
 }
 
 interface Waiting {
-  readonly msgId: string;
+  /** Its publication number under `req:<node>:<run>:`. */
+  readonly n: number;
   readonly request: DmUlogRequest;
   readonly resolve: (reply: Reply) => void;
 }
@@ -53,15 +62,20 @@ export class BusReplica {
   readonly #waiting = new Map<string, Waiting>();
   readonly #resolve: DeviceResolver;
   readonly #options: BusReplicaOptions;
-  readonly #runId: string;
+  /** Publication ids: requests numbered 1, 2, 3…; I/O completions by their ioId. */
+  readonly #requestIds: string;
+  readonly #ioIds: string;
+  #requests = 0;
 
   constructor(options: BusReplicaOptions) {
     this.bus = options.bus;
     this.node = options.bus.nodeId;
     this.#options = options;
     this.#resolve = options.resolveDevice ?? (() => null);
-    this.#runId =
+    const runId =
       options.runId ?? `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    this.#requestIds = `req:${this.node}:${runId}:`;
+    this.#ioIds = `io:${this.node}:${runId}:`;
     this.log = new ClusterLog(options.logOptions);
   }
 
@@ -108,11 +122,13 @@ export class BusReplica {
       return Promise.resolve(local);
     }
     const key = requestKey(request.uuid, request.luid, request.seq);
-    const msgId = `req:${this.node}:${this.#runId}:${request.uuid}:${request.luid}:${request.seq}`;
+    const waiting = this.#waiting.get(key);
+    // The same request again (the kernel's resend): the same id, delivered once.
+    const n = waiting?.n ?? ++this.#requests;
     return new Promise<Reply>((resolve) => {
-      this.#waiting.set(key, { msgId, request, resolve });
+      this.#waiting.set(key, { n, request, resolve });
       // A failed publication stays waiting: `reconnected` publishes it again (P23).
-      this.bus.publish({ kind: "request", node: this.node, request }, msgId).catch(() => {});
+      this.bus.publish({ kind: "request", node: this.node, request }, this.#requestIds, n, IGNORE);
     });
   }
 
@@ -147,19 +163,18 @@ export class BusReplica {
       this.#count(key);
       waiting.resolve(reply);
     }
-    this.#unconfirmedIo.delete(entry.msgId);
+    this.#unconfirmedIo.delete(publishedNumber(entry.msgId, this.#ioIds));
     for (const io of result.io) {
       if (io.node !== this.node) continue;
       const done = performLogIo(io, this.#resolve(io.node, io.logDevice));
-      const msgId = `io:${io.ioId}`;
-      this.#unconfirmedIo.set(msgId, done);
+      this.#unconfirmedIo.set(io.ioId, done);
       // If this member dies first, the survivors re-assign the I/O at its failure.
-      this.bus.publish(done, msgId).catch(() => {});
+      this.bus.publish(done, this.#ioIds, io.ioId, IGNORE);
     }
   }
 
-  /** I/O completions published and not yet seen delivered. */
-  readonly #unconfirmedIo = new Map<string, Operation>();
+  /** I/O completions published and not yet seen delivered, by ioId. */
+  readonly #unconfirmedIo = new Map<number, Operation>();
 
   #count(key: string): void {
     this.answers.set(key, (this.answers.get(key) ?? 0) + 1);
@@ -167,11 +182,10 @@ export class BusReplica {
 
   /** P23: after a reconnect or fencing, publish again whatever still waits for a reply. */
   #republish(): void {
-    for (const [msgId, op] of this.#unconfirmedIo) this.bus.publish(op, msgId).catch(() => {});
+    for (const [ioId, op] of this.#unconfirmedIo) this.bus.publish(op, this.#ioIds, ioId, IGNORE);
     for (const w of this.#waiting.values()) {
-      this.bus
-        .publish({ kind: "request", node: this.node, request: w.request }, w.msgId)
-        .catch(() => {});
+      const op = { kind: "request", node: this.node, request: w.request } as const;
+      this.bus.publish(op, this.#requestIds, w.n, IGNORE);
     }
   }
 }

@@ -74,29 +74,17 @@ export interface ClusterBus {
   start(handlers: BusHandlers): Promise<BusSnapshot | null>;
 
   /**
-   * Publishes an operation into the total order. Resolves with its `seq` once ordered
-   * (it will be, or has been, delivered to every member). Publishing again with the same
-   * `msgId` resolves with the original `seq` and delivers nothing new.
+   * Publishes an operation into the total order under the id `idPrefix + idNumber`. A
+   * publisher numbers the ids of its prefix 1, 2, 3…; each bus encodes the id its own way
+   * (JetStream: the message id string, de-duplicated by the stream; in-process: the number
+   * within its prefix, remembered with one comparison, no string per request, PERF.md
+   * PB1), and a delivered entry's `msgId` reads `idPrefix + idNumber` (`publishedNumber`
+   * reads the number back). Publishing an id again (after `reconnected`, P23) delivers
+   * nothing new. Nothing is returned: the publisher sees its operation in the order
+   * (`deliver`); a lost publication calls `onFailed` with the operation, never
+   * synchronously.
    */
-  publish(op: Operation, msgId: string): Promise<number>;
-
-  /**
-   * Optional: `publish` for a caller that does not need the `seq` (PERF.md PB1: no promise
-   * per kernel request). Same ordering and de-duplication; a lost publication calls
-   * `onFailed`, never synchronously.
-   */
-  publishQuiet?(op: Operation, msgId: string, onFailed: (error: unknown) => void): void;
-
-  /**
-   * Optional: `publishQuiet` for the msgId `idPrefix + idNumber`, which the bus need not
-   * build as a string (PERF.md PB1: the in-process order de-duplicates such ids by number
-   * within their prefix, and its entries build `msgId` only when it is read). Number the
-   * ids of a prefix 1, 2, 3…: the in-process order then remembers them with one
-   * comparison each. An id published this way must always be published this way
-   * (re-publication included). A lost publication calls `onFailed` with the operation,
-   * never synchronously.
-   */
-  publishNumbered?(
+  publish(
     op: Operation,
     idPrefix: string,
     idNumber: number,
@@ -114,4 +102,14 @@ export interface ClusterBus {
 
   /** Leaves gracefully (publishes `node-leave`) and releases every resource. */
   close(): Promise<void>;
+}
+
+/**
+ * The number a delivered entry was published under with `idPrefix` (`ClusterBus.publish`),
+ * or -1 when its msgId is not of that prefix (another publisher's, the bus's own).
+ */
+export function publishedNumber(msgId: string, idPrefix: string): number {
+  if (!msgId.startsWith(idPrefix) || msgId.length === idPrefix.length) return -1;
+  const rest = msgId.slice(idPrefix.length);
+  return /^[0-9]+$/.test(rest) ? Number(rest) : -1;
 }

@@ -7,6 +7,7 @@ const op = (node: number): Operation => ({ kind: "node-join", node });
 
 function member(order: InProcessOrder, node: number) {
   const seen: OrderedOperation[] = [];
+  const failed: unknown[] = [];
   let reconnects = 0;
   const bus = order.bus(node);
   const started = bus.start({
@@ -15,7 +16,13 @@ function member(order: InProcessOrder, node: number) {
       reconnects++;
     },
   });
-  return { bus, seen, started, reconnects: () => reconnects };
+  /** Publishes `op` as `p<node>:` + `n`; the seq it got (-1: not in the order yet). */
+  const publish = (operation: Operation, n: number): number => {
+    const before = seen.length;
+    bus.publish(operation, `p${node}:`, n, (error) => failed.push(error));
+    return seen.length > before ? seen.at(-1)!.seq : -1;
+  };
+  return { bus, seen, started, failed, publish, reconnects: () => reconnects };
 }
 
 describe("InProcessOrder / InProcessBus", () => {
@@ -25,8 +32,9 @@ describe("InProcessOrder / InProcessBus", () => {
     expect(await a.started).toBeNull();
     const b = member(order, 2);
     await b.started;
-    expect(await a.bus.publish(op(7), "x")).toBe(3);
-    expect(await b.bus.publish(op(8), "y")).toBe(4);
+    expect(a.publish(op(7), 1)).toBe(3);
+    expect(b.publish(op(8), 1)).toBe(4); // another prefix: its own numbers
+    expect(a.seen.map((e) => e.msgId)).toEqual(["join:1:0", "join:2:1", "p1:1", "p2:1"]);
     expect(a.seen.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(b.seen.map((e) => e.seq)).toEqual([1, 2, 3, 4]); // joiner without snapshot replays all
     expect(a.seen.map((e) => e.op.kind === "node-join" && e.op.node)).toEqual([1, 2, 7, 8]);
@@ -38,17 +46,22 @@ describe("InProcessOrder / InProcessBus", () => {
     const order = new InProcessOrder({ initialSnapshot: handedOver });
     const a = member(order, 1);
     expect(await a.started).toEqual(handedOver);
-    expect(await a.bus.publish(op(7), "x")).toBe(43); // 42 is the member's own join
+    expect(a.publish(op(7), 1)).toBe(43); // 42 is the member's own join
     expect(a.seen.map((e) => e.seq)).toEqual([42, 43]);
   });
 
-  it("a msgId seen before resolves with the original seq and delivers nothing", async () => {
+  it("an id published before delivers nothing, in turn or out of turn", async () => {
     const order = new InProcessOrder();
     const a = member(order, 1);
     await a.started;
-    const first = await a.bus.publish(op(5), "same");
-    expect(await a.bus.publish(op(6), "same")).toBe(first);
-    expect(a.seen).toHaveLength(2);
+    expect(a.publish(op(5), 1)).toBe(2);
+    expect(a.publish(op(6), 1)).toBe(-1);
+    expect(a.publish(op(7), 3)).toBe(3); // out of turn (2 was held or lost)
+    expect(a.publish(op(7), 3)).toBe(-1);
+    expect(a.publish(op(8), 2)).toBe(4); // the gap fills
+    expect(a.publish(op(8), 2)).toBe(-1);
+    expect(a.seen).toHaveLength(4);
+    expect(a.failed).toEqual([]);
   });
 
   it("publishing from inside deliver is ordered after the current delivery, never re-entrant", async () => {
@@ -61,12 +74,12 @@ describe("InProcessOrder / InProcessBus", () => {
         depth++;
         expect(depth).toBe(1);
         log.push(`in ${e.seq}`);
-        if (e.seq === 2) void bus.publish(op(9), "nested");
+        if (e.seq === 2) bus.publish(op(9), "p", 2, () => {});
         log.push(`out ${e.seq}`);
         depth--;
       },
     });
-    await bus.publish(op(8), "outer");
+    bus.publish(op(8), "p", 1, () => {});
     expect(log).toEqual(["in 1", "out 1", "in 2", "out 2", "in 3", "out 3"]);
   });
 
@@ -76,23 +89,28 @@ describe("InProcessOrder / InProcessBus", () => {
     const order = new InProcessOrder({ onPublish: () => actions[next++] ?? "order" });
     const a = member(order, 1);
     await a.started;
-    const held = a.bus.publish(op(2), "h");
-    expect(order.held).toHaveLength(1);
-    expect(await a.bus.publish(op(3), "d")).toBe(2);
-    await expect(a.bus.publish(op(4), "lost")).rejects.toThrow(/lost/);
-    order.release(1); // the duplicate of "d": de-duplicated
+    expect(a.publish(op(2), 1)).toBe(-1); // held
+    expect(order.held.map((p) => p.msgId)).toEqual(["p1:1"]);
+    expect(a.publish(op(3), 2)).toBe(2);
+    expect(a.publish(op(4), 3)).toBe(-1); // lost: onFailed, never synchronously
+    expect(a.failed).toEqual([]);
+    await Promise.resolve();
+    expect(a.failed).toHaveLength(1);
+    expect(String(a.failed[0])).toMatch(/publication p1:3 lost/);
+    order.release(1); // the duplicate of p1:2: de-duplicated
     expect(order.lastSeq).toBe(2);
     order.release(0);
-    expect(await held).toBe(3);
+    expect(a.seen.at(-1)).toMatchObject({ seq: 3, msgId: "p1:1" });
     order.reconnect(1);
     expect(a.reconnects()).toBe(1);
+    expect(a.publish(op(4), 3)).toBe(4); // re-published after the reconnection
   });
 
   it("a joiner starts from the latest snapshot; older entries are compacted away", async () => {
     const order = new InProcessOrder();
     const a = member(order, 1);
     await a.started;
-    for (let i = 0; i < 5; i++) await a.bus.publish(op(10 + i), `m${i}`);
+    for (let i = 1; i <= 5; i++) a.publish(op(10 + i), i);
     await a.bus.saveSnapshot({ seq: 4, bytes: new Uint8Array([4]) });
     expect(order.entries[0]!.seq).toBe(5);
     const b = member(order, 2);
@@ -113,8 +131,10 @@ describe("InProcessOrder / InProcessBus", () => {
     expect(order.liveMembers()).toEqual([1]);
     expect(a.seen.slice(-2).map((e) => e.op.kind)).toEqual(["node-failed", "node-leave"]);
     const seenByB = b.seen.length;
-    await a.bus.publish(op(9), "after");
+    a.publish(op(9), 1);
     expect(b.seen.length).toBe(seenByB);
-    await expect(c.bus.publish(op(9), "closed")).rejects.toThrow();
+    expect(c.publish(op(9), 1)).toBe(-1);
+    await Promise.resolve();
+    expect(String(c.failed[0])).toMatch(/not started/);
   });
 });

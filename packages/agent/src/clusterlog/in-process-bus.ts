@@ -7,10 +7,10 @@ import type { BusHandlers, BusSnapshot, ClusterBus, OrderedOperation } from "./b
 // to hold back, duplicate or lose publications.
 //
 // Delivery is synchronous: publishing orders the operation and delivers it to every
-// member before `publish` returns (its promise is already settled). A publication made
-// while a delivery is running — a member publishing `io-done` from `deliver`, say — is
-// ordered at once and delivered after the current one, by the same loop, so `deliver` is
-// never re-entered and every member sees every `seq` in order (bus.ts contract).
+// member before `publish` returns. A publication made while a delivery is running — a
+// member publishing `io-done` from `deliver`, say — is ordered at once and delivered after
+// the current one, by the same loop, so `deliver` is never re-entered and every member
+// sees every `seq` in order (bus.ts contract).
 
 /** A publication on its way into the order. */
 export interface Publication {
@@ -21,9 +21,9 @@ export interface Publication {
 
 /**
  * What a hook does with a publication: order it now, hold it back until `release()`,
- * order it and keep a second copy (same msgId) held back, or lose it (the publish
- * rejects, as when a connection to the ordering engine drops; `reconnect()` then makes
- * the member re-publish, P23).
+ * order it and keep a second copy (same msgId) held back, or lose it (the publisher's
+ * `onFailed` is called, as when a connection to the ordering engine drops; `reconnect()`
+ * then makes the member re-publish, P23).
  */
 export type PublishAction = "order" | "hold" | "duplicate" | "drop";
 
@@ -35,8 +35,9 @@ export interface InProcessOrderOptions {
    * a duplicate window too). Default 8,192: far more than can be outstanding (in-process a
    * publication is ordered at once unless a simulation hook holds it), and small enough
    * that the ids stay young for the garbage collector (PERF.md PB1: 65,536 cost ~20 %).
-   * Numbered ids (`publishNumbered`) ordered in turn are remembered without this limit,
-   * at no cost; the window applies to those ordered out of turn.
+   * Numbered ids (every member's publication) ordered in turn are remembered without this
+   * limit, at no cost; the window applies to those ordered out of turn and to the ids of
+   * the bus's own membership operations.
    */
   readonly dedupWindow?: number;
   /** Called with every snapshot saved (the `clusterlog` command writes it to its data dir). */
@@ -48,14 +49,9 @@ export interface InProcessOrderOptions {
   readonly initialSnapshot?: BusSnapshot;
 }
 
-interface Held {
-  readonly publication: Publication;
-  readonly resolve: (seq: number) => void;
-}
-
 /**
- * A publication whose msgId is `prefix + n` (`publishNumbered`): the string is built only
- * when `msgId` is read (a hook, a trace), and de-duplication goes by the number (PB1).
+ * A publication whose msgId is `prefix + n` (`ClusterBus.publish`): the string is built
+ * only when `msgId` is read (a hook, a trace), and de-duplication goes by the number (PB1).
  */
 class NumberedPublication implements Publication {
   readonly origin: NodeId;
@@ -188,12 +184,12 @@ export class InProcessOrder {
    */
   #recentIds = new Map<string, number>();
   #olderIds = new Map<string, number>();
-  /** The same for numbered msgIds (`publishNumbered`), which never become strings. */
+  /** The same for numbered msgIds (members' publications), which never become strings. */
   readonly #numberedIds: NumberedIds;
   readonly #members = new Map<NodeId, InProcessBus>();
   /** `#members` as an array, for the delivery loop (replaced, never changed, on a change). */
   #memberList: InProcessBus[] = [];
-  readonly #held: Held[] = [];
+  readonly #held: Publication[] = [];
   #snapshot: BusSnapshot | null = null;
   #pumping = false;
 
@@ -228,14 +224,14 @@ export class InProcessOrder {
 
   /** Publications held back by the hook, oldest first. */
   get held(): readonly Publication[] {
-    return this.#held.map((h) => h.publication);
+    return this.#held;
   }
 
   /** Order the held publication at `index` now. */
   release(index = 0): void {
     const [held] = this.#held.splice(index, 1);
     if (!held) throw new Error(`no held publication at ${index}`);
-    held.resolve(this.#order(held.publication));
+    this.#order(held);
   }
 
   /** Order every held publication, oldest first. */
@@ -301,36 +297,29 @@ export class InProcessOrder {
    */
   #forgetHeld(node: NodeId): void {
     for (let i = this.#held.length - 1; i >= 0; i--) {
-      if (this.#held[i]!.publication.origin === node) this.#held.splice(i, 1);
+      if (this.#held[i]!.origin === node) this.#held.splice(i, 1);
     }
   }
 
-  publish(publication: Publication): Promise<number> {
-    const known = this.#seqOf(publication);
-    if (known !== undefined) return Promise.resolve(known);
-    const action = this.#options.onPublish?.(publication) ?? "order";
-    switch (action) {
-      case "order":
-        return Promise.resolve(this.#order(publication));
-      case "duplicate": {
-        const seq = this.#order(publication);
-        this.#held.push({ publication, resolve: () => {} });
-        return Promise.resolve(seq);
-      }
-      case "hold":
-        return new Promise((resolve) => this.#held.push({ publication, resolve }));
-      case "drop":
-        return Promise.reject(new Error(`publication ${publication.msgId} lost`));
-    }
-  }
-
-  /** `publish` without a promise (ClusterBus.publishQuiet). */
-  publishQuiet(publication: Publication, onFailed: (error: unknown) => void): void {
+  /**
+   * A member's publication under the msgId `prefix + n` (ClusterBus.publish): without a
+   * hook, no Publication object and no string (PB1); a hook decides its fate.
+   */
+  publish(
+    origin: NodeId,
+    prefix: string,
+    n: number,
+    op: Operation,
+    onFailed: (error: unknown, op: Operation) => void,
+  ): void {
     const hook = this.#options.onPublish;
     if (!hook) {
-      this.#order(publication); // de-duplicates by msgId itself
+      if (this.#numberedIds.has(prefix, n)) return; // a duplicate: delivered once only
+      this.#numberedIds.add(prefix, n);
+      this.#append(new Entry(++this.#lastSeq, origin, prefix, n, op));
       return;
     }
+    const publication = new NumberedPublication(origin, prefix, n, op);
     if (this.#seqOf(publication) !== undefined) return;
     switch (hook(publication)) {
       case "order":
@@ -338,39 +327,17 @@ export class InProcessOrder {
         return;
       case "duplicate":
         this.#order(publication);
-        this.#held.push({ publication, resolve: () => {} });
+        this.#held.push(publication);
         return;
       case "hold":
-        this.#held.push({ publication, resolve: () => {} });
+        this.#held.push(publication);
         return;
       case "drop": {
         const error = new Error(`publication ${publication.msgId} lost`);
-        queueMicrotask(() => onFailed(error));
+        queueMicrotask(() => onFailed(error, op));
         return;
       }
     }
-  }
-
-  /**
-   * `publishQuiet` for the msgId `prefix + n` (ClusterBus.publishNumbered): without a hook
-   * no Publication object and no string (PB1).
-   */
-  publishNumbered(
-    origin: NodeId,
-    prefix: string,
-    n: number,
-    op: Operation,
-    onFailed: (error: unknown, op: Operation) => void,
-  ): void {
-    if (!this.#options.onPublish) {
-      if (this.#numberedIds.has(prefix, n)) return; // a duplicate: delivered once only
-      this.#numberedIds.add(prefix, n);
-      this.#append(new Entry(++this.#lastSeq, origin, prefix, n, op));
-      return;
-    }
-    this.publishQuiet(new NumberedPublication(origin, prefix, n, op), (error) =>
-      onFailed(error, op),
-    );
   }
 
   /** Order a membership operation of the bus itself (no hook). */
@@ -512,21 +479,7 @@ export class InProcessBus implements ClusterBus {
     return snapshot;
   }
 
-  publish(op: Operation, msgId: string): Promise<number> {
-    if (this.#state !== "started") return Promise.reject(new Error("bus is not started"));
-    return this.#order.publish({ origin: this.nodeId, msgId, op });
-  }
-
-  publishQuiet(op: Operation, msgId: string, onFailed: (error: unknown) => void): void {
-    if (this.#state !== "started") {
-      const error = new Error("bus is not started");
-      queueMicrotask(() => onFailed(error));
-      return;
-    }
-    this.#order.publishQuiet({ origin: this.nodeId, msgId, op }, onFailed);
-  }
-
-  publishNumbered(
+  publish(
     op: Operation,
     idPrefix: string,
     idNumber: number,
@@ -537,7 +490,7 @@ export class InProcessBus implements ClusterBus {
       queueMicrotask(() => onFailed(error, op));
       return;
     }
-    this.#order.publishNumbered(this.nodeId, idPrefix, idNumber, op, onFailed);
+    this.#order.publish(this.nodeId, idPrefix, idNumber, op, onFailed);
   }
 
   async saveSnapshot(snapshot: BusSnapshot): Promise<void> {

@@ -358,14 +358,26 @@ export class JetStreamBus implements ClusterBus {
     return snapshot;
   }
 
-  async publish(op: Operation, msgId: string): Promise<number> {
-    const incarnation =
-      op.kind === "node-join" || op.kind === "node-leave" || op.kind === "node-failed"
-        ? op.node === this.nodeId
-          ? this.#incarnation
-          : (this.#consumer.view.incarnationOf(op.node) ?? "")
-        : "";
-    return this.#publish(op, msgId, incarnation);
+  publish(
+    op: Operation,
+    idPrefix: string,
+    idNumber: number,
+    onFailed: (error: unknown, op: Operation) => void,
+  ): void {
+    // The id travels as the message id string, which the stream de-duplicates.
+    this.#publish(op, idPrefix + idNumber, this.#incarnationFor(op)).catch((error) =>
+      onFailed(error, op),
+    );
+  }
+
+  /** A membership operation names the incarnation it is about; others none. */
+  #incarnationFor(op: Operation): string {
+    if (op.kind !== "node-join" && op.kind !== "node-leave" && op.kind !== "node-failed") {
+      return "";
+    }
+    return op.node === this.nodeId
+      ? this.#incarnation
+      : (this.#consumer.view.incarnationOf(op.node) ?? "");
   }
 
   async saveSnapshot(snapshot: BusSnapshot): Promise<void> {

@@ -21,7 +21,12 @@ import {
   ULOG_HEADER,
 } from "@mirrorplane/clusterlog";
 import type { Logger } from "pino";
-import type { BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import {
+  type BusSnapshot,
+  type ClusterBus,
+  type OrderedOperation,
+  publishedNumber,
+} from "./bus.ts";
 import type { LogDeviceProvider } from "./log-devices.ts";
 import { LogIoQueue } from "./log-io.ts";
 import { RateLimitedLog } from "./rate-limited-log.ts";
@@ -129,10 +134,8 @@ class KernelRequest implements DmUlogRequest {
   readonly at: number;
   readonly server: ClusterLogServer;
   readonly session: Session;
-  /** Its msgId is `r:<node>:<incarnation>:<n>` (built only for a bus that needs the string). */
+  /** Its publication number: published as the server's id prefix and this (ClusterBus.publish). */
   n = 0;
-  /** The msgId string, on a bus without `publishNumbered` (null otherwise). */
-  msgId: string | null = null;
   /** In the server's in-flight list: published, not answered, its connection not gone. */
   inFlight = false;
   /** Neighbours in the server's in-flight list (publication order). */
@@ -142,7 +145,7 @@ class KernelRequest implements DmUlogRequest {
   delivered = false;
   /** Seen in the order by this replica. */
   ordered = false;
-  /** Published and not seen in the order: in `#unconfirmedRequests` (P23). */
+  /** Published and not seen in the order: in the server's `#unconfirmed` (P23). */
   listed = false;
 
   constructor(
@@ -183,15 +186,6 @@ class KernelRequest implements DmUlogRequest {
   get type(): number {
     return this.requestType & 0xff;
   }
-}
-
-/**
- * A publication by msgId: io-done, a control operation, or a kernel request on a bus
- * without `publishNumbered`.
- */
-interface Unconfirmed {
-  readonly op: Operation;
-  pending: KernelRequest | null;
 }
 
 /** A membership change as this member applied it (ClusterLogServer.membership). */
@@ -240,8 +234,11 @@ export class ClusterLogServer implements SessionHost {
   readonly #log: Logger;
   readonly #options: ClusterLogServerOptions;
   readonly #incarnation: string;
-  /** `r:<node>:<incarnation>:` — a request's msgId is this and its counter. */
-  readonly #msgIdPrefix: string;
+  /**
+   * `p:<node>:<incarnation>:` — every publication of this server (kernel requests, io-done,
+   * control operations) is this prefix and its number, 1, 2, 3… (`#published`).
+   */
+  readonly #idPrefix: string;
   readonly #io: LogIoQueue;
   #clusterLog: ClusterLog | null = null;
   #early: OrderedOperation[] = [];
@@ -255,27 +252,26 @@ export class ClusterLogServer implements SessionHost {
   #pendingTail: KernelRequest | null = null;
   #pendingCount = 0;
   /**
-   * The same by wire seq, on a bus without `publishNumbered` (JetStream): its replies come
-   * with decoded headers and are matched by wire seq. In-process a reply's header is the
-   * request itself; the rare rebuilt header is matched by a walk of the list.
+   * The same by wire seq, made the first time a reply comes with a header that is not the
+   * request itself (a bus that carries operations as bytes, JetStream: its replies are
+   * matched by wire seq from then on). In-process a reply's header is the request object,
+   * and no map is kept (PB1: a map insert and delete per request).
    */
-  readonly #pendingByWire: Map<number, KernelRequest> | null;
+  #pendingByWire: Map<number, KernelRequest> | null = null;
   /**
-   * Published and not yet seen delivered; re-published after a reconnection (P23). By
-   * msgId: io-done, control operations, and kernel requests on a bus without
-   * `publishNumbered`.
+   * Published and not yet seen in the order, by publication number; re-published after a
+   * reconnection (P23). A kernel request is listed only if its publication returned before
+   * it was ordered: on the in-process order it is ordered and applied at once, unless a
+   * simulation hook held or lost it.
    */
-  readonly #unconfirmed = new Map<string, Unconfirmed>();
-  /**
-   * The same for kernel requests published by number (`publishNumbered`), by their number.
-   * On the in-process order a request is ordered and applied before its publication
-   * returns, so it is only listed here when a simulation hook held or lost it.
-   */
-  readonly #unconfirmedRequests = new Map<number, KernelRequest>();
-  /** The bus takes msgIds as prefix and number: no string per request (PB1). */
-  readonly #numbered: boolean;
-  readonly #onNumberedFailed = (error: unknown, op: Operation) => {
-    if (op instanceof KernelRequest) this.#requestPublishFailed(op, error);
+  readonly #unconfirmed = new Map<number, Operation>();
+  /** `publishControl` callers, by publication number, until this replica applies theirs. */
+  readonly #controlWaiters = new Map<
+    number,
+    { resolve: (seq: number) => void; reject: (error: unknown) => void }
+  >();
+  readonly #onRequestFailed = (error: unknown, op: Operation) => {
+    this.#publishFailed((op as KernelRequest).n, error);
   };
   /** Replies of the operation being applied, straight from the core (`applyTo`, PB1). */
   readonly #replySink = {
@@ -305,9 +301,8 @@ export class ClusterLogServer implements SessionHost {
     },
   };
   readonly #snapshotEvery: number;
-  /** Kernel requests published: their msgIds are numbered 1, 2, 3… (see `publishNumbered`). */
-  #counter = 0;
-  #controlCounter = 0;
+  /** Publications so far: the last one's number (ClusterBus.publish numbers 1, 2, 3…). */
+  #published = 0;
   #nextSessionId = 1;
   readonly #sessions = new Set<Session>();
   readonly #turns: Turns;
@@ -335,9 +330,7 @@ export class ClusterLogServer implements SessionHost {
     this.#turns = new Turns(options.backlogFramesPerTurn);
     this.#streams = new StreamTransport(this, options.log);
     this.#incarnation = options.incarnation ?? randomBytes(6).toString("hex");
-    this.#msgIdPrefix = `r:${this.nodeId}:${this.#incarnation}:`;
-    this.#numbered = typeof options.bus.publishNumbered === "function";
-    this.#pendingByWire = this.#numbered ? null : new Map();
+    this.#idPrefix = `p:${this.nodeId}:${this.#incarnation}:`;
     this.#snapshotEvery = options.snapshotEvery ?? 4096;
     this.#io = new LogIoQueue(
       options.devices,
@@ -552,8 +545,8 @@ export class ClusterLogServer implements SessionHost {
     // The wire seq of the next publication (§1.1: unique among this node's requests in
     // flight; a wire seq is reused only after 2^32 requests, and then one still in flight
     // is skipped).
-    let wire = (this.#counter + 1) >>> 0;
-    if (this.#counter >= 0xffff_ffff) while (this.#pendingWire(wire)) wire = (wire + 1) >>> 0;
+    let wire = (this.#published + 1) >>> 0;
+    if (this.#published >= 0xffff_ffff) while (this.#pendingWire(wire)) wire = (wire + 1) >>> 0;
     return new KernelRequest(
       this,
       session,
@@ -585,7 +578,7 @@ export class ClusterLogServer implements SessionHost {
   }
 
   #publish(request: KernelRequest): void {
-    const n = ++this.#counter;
+    const n = ++this.#published;
     const session = request.session;
     request.n = n;
     this.#addPending(request);
@@ -594,65 +587,52 @@ export class ClusterLogServer implements SessionHost {
     this.stats.published++;
     // The ordered request carries the wire seq (its `seq`); its reply is matched back
     // through it, or on the in-process order through the object itself.
-    if (this.#numbered) {
-      this.#bus.publishNumbered!(request, this.#msgIdPrefix, n, this.#onNumberedFailed);
-      // In-process it is usually ordered and applied (and answered) by now.
-      if (!request.ordered) this.#listUnconfirmed(request);
-    } else {
-      const msgId = this.#msgIdPrefix + n;
-      request.msgId = msgId;
-      this.#unconfirmed.set(msgId, { op: request, pending: request });
-      this.#send(request, msgId);
+    this.#bus.publish(request, this.#idPrefix, n, this.#onRequestFailed);
+    // In-process it is usually ordered and applied (and answered) by now.
+    if (!request.ordered) {
+      request.listed = true;
+      this.#unconfirmed.set(n, request);
     }
   }
 
-  #listUnconfirmed(request: KernelRequest): void {
-    request.listed = true;
-    this.#unconfirmedRequests.set(request.n, request);
+  /** Publishes an operation that is not a kernel request (io-done, control), listed first. */
+  #publishOther(op: Operation): number {
+    const n = ++this.#published;
+    this.#unconfirmed.set(n, op); // before: in-process it is delivered within `publish`
+    this.#bus.publish(op, this.#idPrefix, n, (error) => this.#publishFailed(n, error));
+    return n;
   }
 
-  /** Publish, with no promise per operation where the bus offers `publishQuiet` (PB1). */
-  #send(op: Operation, msgId: string): void {
-    if (this.#bus.publishQuiet) {
-      this.#bus.publishQuiet(op, msgId, (error) => this.#publishFailed(msgId, error));
-    } else {
-      this.#bus.publish(op, msgId).catch((error) => this.#publishFailed(msgId, error));
-    }
-  }
-
-  #publishFailed(msgId: string, error: unknown): void {
-    const entry = this.#unconfirmed.get(msgId);
-    if (!entry) return; // delivered after all
+  #publishFailed(n: number, error: unknown): void {
+    const op = this.#unconfirmed.get(n);
+    if (op === undefined) return; // delivered after all
     if (this.#state === "running") {
-      // The bus re-publishes after reconnecting (`reconnected`), same msgId (P23).
-      this.#log.warn({ err: error, msgId }, "publish failed; will re-publish on reconnection");
-      return;
-    }
-    this.#unconfirmed.delete(msgId);
-    const pending = entry.pending;
-    if (pending?.inFlight) this.#fail(pending, -errno.EAGAIN);
-  }
-
-  /** `#publishFailed` for a request published by number. */
-  #requestPublishFailed(request: KernelRequest, error: unknown): void {
-    if (!request.listed) return; // delivered after all
-    if (this.#state === "running") {
-      // The bus re-publishes after reconnecting (`reconnected`), same number (P23).
+      // The bus re-publishes after reconnecting (`reconnected`), same id (P23).
       this.#log.warn(
-        { err: error, msgId: this.#msgIdPrefix + request.n },
+        { err: error, msgId: this.#idPrefix + n },
         "publish failed; will re-publish on reconnection",
       );
       return;
     }
-    request.listed = false;
-    this.#unconfirmedRequests.delete(request.n);
-    if (request.inFlight) this.#fail(request, -errno.EAGAIN);
+    this.#unconfirmed.delete(n);
+    if (op instanceof KernelRequest) {
+      op.listed = false;
+      if (op.inFlight) this.#fail(op, -errno.EAGAIN);
+    }
+    const waiter = this.#controlWaiters.get(n);
+    if (waiter) {
+      this.#controlWaiters.delete(n);
+      waiter.reject(error);
+    }
   }
 
   #republish(): void {
-    for (const [msgId, { op }] of [...this.#unconfirmed]) this.#send(op, msgId);
-    for (const request of [...this.#unconfirmedRequests.values()]) {
-      this.#bus.publishNumbered!(request, this.#msgIdPrefix, request.n, this.#onNumberedFailed);
+    for (const [n, op] of [...this.#unconfirmed]) {
+      const onFailed =
+        op instanceof KernelRequest
+          ? this.#onRequestFailed
+          : (error: unknown) => this.#publishFailed(n, error);
+      this.#bus.publish(op, this.#idPrefix, n, onFailed);
     }
   }
 
@@ -661,9 +641,7 @@ export class ClusterLogServer implements SessionHost {
       data === undefined
         ? { kind: "io-done", ioId: io.ioId, error }
         : { kind: "io-done", ioId: io.ioId, error, data };
-    const msgId = `io:${this.nodeId}:${this.#incarnation}:${io.ioId}`;
-    this.#unconfirmed.set(msgId, { op, pending: null });
-    this.#send(op, msgId);
+    this.#publishOther(op);
   }
 
   // ---- membership, as every member sees it (issue 14) ----
@@ -757,15 +735,8 @@ export class ClusterLogServer implements SessionHost {
       // In-process: the very object this server published, or another member's.
       if (op.server === this) this.#confirmed(op);
     } else if (entry.origin === this.nodeId) {
-      const mine = this.#unconfirmed.get(entry.msgId);
-      if (mine) {
-        this.#unconfirmed.delete(entry.msgId);
-        const pending = mine.pending;
-        if (pending && !pending.delivered) {
-          pending.delivered = true;
-          pending.session.undelivered--;
-        }
-      }
+      // Ours as bytes (JetStream), or an io-done or control operation: by its number.
+      this.#ownDelivered(entry);
     }
     let io: readonly IoRequest[];
     try {
@@ -815,14 +786,28 @@ export class ClusterLogServer implements SessionHost {
     }
   }
 
+  /** An operation of this member seen in the order, found by its publication number. */
+  #ownDelivered(entry: OrderedOperation): void {
+    const n = publishedNumber(entry.msgId, this.#idPrefix);
+    if (n < 0) return; // the bus's own (join, leave), or an earlier incarnation's
+    const mine = this.#unconfirmed.get(n);
+    if (mine instanceof KernelRequest) this.#confirmed(mine);
+    else this.#unconfirmed.delete(n);
+    const waiter = this.#controlWaiters.get(n);
+    if (waiter) {
+      this.#controlWaiters.delete(n);
+      // Settles after this synchronous apply: the caller sees the operation applied.
+      waiter.resolve(entry.seq);
+    }
+  }
+
   /** This server's request, seen in the order (in-process: the object it published). */
   #confirmed(request: KernelRequest): void {
     request.ordered = true;
     if (request.listed) {
       request.listed = false;
-      this.#unconfirmedRequests.delete(request.n);
+      this.#unconfirmed.delete(request.n);
     }
-    if (request.msgId !== null) this.#unconfirmed.delete(request.msgId);
     if (!request.delivered) {
       request.delivered = true;
       if (request.inFlight) request.session.undelivered--;
@@ -839,7 +824,7 @@ export class ClusterLogServer implements SessionHost {
     if (header instanceof KernelRequest) {
       if (header.server === this && header.inFlight) pending = header;
     } else {
-      pending = this.#pendingWire(header.seq);
+      pending = this.#byWire().get(header.seq);
     }
     if (!pending) {
       this.stats.dropped++; // its connection or log is gone (P2): nothing is answered late
@@ -925,10 +910,6 @@ export class ClusterLogServer implements SessionHost {
         // reconnection (it stays unconfirmed), its reply then dropped.
         this.#removePending(pending);
         session.inflight--;
-        if (pending.msgId !== null) {
-          const entry = this.#unconfirmed.get(pending.msgId);
-          if (entry) entry.pending = null;
-        }
         this.stats.abandoned++;
       } else {
         this.#fail(pending, error);
@@ -970,6 +951,15 @@ export class ClusterLogServer implements SessionHost {
     return undefined;
   }
 
+  /** The requests in flight by wire seq, kept from the first call on (`#pendingByWire`). */
+  #byWire(): Map<number, KernelRequest> {
+    if (this.#pendingByWire === null) {
+      this.#pendingByWire = new Map();
+      for (let r = this.#pendingHead; r; r = r.next) this.#pendingByWire.set(r.seq, r);
+    }
+    return this.#pendingByWire;
+  }
+
   /** The requests in flight, oldest first (a copy: the caller may answer them). */
   #pendingList(): KernelRequest[] {
     const list: KernelRequest[] = [];
@@ -991,15 +981,16 @@ export class ClusterLogServer implements SessionHost {
    * order; resolves once this replica has applied it. A failed publication is retried
    * once the bus reconnects, like a kernel request (P23).
    */
-  async publishControl(op: Operation): Promise<number> {
-    if (this.#state !== "running") throw new Error("cluster-log server is not running");
-    const msgId = `ctl:${this.nodeId}:${this.#incarnation}:${++this.#controlCounter}`;
-    this.#unconfirmed.set(msgId, { op, pending: null });
-    const seq = await this.#bus.publish(op, msgId);
-    while (this.#lastSeq < seq && this.#state === "running") {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+  publishControl(op: Operation): Promise<number> {
+    if (this.#state !== "running") {
+      return Promise.reject(new Error("cluster-log server is not running"));
     }
-    return seq;
+    return new Promise<number>((resolve, reject) => {
+      // Waiting before publishing: in-process it is applied within `publish`.
+      const n = this.#published + 1;
+      this.#controlWaiters.set(n, { resolve, reject });
+      this.#publishOther(op);
+    });
   }
 
   /**
@@ -1093,6 +1084,10 @@ export class ClusterLogServer implements SessionHost {
     if (wasRunning) this.saveSnapshot();
     else this.#abandonSnapshot();
     this.#state = "closed";
+    for (const waiter of this.#controlWaiters.values()) {
+      waiter.reject(new Error("cluster-log server stopped before the operation was ordered"));
+    }
+    this.#controlWaiters.clear();
     await this.#bus.close().catch((error) => this.#log.warn({ err: error }, "bus close failed"));
     await this.#io.closeAll();
     this.#streams.destroyConnections();
