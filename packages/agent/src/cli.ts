@@ -1,5 +1,4 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { pino } from "pino";
 import { startAgent } from "./agent.ts";
 import {
   ConnectorHeldError,
@@ -14,6 +13,7 @@ import {
   resolveConfig,
   type TAgentConfigLayer,
 } from "./config/config.ts";
+import { processLog } from "./logging.ts";
 import { installShutdown } from "./shutdown.ts";
 import { agentVersion } from "./version.ts";
 
@@ -106,7 +106,7 @@ program
   .addOption(logLevelOption())
   .action(async (opts: TAgentConfigLayer & { config?: string }) => {
     const { config: configFile, ...flags } = opts;
-    let log = pino({ name: "mirrorplane-agent" });
+    const logs = processLog({ name: "mirrorplane-agent" });
     let config: Awaited<ReturnType<typeof resolveConfig>>;
     try {
       config = await resolveConfig({
@@ -121,16 +121,16 @@ program
       }
       throw error;
     }
-    log = pino({ name: "mirrorplane-agent", level: config.logLevel });
+    logs.log.level = config.logLevel;
     let agent: Awaited<ReturnType<typeof startAgent>>;
     try {
-      agent = await startAgent(config, log);
+      agent = await startAgent(config, logs.log);
     } catch (error) {
       if (!(error instanceof ConnectorHeldError)) throw error;
       console.error(`mirrorplane-agent: ${error.message}`);
       process.exit(error.exitCode);
     }
-    installShutdown(log, () => agent.stop());
+    installShutdown(logs, () => agent.stop());
   });
 
 program
@@ -206,16 +206,16 @@ program
   .addOption(logLevelOption())
   .action(async (opts: TClusterLogFlags & { logLevel?: string }) => {
     const { logLevel, ...flags } = opts;
-    const log = pino({ name: "mirrorplane-clusterlog", level: logLevel ?? "info" });
+    const logs = processLog({ name: "mirrorplane-clusterlog", level: logLevel ?? "info" });
     let running: Awaited<ReturnType<typeof startClusterLogCommand>>;
     try {
-      running = await startClusterLogCommand(flags, log);
+      running = await startClusterLogCommand(flags, logs.log);
     } catch (error) {
       console.error(`mirrorplane-agent clusterlog: ${(error as Error).message}`);
       // 3: another agent serves this host's connector (ConnectorHeldError); 2: anything else.
       process.exit(error instanceof ConnectorHeldError ? error.exitCode : 2);
     }
-    installShutdown(log, () => running.stop());
+    installShutdown(logs, () => running.stop());
   });
 
 program

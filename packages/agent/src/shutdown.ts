@@ -1,20 +1,26 @@
-import type { Logger } from "pino";
+import type { ProcessLog } from "./logging.ts";
 
-/** First SIGTERM/SIGINT drains and stops; a second forces exit (STYLE.md §7). */
-export function installShutdown(log: Logger, stop: () => Promise<void>): void {
+/**
+ * First SIGTERM/SIGINT drains and stops; a second forces exit (STYLE.md §7). Neither waits
+ * for a log reader that stopped reading: after `stop` the buffered lines get a bounded
+ * flush (logging.ts), and the second signal gives them up at once.
+ */
+export function installShutdown(logs: ProcessLog, stop: () => Promise<void>): void {
+  const { log } = logs;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, "second signal: exiting now");
+      logs.abandon();
       process.exit(130);
     }
     stopping = true;
     log.info({ signal }, "shutting down");
     stop().then(
-      () => process.exit(0),
+      () => logs.exit(0),
       (error) => {
         log.error({ err: error }, "shutdown failed");
-        process.exit(1);
+        return logs.exit(1);
       },
     );
   };

@@ -13,6 +13,11 @@ export interface CliProcess {
   readonly stderr: () => string;
   /** The first log line matching `re` (already seen or still to come). */
   line(re: RegExp): Promise<string>;
+  /**
+   * SIGTERM, then the exit code once it has exited (SIGKILL after `killAfterMs`, then
+   * null), so no test leaves a process behind it.
+   */
+  stop(killAfterMs?: number): Promise<number | null>;
 }
 
 export function startCli(
@@ -54,5 +59,17 @@ export function startCli(
         reject(new Error(`exited ${code} before ${re}: ${lines.join("\n")}`)),
       );
     });
-  return { child, lines, stderr: () => stderr, line };
+  const stop = (killAfterMs = 10_000) =>
+    new Promise<number | null>((resolveStop) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return resolveStop(child.exitCode);
+      }
+      const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolveStop(code);
+      });
+      child.kill("SIGTERM");
+    });
+  return { child, lines, stderr: () => stderr, line, stop };
 }

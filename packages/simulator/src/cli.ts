@@ -1,7 +1,7 @@
+import { processLog } from "@mirrorplane/agent/logging";
 import { installShutdown } from "@mirrorplane/agent/shutdown";
 import { agentVersion } from "@mirrorplane/agent/version";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { pino } from "pino";
 
 function integer(value: string): number {
   const n = Number(value);
@@ -50,7 +50,7 @@ program
       sampleIntervalMs?: number;
       resyncEveryMs?: number;
     }) => {
-      const log = pino({ name: "mirrorplane-demo", level: "info" });
+      const logs = processLog({ name: "mirrorplane-demo", level: "info" });
       const { readFile, rm } = await import("node:fs/promises");
       const { startDemo } = await import("./demo.ts");
       try {
@@ -65,9 +65,9 @@ program
           sampleIntervalMs: opts.sampleIntervalMs ?? 5000,
           resyncEveryMs: opts.resyncEveryMs ?? 180_000,
           nats: opts.nats ?? "auto",
-          log,
+          log: logs.log,
         });
-        installShutdown(log, () => demo.stop());
+        installShutdown(logs, () => demo.stop());
       } catch (error) {
         console.error(`mirrorplane-sim demo: ${(error as Error).message}`);
         process.exit(2);

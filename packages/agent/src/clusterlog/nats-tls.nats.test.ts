@@ -137,7 +137,8 @@ describe.skipIf(natsServerBinary() === null)("NATS over mutual TLS", () => {
         expect(refused.lines.some((l) => /cluster-log server listening/.test(l))).toBe(false);
       }
     } finally {
-      good.child.kill("SIGTERM");
+      // Exited before NATS goes and the directory is removed (afterAll).
+      expect(await good.stop()).toBe(0);
     }
   }, 120_000);
 });
