@@ -62,6 +62,9 @@ export interface BusHandlers {
   skipped?(seq: number): void;
 }
 
+/** A publication was lost (`ClusterBus.publish`): called later, never synchronously. */
+export type PublishFailed = (error: unknown, op: Operation) => void;
+
 export interface ClusterBus {
   readonly nodeId: NodeId;
 
@@ -84,12 +87,7 @@ export interface ClusterBus {
    * (`deliver`); a lost publication calls `onFailed` with the operation, never
    * synchronously.
    */
-  publish(
-    op: Operation,
-    idPrefix: string,
-    idNumber: number,
-    onFailed: (error: unknown, op: Operation) => void,
-  ): void;
+  publish(op: Operation, idPrefix: string, idNumber: number, onFailed: PublishFailed): void;
 
   /**
    * Saves a snapshot for joiners; only the latest one is kept. The bytes are the bus's from

@@ -1,5 +1,11 @@
 import type { NodeId, Operation } from "@mirrorplane/clusterlog";
-import type { BusHandlers, BusSnapshot, ClusterBus, OrderedOperation } from "./bus.ts";
+import type {
+  BusHandlers,
+  BusSnapshot,
+  ClusterBus,
+  OrderedOperation,
+  PublishFailed,
+} from "./bus.ts";
 
 // The in-process ClusterBus: one total order held in memory and shared by the members
 // attached to it. On a single host there is one member (the `clusterlog` command); the
@@ -305,13 +311,7 @@ export class InProcessOrder {
    * A member's publication under the msgId `prefix + n` (ClusterBus.publish): without a
    * hook, no Publication object and no string (PB1); a hook decides its fate.
    */
-  publish(
-    origin: NodeId,
-    prefix: string,
-    n: number,
-    op: Operation,
-    onFailed: (error: unknown, op: Operation) => void,
-  ): void {
+  publish(origin: NodeId, prefix: string, n: number, op: Operation, onFailed: PublishFailed): void {
     const hook = this.#options.onPublish;
     if (!hook) {
       if (this.#numberedIds.has(prefix, n)) return; // a duplicate: delivered once only
@@ -479,12 +479,7 @@ export class InProcessBus implements ClusterBus {
     return snapshot;
   }
 
-  publish(
-    op: Operation,
-    idPrefix: string,
-    idNumber: number,
-    onFailed: (error: unknown, op: Operation) => void,
-  ): void {
+  publish(op: Operation, idPrefix: string, idNumber: number, onFailed: PublishFailed): void {
     if (this.#state !== "started") {
       const error = new Error("bus is not started");
       queueMicrotask(() => onFailed(error, op));

@@ -8,7 +8,7 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
-import type { BusHandlers, BusSnapshot, ClusterBus } from "./bus.ts";
+import type { BusHandlers, BusSnapshot, ClusterBus, PublishFailed } from "./bus.ts";
 import {
   BusError,
   type BusLogger,
@@ -358,12 +358,7 @@ export class JetStreamBus implements ClusterBus {
     return snapshot;
   }
 
-  publish(
-    op: Operation,
-    idPrefix: string,
-    idNumber: number,
-    onFailed: (error: unknown, op: Operation) => void,
-  ): void {
+  publish(op: Operation, idPrefix: string, idNumber: number, onFailed: PublishFailed): void {
     // The id travels as the message id string, which the stream de-duplicates.
     this.#publish(op, idPrefix + idNumber, this.#incarnationFor(op)).catch((error) =>
       onFailed(error, op),
