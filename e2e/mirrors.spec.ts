@@ -48,7 +48,13 @@ test.describe
 
     test("the mirror page names the source leg; the dry-run plan says bytes and copies from where to where", async () => {
       await page.goto("/mirrors/LVM-sim-logs");
-      const legs = page.getByTestId("leg-row");
+      // Each of the three members' kernels reports the legs; member 1's view is read here.
+      await expect(page.getByTestId("leg-row")).toHaveCount(6);
+      const view = page
+        .getByTestId("mirror-legs")
+        .locator("div")
+        .filter({ has: page.getByRole("heading", { name: "As demo-1's kernel sees them" }) });
+      const legs = view.getByTestId("leg-row");
       await expect(legs).toHaveCount(2);
       await expect(legs.nth(0)).toHaveAttribute("data-source", "true");
       await expect(legs.nth(0).getByTestId("leg-role")).toContainText("resync source");
@@ -77,20 +83,22 @@ test.describe
 
     test("the devices page lists each leg's device with its blast radius, and each node's", async () => {
       await page.goto("/devices");
+      // Each of the demo's three members reports its own kernel's view: 6 leg devices each.
       const rows = page.getByTestId("leg-device-row");
-      await expect(rows).toHaveCount(6, { timeout: 30_000 });
+      await expect(rows).toHaveCount(18, { timeout: 30_000 });
+      const member1 = rows.filter({ hasText: "demo-1" });
+      await expect(member1).toHaveCount(6);
       // Second legs are copy targets: losing one takes no mirror's last good copy.
       for (const name of ["db-primary", "logs", "scratch"]) {
-        const target = rows.filter({ hasText: `${name}-leg1.img` });
+        const target = member1.filter({ hasText: `${name}-leg1.img` });
         await expect(target).toContainText("no mirror loses its last good copy");
         await expect(target.getByTestId("leg-health")).toHaveAttribute("data-health", "A");
       }
-      // The demo cluster is the only node holding its mirrors: all three are in its radius.
-      const node = page.getByTestId("node-blast-radius").locator("tr", { hasText: "demo-cluster" });
-      for (const name of ["db-primary", "logs", "scratch"]) {
-        await expect(node.getByRole("link", { name, exact: true })).toBeVisible();
+      // Every member holds every mirror and sees healthy legs: no node failure loses one.
+      for (const member of ["demo-1", "demo-2", "demo-3"]) {
+        const node = page.getByTestId("node-blast-radius").locator("tr", { hasText: member });
+        await expect(node).toContainText("nothing only this node provides");
       }
-      await expect(node).toContainText("no other reachable node holds it");
       await expect(page.getByTestId("blast-radius")).toContainText("shared storage");
       // The panel only: the page below it lists every failure event of the week.
       await page

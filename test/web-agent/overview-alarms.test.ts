@@ -62,8 +62,11 @@ describe("overview alarms with the demo cluster (real agents, real Postgres)", (
       ],
       { cwd: repo, stdio: "ignore" },
     );
-    await until("the demo cluster registered", () =>
-      db.node.findUnique({ where: { id: "demo-cluster" }, select: { id: true } }),
+    // Each of its three members registers as a node of its own.
+    await until("the demo cluster's three members registered", async () =>
+      (await db.node.count({ where: { id: { in: ["demo-1", "demo-2", "demo-3"] } } })) === 3
+        ? true
+        : null,
     );
   }, 60_000);
   afterAll(async () => {
@@ -145,7 +148,7 @@ describe("overview alarms with the demo cluster (real agents, real Postgres)", (
     });
     expect(lost).toMatchObject({
       occurredAt: startEvent.occurredAt,
-      nodeId: "demo-cluster",
+      nodeId: "demo-1",
       data: { what: "lost", basis: "resync-start", resyncId: started.id },
     });
     const s = await as(viewer).overview.summary();

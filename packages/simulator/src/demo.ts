@@ -4,6 +4,7 @@ import { type AgentApiServer, startApiServer } from "@mirrorplane/agent/api/serv
 import { createClusterBusFromOptions } from "@mirrorplane/agent/clusterlog/create-cluster-bus";
 import { ephemeralClusterKeys } from "@mirrorplane/agent/clusterlog/member-keys";
 import { ResyncController } from "@mirrorplane/agent/clusterlog/resync-control";
+import { membershipEvents } from "@mirrorplane/agent/collectors/membership-events";
 import { EventPipeline } from "@mirrorplane/agent/events/pipeline";
 import { SampleStore } from "@mirrorplane/agent/store";
 import { agentVersion } from "@mirrorplane/agent/version";
@@ -17,9 +18,12 @@ import { SimMirrorInventory } from "./simulated-inventory.ts";
 // of three agents (over NATS JetStream on a private loopback nats-server when the
 // nats-server binary is installed, else the in-process order) whose simulated kernels run a few mirrors of
 // different sizes under live write load, one of them diverged so a recovery is in
-// progress from the start. Node 1's replica serves the resync API (the agent tRPC API:
-// resync.logs / progress / start / cancel / throttle) and writes progress samples and
-// resync events to Postgres, registered as node `demo-cluster`. Every few minutes it
+// progress from the start. Each member is a node of its own, as on three hosts: its own
+// agent API (resync.logs / progress / start / cancel / throttle and cluster.membership,
+// from its replica and its host's simulated kernel), registered in Postgres as
+// `demo-<n>` with its heartbeat and progress samples, and its own events (resync, and the
+// membership changes it applied). Member 1's API is on the given port, the others on free
+// ones (the dashboard finds agents by the URL each registered). Every few minutes member 1
 // starts a range resync on its own, so there is always something syncing to look at.
 
 export interface DemoOptions {
@@ -43,12 +47,23 @@ export const DEMO_MIRRORS: readonly MirrorSpec[] = [
   { name: "scratch", regions: 96, regionBytes: 8192, disk: false },
 ];
 
-export interface RunningDemo {
-  readonly cluster: SimCluster;
+/** One member as a node: what an agent on its host would run. */
+export interface DemoMember {
+  readonly nodeId: string;
+  readonly apiUrl: string;
   readonly resync: ResyncController;
   readonly api: AgentApiServer;
+}
+
+export interface RunningDemo {
+  readonly cluster: SimCluster;
+  /** Member 1, 2, 3 in order. */
+  readonly members: readonly DemoMember[];
   stop(): Promise<void>;
 }
+
+/** The node id member `n` of the demo cluster registers as. */
+export const demoNodeId = (n: number) => `demo-${n}`;
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const { log } = options;
@@ -99,99 +114,136 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   let db: IngestPool | null = null;
   if (options.databaseUrl) db = createIngestPool(options.databaseUrl);
   const startedAt = new Date();
-  let store: SampleStore | undefined;
-  const events = new EventPipeline({
-    pool: db,
-    nodeId,
-    spoolPath: join(options.dataDir, "events.spool"),
-    spoolMaxBytes: 16 * 1024 * 1024,
-    log,
-    beforeWrite: async () => {
-      await store?.register();
-    },
-  });
-  await events.start();
-  const server = cluster.servers()[0]!;
-  const resync = new ResyncController({
-    server,
-    nodeId,
-    events,
-    kick: (uuid) => cluster.suspendResume(uuid.replace(/^LVM-sim-/, "")),
-    sampleIntervalMs: 1000,
-    simulated: true,
-    // Legs and their health as the serving node's simulated kernel reports them.
-    inventory: new SimMirrorInventory(cluster, server.nodeId),
-  });
-  resync.start();
-  const api = await startApiServer({
-    host: options.host,
-    port: options.port,
-    token: options.token,
-    log,
-    services: {
-      nodeInfo: () => ({
-        nodeId,
-        hostname: `${hostname()} (simulated cluster)`,
-        agentVersion,
-        kernelRelease: release(),
-        root: "/",
-        startedAt,
-        sampleIntervalMs: options.sampleIntervalMs,
-      }),
-      readKhugepaged: async () => {
-        throw new Error("the demo cluster has no khugepaged");
-      },
-      resync,
-    },
-  });
-  const apiUrl = `http://${options.host}:${api.port}`;
-  if (db) {
-    store = new SampleStore(
-      db,
-      {
-        id: nodeId,
-        hostname: `${hostname()}-demo`,
-        apiUrl,
-        agentVersion,
-        kernelRelease: release(),
-        sampleIntervalMs: options.sampleIntervalMs,
-        startedAt,
-      },
-      log,
-    );
-    await store.register().catch((error) => log.warn({ err: error }, "demo: cannot register"));
-  }
-  log.info({ apiUrl }, "demo cluster API listening (resync control)");
+  const order = natsUrl ? ("jetstream" as const) : ("in-process" as const);
 
-  const sample = async () => {
-    const server = cluster.servers()[0];
-    if (!server) return;
-    const points: [string, number][] = [];
-    for (const spec of DEMO_MIRRORS) {
-      const group = server.clusterLog.state.groups.get(`LVM-sim-${spec.name}`);
-      if (!group) continue;
-      points.push([`mirror.${spec.name}.regions_in_sync`, group.syncBits.count]);
-      points.push([`mirror.${spec.name}.regions`, group.regionCount]);
-      points.push([`mirror.${spec.name}.regions_marked`, group.markers.size]);
-      points.push([`mirror.${spec.name}.recovering_region`, group.recoveringRegion]);
+  const startMember = async (node: number, index: number) => {
+    const nodeId = demoNodeId(node);
+    const memberLog = log.child({ node: nodeId });
+    const server = cluster.agents.get(node)!.server;
+    let store: SampleStore | undefined;
+    const events = new EventPipeline({
+      pool: db,
+      nodeId,
+      spoolPath: join(options.dataDir, `events-${node}.spool`),
+      spoolMaxBytes: 16 * 1024 * 1024,
+      log: memberLog,
+      beforeWrite: async () => {
+        await store?.register();
+      },
+    });
+    await events.start();
+    const resync = new ResyncController({
+      server,
+      nodeId,
+      events,
+      kick: (uuid) => cluster.suspendResume(uuid.replace(/^LVM-sim-/, "")),
+      sampleIntervalMs: 1000,
+      simulated: true,
+      // Legs and their health as this member's simulated kernel reports them.
+      inventory: new SimMirrorInventory(cluster, server.nodeId),
+    });
+    resync.start();
+    const api = await startApiServer({
+      host: options.host,
+      port: index === 0 ? options.port : 0,
+      token: options.token,
+      log: memberLog,
+      services: {
+        nodeInfo: () => ({
+          nodeId,
+          hostname: `${hostname()} (simulated cluster member ${node})`,
+          agentVersion,
+          kernelRelease: release(),
+          root: "/",
+          startedAt,
+          sampleIntervalMs: options.sampleIntervalMs,
+        }),
+        readKhugepaged: async () => {
+          throw new Error("the demo cluster has no khugepaged");
+        },
+        resync,
+        membership: () => ({
+          nodeId: server.nodeId,
+          ...server.membership(),
+          order: { kind: order, connected: true },
+        }),
+      },
+    });
+    const apiUrl = `http://${options.host}:${api.port}`;
+    if (db) {
+      store = new SampleStore(
+        db,
+        {
+          id: nodeId,
+          hostname: `${hostname()}-demo-${node}`,
+          apiUrl,
+          agentVersion,
+          kernelRelease: release(),
+          sampleIntervalMs: options.sampleIntervalMs,
+          startedAt,
+        },
+        memberLog,
+      );
+      await store.register().catch((error) => memberLog.warn({ err: error }, "cannot register"));
     }
-    points.push(["demo.writes_acked", load.acked]);
-    await store?.record({ at: new Date(), points }).catch(() => {});
+    // The membership changes this member applied (its own join included), as an agent
+    // emits them (agent.ts): into its events, keyed by the order's seq.
+    const emitted = new Set<string>();
+    const emitMembership = () => {
+      const fresh = membershipEvents(server.membership().recent, {
+        nodeId,
+        self: server.nodeId,
+        now: Date.now(),
+      }).filter((e) => !emitted.has(e.key));
+      for (const e of fresh) emitted.add(e.key);
+      if (fresh.length > 0) events.emit(fresh);
+    };
+    emitMembership();
+    const sample = async () => {
+      emitMembership();
+      const points: [string, number][] = [];
+      for (const spec of DEMO_MIRRORS) {
+        const group = server.clusterLog.state.groups.get(`LVM-sim-${spec.name}`);
+        if (!group) continue;
+        points.push([`mirror.${spec.name}.regions_in_sync`, group.syncBits.count]);
+        points.push([`mirror.${spec.name}.regions`, group.regionCount]);
+        points.push([`mirror.${spec.name}.regions_marked`, group.markers.size]);
+        points.push([`mirror.${spec.name}.recovering_region`, group.recoveringRegion]);
+      }
+      if (index === 0) points.push(["demo.writes_acked", load.acked]);
+      await store?.record({ at: new Date(), points }).catch(() => {});
+    };
+    const sampler = setInterval(() => void sample(), options.sampleIntervalMs);
+    sampler.unref();
+    log.info({ node: nodeId, apiUrl }, "demo cluster member API listening (resync control)");
+    return {
+      member: { nodeId, apiUrl, resync, api } satisfies DemoMember,
+      async stop() {
+        clearInterval(sampler);
+        resync.stop();
+        await api.close();
+        return async () => {
+          await store?.flush();
+          await events.stop();
+        };
+      },
+    };
   };
-  const sampler = setInterval(() => void sample(), options.sampleIntervalMs);
-  sampler.unref();
+  const members: Awaited<ReturnType<typeof startMember>>[] = [];
+  for (const [index, node] of [1, 2, 3].entries()) members.push(await startMember(node, index));
+  const first = members[0]!.member;
 
   let round = 0;
   const resyncTimer =
     options.resyncEveryMs > 0
       ? setInterval(() => {
           const spec = DEMO_MIRRORS[round++ % DEMO_MIRRORS.length]!;
-          const first = Math.floor(spec.regions / 4);
-          resync
+          const from = Math.floor(spec.regions / 4);
+          first.resync
             .startResync({
               uuid: `LVM-sim-${spec.name}`,
-              first,
-              last: first + Math.floor(spec.regions / 3),
+              first: from,
+              last: from + Math.floor(spec.regions / 3),
               throttle: Math.max(4, Math.floor(spec.regions / 40)),
               actor: "demo",
             })
@@ -202,18 +254,15 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
 
   return {
     cluster,
-    resync,
-    api,
+    members: members.map((m) => m.member),
     async stop() {
-      clearInterval(sampler);
       if (resyncTimer) clearInterval(resyncTimer);
-      resync.stop();
+      const finish = [];
+      for (const m of members) finish.push(await m.stop());
       await load.stop().catch(() => {});
-      await api.close();
       await cluster.close();
       await nats?.stop();
-      await store?.flush();
-      await events.stop();
+      for (const f of finish) await f();
       await db?.end();
     },
   };
