@@ -67,7 +67,6 @@ export const demoNodeId = (n: number) => `demo-${n}`;
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const { log } = options;
-  const nodeId = "demo-cluster";
   let nats: NatsServer | null = null;
   if ((options.nats ?? "auto") === "auto" && natsServerBinary() !== null) {
     try {
