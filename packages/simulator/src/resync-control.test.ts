@@ -150,6 +150,39 @@ describe("resync control through the agent API", () => {
     expect(c.violations).toEqual([]);
   });
 
+  it("another member cancels it (its starter may be gone); the starter says who", async () => {
+    const { c, caller, events, load } = await setup();
+    await caller.resync.start({ uuid: UUID, throttle: 4 });
+    const otherEvents: THostEvent[] = [];
+    const other = new ResyncController({
+      server: c.servers()[1]!,
+      nodeId: "node-2",
+      events: { emit: (e) => otherEvents.push(...(Array.isArray(e) ? e : [e])) },
+      sampleIntervalMs: 20,
+      simulated: true,
+    });
+    other.start();
+    try {
+      // Only its starter changes its rate; anyone may stop it.
+      await expect(other.throttle(UUID, 8)).rejects.toThrow(/started on another member/);
+      const cancelled = await other.cancel(UUID, "ops");
+      expect(cancelled.state).toBe("cancelled");
+      expect(whats(otherEvents)).toContain("cancelled");
+      await until("the starter saw it", async () => {
+        const p = (await caller.resync.progress({ uuid: UUID }))!;
+        return p.state === "cancelled";
+      });
+      const seen = events.find((e) => e.data.what === "cancelled-elsewhere");
+      expect(seen?.message).toBe(`resync of ${UUID} cancelled by member 2`);
+      expect(whats(events)).not.toContain("failed");
+      await expect(other.cancel(UUID)).rejects.toThrow(/no running resync/);
+    } finally {
+      other.stop();
+    }
+    await load.stop();
+    expect(c.violations).toEqual([]);
+  });
+
   it("throttled: every replica holds the window's allowance, the sweep finishes", async () => {
     const { c, caller, events, load } = await setup();
     await caller.resync.start({ uuid: UUID, first: 0, last: 23, throttle: 8 });

@@ -61,6 +61,8 @@ interface Tracked {
   /** The in-sync count the last progress event reported (-1: none yet). */
   lastProgressEvent: number;
   latest: ResyncProgress | null;
+  /** The member whose cancel of it this replica applied (null: none yet). */
+  cancelledBy?: number | null;
 }
 
 export interface ResyncControllerOptions {
@@ -98,6 +100,7 @@ export class ResyncController {
   readonly #tracked = new Map<string, Tracked>();
   readonly #now: () => number;
   #timer: NodeJS.Timeout | null = null;
+  #unsubscribe: (() => void) | null = null;
   #busy = false;
 
   constructor(options: ResyncControllerOptions) {
@@ -110,11 +113,21 @@ export class ResyncController {
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.sample(), this.#options.sampleIntervalMs ?? 1000);
     this.#timer.unref();
+    // A cancel ordered by any member ends the resync it names: the starter then reports it
+    // cancelled (by whom), not failed, when its replica no longer runs it.
+    this.#unsubscribe = this.#server.onApplied((entry) => {
+      const op = entry.op;
+      if (op.kind !== "resync" || op.resync.action !== "cancel") return;
+      const t = this.#tracked.get(op.resync.uuid);
+      if (t && t.id === op.resync.id && t.endedAt === null) t.cancelledBy = entry.origin;
+    });
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
   }
 
   #group(uuid: string): LogGroup | undefined {
@@ -275,7 +288,8 @@ export class ResyncController {
    * in full after the next resume.
    */
   async cancel(uuid: string, actor?: string): Promise<ResyncProgress> {
-    const tracked = this.#running(uuid);
+    // Any member may stop a running resync, whoever started it (its starter may be gone).
+    const tracked = this.#runningHere(uuid) ?? this.#adopt(uuid);
     await this.#server.publishControl({
       kind: "resync",
       resync: { action: "cancel", uuid, id: tracked.id },
@@ -307,11 +321,51 @@ export class ResyncController {
   }
 
   #running(uuid: string): Tracked {
+    const tracked = this.#runningHere(uuid);
+    if (!tracked) {
+      const elsewhere = this.#group(uuid)?.resync;
+      throw new ResyncError(
+        "NOT_FOUND",
+        elsewhere
+          ? `resync ${elsewhere.id} of ${uuid} was started on another member: change it there`
+          : `no running resync of ${uuid} started here`,
+      );
+    }
+    return tracked;
+  }
+
+  /** The resync of `uuid` this controller started, if the replica still runs it. */
+  #runningHere(uuid: string): Tracked | null {
     const tracked = this.#tracked.get(uuid);
     const group = this.#group(uuid);
     if (!tracked || !group?.resync || group.resync.id !== tracked.id || tracked.endedAt !== null) {
-      throw new ResyncError("NOT_FOUND", `no running resync of ${uuid} started here`);
+      return null;
     }
+    return tracked;
+  }
+
+  /** A resync another member started, tracked here from the replica's state (to cancel it). */
+  #adopt(uuid: string): Tracked {
+    const r = this.#group(uuid)?.resync;
+    if (!r) throw new ResyncError("NOT_FOUND", `no running resync of ${uuid}`);
+    const now = this.#now();
+    const tracked: Tracked = {
+      uuid,
+      id: r.id,
+      first: r.first,
+      last: r.last,
+      startedAt: now,
+      state: "running",
+      endedAt: null,
+      throttle: null,
+      samples: [],
+      allowedAt: now,
+      credit: 0,
+      progressEvents: 0,
+      lastProgressEvent: -1,
+      latest: null,
+    };
+    this.#tracked.set(uuid, tracked);
     return tracked;
   }
 
@@ -408,6 +462,19 @@ export class ResyncController {
         const group = this.#group(t.uuid);
         const now = this.#now();
         const complete = group !== undefined && group.syncBits.findNextZero(t.first) > t.last;
+        if (!complete && group && group.resync?.id !== t.id && t.cancelledBy != null) {
+          t.state = "cancelled";
+          t.endedAt = now;
+          const progress = this.#progress(t, group);
+          this.#event(
+            t,
+            "cancelled-elsewhere",
+            "notice",
+            `resync of ${t.uuid} cancelled by member ${t.cancelledBy}`,
+            { by: t.cancelledBy, inSync: progress.inSync, total: progress.total },
+          );
+          continue;
+        }
         if (!complete && (!group || group.resync?.id !== t.id)) {
           t.state = "failed";
           t.endedAt = now;
