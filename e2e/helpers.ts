@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, expect, type Page } from "@playwright/test";
+import pg from "pg";
 import { e2e } from "../playwright.config";
 
 // Shared by the e2e specs: the product's data directory, the agent's token, signing in.
@@ -59,4 +60,19 @@ export function databaseUrl(): string {
     password: string;
   };
   return `postgresql://${c.user}:${encodeURIComponent(c.password)}@127.0.0.1:${e2e.pgPort}/mirrorplane`;
+}
+
+/**
+ * Gives this machine's address its sign-in allowance back (5 attempts a minute per client
+ * address, kept in Postgres): for a spec that signs in more than a few times, so that it
+ * does not depend on how many sign-ins the specs before it made in the last minute.
+ */
+export async function restoreSignInAllowance(): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl() });
+  await client.connect();
+  try {
+    await client.query("DELETE FROM rate_limits WHERE key LIKE '127.0.0.1|%'");
+  } finally {
+    await client.end();
+  }
 }

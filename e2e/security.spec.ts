@@ -2,7 +2,7 @@
 import { expect, type Page, test } from "@playwright/test";
 import pg from "pg";
 import { e2e } from "../playwright.config";
-import { admin, databaseUrl, signIn } from "./helpers";
+import { admin, databaseUrl, restoreSignInAllowance, signIn } from "./helpers";
 
 // Issue 15 (the dashboard's half) in the running product behind apps/web/server.mjs:
 // page headers and a CSP that the pages live with, no framing, the session token only in
@@ -25,10 +25,12 @@ const pages = [
 /** Records every CSP violation and console error a page reports. */
 async function watchPage(page: Page) {
   const problems: string[] = [];
+  // Each problem names the page it came from.
+  const where = () => new URL(page.url()).pathname;
   page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+    if (m.type() === "error") problems.push(`${where()} console: ${m.text()}`);
   });
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("pageerror", (e) => problems.push(`${where()} pageerror: ${e.message}`));
   await page.addInitScript(() => {
     document.addEventListener("securitypolicyviolation", (e) => {
       console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
@@ -178,9 +180,9 @@ test.describe
         // Give this address its allowance back, for the specs after this one.
         const client = new pg.Client({ connectionString: databaseUrl() });
         await client.connect();
-        await client.query("DELETE FROM rate_limits WHERE key LIKE '127.0.0.1|%'");
         await client.query("DELETE FROM sign_in_failures WHERE account LIKE 'nobody-%'");
         await client.end();
+        await restoreSignInAllowance();
       }
       // Whatever had been used of the minute's 5 before, the 8 never all get through.
       expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(5);

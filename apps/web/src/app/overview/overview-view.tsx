@@ -170,9 +170,12 @@ export function OverviewView() {
                           >
                             without redundancy{" "}
                             {m.outOfSyncSinceBasis === "first-observed" ? "≥ " : ""}
-                            {formatDuration(
-                              Math.max(0, now.getTime() - m.outOfSyncSince.getTime()) / 1000,
-                            )}
+                            {/* Clock-dependent: the server's render is a moment older. */}
+                            <span suppressHydrationWarning>
+                              {formatDuration(
+                                Math.max(0, now.getTime() - m.outOfSyncSince.getTime()) / 1000,
+                              )}
+                            </span>
                           </span>
                         )}
                         {m.projectedFinishAt && (
