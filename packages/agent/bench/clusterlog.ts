@@ -25,7 +25,7 @@ async function serve(kind: string, socketPath: string, logFile: string): Promise
   if (kind === "echo") {
     // The limit of Node + the socket: split frames, echo each back, one write per read.
     const server = createServer((socket) => {
-      let held = Buffer.alloc(0);
+      let held: Buffer = Buffer.alloc(0);
       socket.on("data", (chunk: Buffer) => {
         const data = held.length ? Buffer.concat([held, chunk]) : chunk;
         let off = 0;
@@ -64,7 +64,7 @@ function connect(path: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     const conn: Conn = { socket, onReplies: () => {} };
-    let held = Buffer.alloc(0);
+    let held: Buffer = Buffer.alloc(0);
     socket.on("data", (chunk: Buffer) => {
       const data = held.length ? Buffer.concat([held, chunk]) : chunk;
       let off = 0;

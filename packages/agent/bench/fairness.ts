@@ -117,9 +117,10 @@ function hostileBurst(uuid: string, seed: number): Buffer {
     const frame = request(uuid, type, i + 10, u64(r));
     if (i % 8 === 7) {
       const kind = Math.floor(rand() * 4);
-      if (kind === 0)
-        frame[4 + Math.floor(rand() * 160)] ^= 0xff; // a flipped byte
-      else if (kind === 1)
+      if (kind === 0) {
+        const at = 4 + Math.floor(rand() * 160);
+        frame[at] = frame[at]! ^ 0xff; // a flipped byte
+      } else if (kind === 1)
         frame.writeUInt32LE(200 + Math.floor(rand() * 50), 4 + 152); // unknown type
       else if (kind === 2)
         frame.writeUInt32LE(4096, 4 + 156); // data_size disagrees
@@ -181,7 +182,7 @@ function connect(path: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     const conn: Conn = { socket, onReply: () => {} };
-    let held = Buffer.alloc(0);
+    let held: Buffer = Buffer.alloc(0);
     socket.on("data", (chunk: Buffer) => {
       held = held.length ? Buffer.concat([held, chunk]) : chunk;
       while (held.length >= 4 && held.length - 4 >= held.readUInt32LE(0)) {
