@@ -10,8 +10,9 @@ import { useTRPC } from "~/trpc/react";
 
 /**
  * Keeps this tab's server state current from the live stream: changes are applied to the
- * react-query cache (node freshness patched in place; event and audit lists refetched
- * when something new arrived). The stream's state is shown in the header.
+ * react-query cache (node freshness patched in place; event and audit lists, membership
+ * and the devices summary refetched when something new arrived). The stream's state is
+ * shown in the header.
  */
 export function LiveBridge() {
   const trpc = useTRPC();
@@ -38,6 +39,10 @@ export function LiveBridge() {
             void queryClient.invalidateQueries({
               predicate: (q) => JSON.stringify(q.queryKey).includes("events"),
             });
+            // Membership changes and device failures arrive as events too: the nodes page's
+            // membership and the devices page's summary need not wait for their next poll.
+            void queryClient.invalidateQueries({ queryKey: trpc.nodes.membership.queryKey() });
+            void queryClient.invalidateQueries({ queryKey: trpc.devices.summary.queryKey() });
           }
         }
       },
