@@ -199,6 +199,12 @@ program
   )
   .addOption(
     new Option(
+      "--connector-spin <tries>",
+      "after answering the kernel, read the connector socket this many more times before sleeping: its next request is then taken without a wake-up (default 20; 0: never; docs/BENCHMARKS.md PB9)",
+    ).env("MIRRORPLANE_CONNECTOR_SPIN"),
+  )
+  .addOption(
+    new Option(
       "--rearm <mode>",
       "suspend/resume a mirror whose kernel's in_sync hint holds resync back: auto (with the connector), dmsetup, off",
     ).choices(["auto", "dmsetup", "off"]),

@@ -242,28 +242,58 @@ export class NetlinkSocket {
    * Deliver every datagram to `onDatagram` as it arrives (libuv poll on the fd). Errors
    * while reading go to `onError`; ENOBUFS (the socket's queue overflowed, messages lost)
    * is reported there too and reading goes on.
+   *
+   * `options.onDrained` runs whenever the socket has been read empty after datagrams
+   * arrived (a transport sends its replies there, in the same callback). With
+   * `options.spin` > 0 the socket is then tried that many more times before the callback
+   * returns to the event loop: a request that follows its predecessor's reply within that
+   * window (the kernel's mirror worker asks IN_SYNC twice in a row for a new region) is
+   * read without the process sleeping and being woken again. Each try is one non-blocking
+   * recv(); a caller bounds the time by the count.
    */
-  start(onDatagram: (datagram: Datagram) => void, onError: (error: NetlinkError) => void): void {
+  start(
+    onDatagram: (datagram: Datagram) => void,
+    onError: (error: NetlinkError) => void,
+    options: { readonly onDrained?: () => void; readonly spin?: number } = {},
+  ): void {
     if (this.#poller || this.#fd < 0) return;
     this.#onDatagram = onDatagram;
+    const onDrained = options.onDrained;
+    const spin = Math.max(0, Math.floor(options.spin ?? 0));
     this.#poller = this.#native.poll(this.#fd, (status) => {
       if (status < 0) {
         onError(new NetlinkError(`poll failed (${status})`, status, "poll"));
         return;
       }
       // Drain everything waiting: level-triggered poll would call again anyway, this
-      // just saves the round trips.
-      for (let i = 0; i < 1024 && this.#fd >= 0; i++) {
-        let datagram: Datagram | null;
-        try {
-          datagram = this.receive();
-        } catch (error) {
-          onError(error as NetlinkError);
-          if ((error as NetlinkError).errno === -105 /* ENOBUFS */) continue;
-          return;
+      // just saves the round trips. At most 1,024 reads per callback, spins included, so
+      // a flood never holds the event loop for long.
+      let delivered = false;
+      let tries = 0;
+      try {
+        for (let i = 0; i < 1024 && this.#fd >= 0; i++) {
+          let datagram: Datagram | null;
+          try {
+            datagram = this.receive();
+          } catch (error) {
+            onError(error as NetlinkError);
+            if ((error as NetlinkError).errno === -105 /* ENOBUFS */) continue;
+            return;
+          }
+          if (!datagram) {
+            if (delivered) {
+              delivered = false;
+              onDrained?.();
+            }
+            if (tries++ >= spin) return;
+            continue;
+          }
+          tries = 0;
+          delivered = true;
+          this.#onDatagram?.(datagram);
         }
-        if (!datagram) return;
-        this.#onDatagram?.(datagram);
+      } finally {
+        if (delivered) onDrained?.();
       }
     });
   }

@@ -120,11 +120,72 @@ describe.runIf(real)("NETLINK_CONNECTOR sockets, for real", () => {
     expect(got).toEqual({ truncated: true, length: 64 });
   });
 
-  it("an unprivileged process: may join group 7 on Linux ≥ 6.6, has no CAP_SYS_ADMIN", () => {
+  it("calls onDrained once the socket is read empty after datagrams, before the callback returns", async () => {
+    const server = socket();
+    const peer = socket();
+    for (const n of [1, 2, 3]) peer.send(new Uint8Array(40).fill(n), server.portId);
+    const seen: string[] = [];
+    await new Promise<void>((resolve) =>
+      server.start(
+        (d) => seen.push(`datagram ${d.bytes[0]}`),
+        () => {},
+        {
+          onDrained: () => {
+            seen.push("drained");
+            // A reply sent here, and the peer's next request arriving during the spin:
+            // read in the same callback, then drained again.
+            if (seen.length === 4) peer.send(new Uint8Array(40).fill(4), server.portId);
+            else resolve();
+          },
+          spin: 1000,
+        },
+      ),
+    );
+    server.stop();
+    expect(seen).toEqual([
+      "datagram 1",
+      "datagram 2",
+      "datagram 3",
+      "drained",
+      "datagram 4",
+      "drained",
+    ]);
+  });
+
+  it("without a spin, a datagram sent from onDrained waits for the next poll callback", async () => {
+    const server = socket();
+    const peer = socket();
+    peer.send(new Uint8Array(40).fill(1), server.portId);
+    const seen: string[] = [];
+    let callbacks = 0;
+    await new Promise<void>((resolve) =>
+      server.start(
+        (d) => seen.push(`datagram ${d.bytes[0]}`),
+        () => {},
+        {
+          onDrained: () => {
+            callbacks++;
+            seen.push("drained");
+            if (callbacks === 1) {
+              peer.send(new Uint8Array(40).fill(2), server.portId);
+              // Still inside the first callback: the spin of 0 reads no further.
+              queueMicrotask(() => seen.push("callback returned"));
+            } else resolve();
+          },
+        },
+      ),
+    );
+    server.stop();
+    expect(seen).toEqual(["datagram 1", "drained", "callback returned", "datagram 2", "drained"]);
+  });
+
+  it("an unprivileged process: may or may not join group 7, has no CAP_SYS_ADMIN", () => {
     if (!loaded.ok) return;
-    // Linux 6.6 (connector: NL_CFG_F_NONROOT_RECV) lets anyone join a connector group;
-    // older kernels refuse with EPERM. Either way dm-log-userspace ignores replies from a
-    // sender without CAP_SYS_ADMIN, which is why the agent checks that capability itself.
+    // Linux 6.6 (connector: NL_CFG_F_NONROOT_RECV) let anyone join a connector group;
+    // older kernels refuse with EPERM, and so does this machine's 6.18: whether the join
+    // succeeds is the kernel's business, not a version rule. Either way dm-log-userspace
+    // ignores replies from a sender without CAP_SYS_ADMIN, which is why the agent checks
+    // that capability itself (and does not rely on the join failing).
     const script = `
       const nl = require(${JSON.stringify(loaded.path)});
       const fd = nl.open(11, 0);
@@ -135,9 +196,7 @@ describe.runIf(real)("NETLINK_CONNECTOR sockets, for real", () => {
     `;
     const r = spawnSync(process.execPath, ["-e", script], { uid: 65534, gid: 65534 });
     const [joined, capEff] = r.stdout.toString().trim().split(" ");
-    const release = /^(\d+)\.(\d+)/.exec(readFileSync("/proc/sys/kernel/osrelease", "utf8"))!;
-    const modern = Number(release[1]) * 100 + Number(release[2]) >= 606;
-    expect(joined).toBe(modern ? "joined" : "E1");
+    expect(["joined", "E1"]).toContain(joined);
     expect(BigInt(`0x${capEff}`)).toBe(0n);
     expect(hasCapability(CAP_SYS_ADMIN)).toBe(true); // this test process runs as root
   });

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   Agent,
@@ -22,7 +23,11 @@ import {
 // PB9 (docs/BENCHMARKS.md, issue 11): the mirror's real write path, in ONE boot so the
 // ratios mean something under TCG. The same mirror (legs random against zeros) on
 //   core      the kernel's own in-memory log: no userspace round trip, the limit
+//   floor     floor-log.c: a single-threaded C server of the same protocol with nothing
+//             else to do, the least any userspace log can cost (the round trip itself)
 //   agent     the agent's `clustered-core` over the netlink connector
+//   agent-if  the same with `integrated_flush` (one round trip fewer per flush: the marks
+//             ride on the FLUSH, and a flush of clears only is deferred by the kernel)
 //   disk      the agent's `clustered-disk` (log on a loop device), integrated_flush
 //   cmirrord  LVM2's cmirrord + one-node corosync (when built: build-cmirrord.sh)
 // each: the initial sync, random 4 KiB writes QD 16, sequential 1 MiB writes, legs
@@ -32,7 +37,7 @@ const { values } = parseArgs({
   options: {
     "size-mib": { type: "string", default: "256" },
     seconds: { type: "string", default: "15" },
-    logs: { type: "string", default: "core,agent,disk,cmirrord" },
+    logs: { type: "string", default: "core,floor,agent,agent-if,disk,cmirrord" },
     cmirrord: { type: "string" },
   },
 });
@@ -49,18 +54,90 @@ const sizeMiB = Number(values["size-mib"]);
 const seconds = Number(values.seconds);
 const REGION_SECTORS = 512;
 
+/** The userspace log server of a row, for its per-phase cost (none for the kernel's core log). */
+interface LogServer {
+  readonly pid: number;
+  /** Requests answered so far by type, when the server can tell (floor-log). */
+  counts?(): Promise<Record<string, number>>;
+}
+
+/** utime and stime of a process, in µs (/proc/PID/stat fields 14 and 15, USER_HZ 100). */
+function cpuMicros(pid: number): { user: number; system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
+}
+
+/**
+ * Runs one phase and says what it cost the server per unit (a write, a region): its CPU
+ * (user = its own code, system = syscalls and the kernel work done in its context) and,
+ * where the server counts them, the requests the kernel sent per unit, by type.
+ */
+async function phase<T>(
+  server: LogServer | undefined,
+  label: string,
+  run: () => T | Promise<T>,
+  units: (result: T) => number,
+  unitName: string,
+): Promise<T> {
+  const cpu0 = server ? cpuMicros(server.pid) : null;
+  const counts0 = server?.counts ? await server.counts() : null;
+  const result = await run();
+  if (!server || !cpu0) return result;
+  const cpu1 = cpuMicros(server.pid);
+  const n = Math.max(1, units(result));
+  const parts = [
+    `server CPU per ${unitName}: user ${((cpu1.user - cpu0.user) / n).toFixed(0)} µs + system ${((cpu1.system - cpu0.system) / n).toFixed(0)} µs`,
+  ];
+  if (counts0 && server.counts) {
+    const counts1 = await server.counts();
+    const per = Object.entries(counts1)
+      .map(([type, count]) => [type, (count - (counts0[type] ?? 0)) / n] as const)
+      .filter(([, v]) => v >= 0.01);
+    const total = per.reduce((sum, [, v]) => sum + v, 0);
+    parts.push(
+      `requests per ${unitName}: ${total.toFixed(2)} (${per.map(([t, v]) => `${t} ${v.toFixed(2)}`).join(", ")})`,
+    );
+  }
+  say(`PB9 ${label}: ${parts.join("; ")}`);
+  return result;
+}
+
 async function measure(
   log: string,
   table: (legs: [string, string]) => Parameters<typeof createMirror>[0],
+  server?: LogServer,
 ): Promise<Figures> {
   step(`${log}: initial sync, random 4 KiB, sequential 1 MiB`);
   const leg0 = makeLoopLeg(`${log}-leg0`, sizeMiB, "random");
   const leg1 = makeLoopLeg(`${log}-leg1`, sizeMiB, "zero");
-  const dev = createMirror(table([leg0.device, leg1.device]));
-  const initialSyncSeconds = await waitInSync("mir", 600_000);
-  const random = fio({ device: dev, rw: "randwrite", bs: "4k", iodepth: 16, seconds });
+  const regions = Math.ceil((sizeMiB * 2048) / REGION_SECTORS);
+  let dev = "";
+  const initialSyncSeconds = await phase(
+    server,
+    `${log} initial sync`,
+    async () => {
+      dev = createMirror(table([leg0.device, leg1.device]));
+      return waitInSync("mir", 600_000);
+    },
+    () => regions,
+    "region",
+  );
+  const random = await phase(
+    server,
+    `${log} random 4k`,
+    () => fio({ device: dev, rw: "randwrite", bs: "4k", iodepth: 16, seconds }),
+    (r) => r.ios,
+    "write",
+  );
   check(random.errors === 0, `${log}: random writes failed`);
-  const sequential = fio({ device: dev, rw: "write", bs: "1M", iodepth: 4, seconds });
+  const sequential = await phase(
+    server,
+    `${log} sequential 1M`,
+    () => fio({ device: dev, rw: "write", bs: "1M", iodepth: 4, seconds }),
+    (r) => r.ios,
+    "write",
+  );
   check(sequential.errors === 0, `${log}: sequential writes failed`);
   await waitInSync("mir", 300_000);
   const same = identical(leg0.device, leg1.device);
@@ -88,6 +165,49 @@ const base = (uuid: string, legs: [string, string]) => ({
   regionSectors: REGION_SECTORS,
   legs,
 });
+
+/** floor-log.c, built with the guest's (the host's) gcc and run as a plain process. */
+async function startFloor(): Promise<LogServer & { stop(): Promise<void> }> {
+  // The guest runs in the checkout (the programs themselves are bundled elsewhere).
+  const source = resolve("test/kernel-lab/floor-log.c");
+  const binary = `${WORK}/floor-log`;
+  sh("gcc", ["-O2", "-o", binary, source]);
+  const child = spawn(binary, [], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (c) => {
+    err += c;
+  });
+  await waitFor("floor-log to serve", async () => err.includes("serving"), 10_000);
+  return {
+    pid: child.pid!,
+    async counts() {
+      const before = err.length;
+      child.kill("SIGUSR1");
+      let line = "";
+      await waitFor(
+        "floor-log's counts",
+        async () => {
+          const m = /floor-log: counts (.*)\n/.exec(err.slice(before));
+          if (m) line = m[1]!;
+          return m !== null;
+        },
+        10_000,
+        20,
+      );
+      return Object.fromEntries(
+        line.split(" ").map((kv) => {
+          const [k, v] = kv.split("=");
+          return [k!, Number(v)];
+        }),
+      );
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("exit", resolve));
+      say(err.trim().split("\n").at(-1) ?? "");
+    },
+  };
+}
 
 /** One-node corosync on 127.0.0.1 and cmirrord beside it (docs/KERNEL-LAB.md). */
 async function startCmirrord(binary: string): Promise<() => Promise<void>> {
@@ -163,7 +283,12 @@ guestMain(async () => {
       await measure("core", (legs) => ({ ...base("bench-core", legs), kernelCoreLog: true })),
     );
   }
-  if (logs.includes("agent") || logs.includes("disk")) {
+  if (logs.includes("floor")) {
+    const floor = await startFloor();
+    figures.push(await measure("floor", (legs) => base("bench-floor", legs), floor));
+    await floor.stop();
+  }
+  if (logs.includes("agent") || logs.includes("agent-if") || logs.includes("disk")) {
     const agent = await Agent.start({
       label: "agent",
       command: "clusterlog",
@@ -176,16 +301,30 @@ guestMain(async () => {
         "on",
       ],
     });
+    const server = { pid: agent.child.pid! };
     if (logs.includes("agent"))
-      figures.push(await measure("agent", (legs) => base("bench-agent", legs)));
+      figures.push(await measure("agent", (legs) => base("bench-agent", legs), server));
+    if (logs.includes("agent-if")) {
+      figures.push(
+        await measure(
+          "agent-if",
+          (legs) => ({ ...base("bench-agent-if", legs), integratedFlush: true }),
+          server,
+        ),
+      );
+    }
     if (logs.includes("disk")) {
       const logDev = makeLoopLeg("bench-log", 4, "zero");
       figures.push(
-        await measure("disk", (legs) => ({
-          ...base("bench-disk", legs),
-          logDevice: logDev.number,
-          integratedFlush: true,
-        })),
+        await measure(
+          "disk",
+          (legs) => ({
+            ...base("bench-disk", legs),
+            logDevice: logDev.number,
+            integratedFlush: true,
+          }),
+          server,
+        ),
       );
     }
     await agent.stop("SIGTERM");
@@ -203,6 +342,7 @@ guestMain(async () => {
   results.set("figures", figures);
   const core = figures.find((f) => f.log === "core");
   const cm = figures.find((f) => f.log === "cmirrord");
+  const floor = figures.find((f) => f.log === "floor");
   for (const f of figures) {
     const parts = [`PB9 ratio ${f.log}:`];
     if (core) {
@@ -213,6 +353,13 @@ guestMain(async () => {
       );
     }
     if (cm && f !== cm) parts.push(`random ${(f.randomIops / cm.randomIops).toFixed(2)}x cmirrord`);
+    if (floor && f !== floor && f !== core) {
+      parts.push(
+        `random ${((100 * f.randomIops) / floor.randomIops).toFixed(1)} % of floor`,
+        `sequential ${((100 * f.sequentialMBps) / floor.sequentialMBps).toFixed(1)} % of floor`,
+        `sync ${(f.initialSyncSeconds / floor.initialSyncSeconds).toFixed(2)}x floor`,
+      );
+    }
     say(parts.join(" "));
   }
 });

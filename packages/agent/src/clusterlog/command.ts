@@ -378,7 +378,7 @@ export async function startClusterLogCommand(
   }
   let connector: ConnectorTransport | null = null;
   if (claim) {
-    const started = startConnectorTransport({ server, log, claim });
+    const started = startConnectorTransport({ server, log, claim, spin: flags.connectorSpin });
     if (started.ok) connector = started.transport;
     else if (flags.connector === "on") {
       await server.stop();

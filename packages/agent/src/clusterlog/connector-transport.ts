@@ -70,6 +70,8 @@ export interface ConnectorTransportOptions extends ConnectorClaimOptions {
   readonly replyPortId?: number;
   /** Taken beforehand with `claimConnector` (the command claims before it joins a cluster). */
   readonly claim?: ConnectorClaim;
+  /** Extra reads of the socket after the replies went out, before sleeping (`--connector-spin`). */
+  readonly spin?: number;
 }
 
 /** One connector server per host: every agent on the host takes this flock first. */
@@ -217,6 +219,15 @@ export class ConnectorTransport {
         // ENOBUFS: the socket queue overflowed and requests were lost; the kernel resends
         // each after its 15 s timeout (spec §1.4), so this costs latency, not correctness.
         this.#log.warn({ err: error }, "connector receive error");
+      },
+      {
+        // The replies of what was just read go out now, in this callback, not at the end
+        // of the event-loop turn: the kernel's worker is waiting on them (issue 11), and
+        // a spin (below) can only catch the next request once they are sent.
+        onDrained: () => {
+          if (!this.#closed) this.#session.flushTurn();
+        },
+        spin: options.spin ?? 0,
       },
     );
     options.log.info(

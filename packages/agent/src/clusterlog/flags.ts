@@ -46,6 +46,16 @@ export const ZClusterLogFlags = z.object({
    * its sockets only. Change it only for tests (or a host with a different /run).
    */
   connectorLock: z.string().min(1).default("/run/mirrorplane/connector.lock"),
+  /**
+   * After answering the kernel, try the connector socket this many more times (one
+   * non-blocking recv each) before sleeping in the event loop (issue 11): the kernel's
+   * next request often follows the reply at once (IN_SYNC twice per new region), and is
+   * then read without a sleep and a wake-up. 0 = never spin. Costs CPU only while the
+   * kernel is sending: at most this many recv() calls after each batch of requests.
+   * Default 20: in the kernel lab it took random 4 KiB writes from 593 to 742 IOPS
+   * (docs/BENCHMARKS.md PB9); on hardware 20 tries are some 20 µs.
+   */
+  connectorSpin: z.coerce.number().int().min(0).max(10_000).default(20),
   /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
   nats: z
     .string()
