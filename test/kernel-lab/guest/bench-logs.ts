@@ -123,22 +123,14 @@ async function measure(
     () => regions,
     "region",
   );
-  const random = await phase(
-    server,
-    `${log} random 4k`,
-    () => fio({ device: dev, rw: "randwrite", bs: "4k", iodepth: 16, seconds }),
-    (r) => r.ios,
-    "write",
-  );
-  check(random.errors === 0, `${log}: random writes failed`);
-  const sequential = await phase(
-    server,
-    `${log} sequential 1M`,
-    () => fio({ device: dev, rw: "write", bs: "1M", iodepth: 4, seconds }),
-    (r) => r.ios,
-    "write",
-  );
-  check(sequential.errors === 0, `${log}: sequential writes failed`);
+  const writes = async (label: string, rw: "randwrite" | "write", bs: string, iodepth: number) => {
+    const run = () => fio({ device: dev, rw, bs, iodepth, seconds });
+    const result = await phase(server, `${log} ${label}`, run, (r) => r.ios, "write");
+    check(result.errors === 0, `${log}: ${label} writes failed`);
+    return result;
+  };
+  const random = await writes("random 4k", "randwrite", "4k", 16);
+  const sequential = await writes("sequential 1M", "write", "1M", 4);
   await waitInSync("mir", 300_000);
   const same = identical(leg0.device, leg1.device);
   check(same.same, `${log}: legs differ: ${same.detail}`);

@@ -53,7 +53,8 @@ export const ZClusterLogFlags = z.object({
    * then read without a sleep and a wake-up. 0 = never spin. Costs CPU only while the
    * kernel is sending: at most this many recv() calls after each batch of requests.
    * Default 20: in the kernel lab it took random 4 KiB writes from 593 to 742 IOPS
-   * (docs/BENCHMARKS.md PB9); on hardware 20 tries are some 20 µs.
+   * (docs/BENCHMARKS.md PB9). On hardware a non-blocking recv() is on the order of a
+   * microsecond, so 20 tries should cost tens of µs per batch (an estimate, not measured).
    */
   connectorSpin: z.coerce.number().int().min(0).max(10_000).default(20),
   /** NATS server URL(s), comma-separated: join a multi-host cluster over JetStream. */
