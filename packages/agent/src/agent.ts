@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { join } from "node:path";
+import type { TSmart } from "@mirrorplane/contracts";
 import { createIngestPool, type IngestPool, pruneSamples } from "@mirrorplane/db/ingest";
 import type { Logger } from "pino";
 import { type AgentApiServer, startApiServer } from "./api/server.ts";
@@ -16,6 +17,8 @@ import { memorySeries, readMemory } from "./collectors/memory.ts";
 import { mirrorHealthEvents, mirrorsSeenAfter } from "./collectors/mirror-health.ts";
 import { TunableWriter } from "./collectors/tunables.ts";
 import { defaultApiUrl, type TAgentConfig } from "./config/config.ts";
+import { DiskInventory } from "./disks/disk-inventory.ts";
+import { diskIdentity, smartEvents } from "./disks/smart-events.ts";
 import { MirrorMap } from "./events/mirror-map.ts";
 import { EventPipeline } from "./events/pipeline.ts";
 import { loadNodeId } from "./identity.ts";
@@ -164,6 +167,30 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     };
   }
 
+  // The disk inventory (issue 13): sysfs per call, SMART every smartIntervalMs and on
+  // demand; a drive that starts failing becomes a device_failure event. Legs are placed on
+  // disks from dmsetup, only where dm-mirror is loaded (a host without mirrors never runs it).
+  const diskLegs = new DmsetupMirrorInventory({ root: config.root });
+  const smartSeen = new Map<string, TSmart>();
+  const disks = new DiskInventory({
+    root: config.root,
+    smartctl: config.smartctl,
+    intervalMs: config.smartIntervalMs === 0 ? null : config.smartIntervalMs,
+    mirrors: async () =>
+      existsSync(join(config.root, "sys/module/dm_mirror"))
+        ? diskLegs.list()
+        : { mirrors: [], reason: "dm-mirror is not loaded on this host: no mirror legs" },
+    onSmartRead: (inventory, read) => {
+      metrics.setDisks(inventory);
+      const roundDisks = inventory.disks.filter((d) => read.has(d.name));
+      events.emit(smartEvents(smartSeen, roundDisks, { nodeId, now: Date.now() }));
+      for (const d of roundDisks)
+        if (d.smart.status !== "pending" && d.smart.status !== "unavailable")
+          smartSeen.set(diskIdentity(d), d.smart);
+    },
+  });
+  services.disks = disks;
+
   const first = await readKhugepaged(config.root);
   if (!first.available) {
     log.warn(
@@ -286,6 +313,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
     if (fresh.length > 0) events.emit(fresh);
   };
   emitMembership();
+  disks.start();
 
   let stopping = false;
   let inFlight: Promise<void> = Promise.resolve();
@@ -353,6 +381,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       if (!(await within(api.close(), left())))
         log.warn("agent API: requests still open at shutdown were not answered");
       resync?.stop();
+      const disksStopped = disks.stop();
       // The cluster-log server bounds its own stop (about 1 s with NATS unreachable); it
       // runs beside the database's drain, not before it.
       const clusterLogStopped = clusterLog?.stop();
@@ -375,6 +404,7 @@ export async function startAgent(config: TAgentConfig, log: Logger): Promise<Run
       if (store?.pendingBatches)
         log.warn({ pending: store.pendingBatches }, "samples not written at shutdown");
       await clusterLogStopped;
+      await within(disksStopped, Math.max(50, left()));
       // A connection stuck in a query the database never answers cannot be ended
       // cleanly; the process exits anyway.
       if (db) await within(db.end(), Math.max(50, left()));

@@ -103,6 +103,16 @@ program
       "whether /metrics needs the bearer token (default true)",
     ).argParser(boolean),
   )
+  .option(
+    "--smartctl <path>",
+    "smartmontools' smartctl, run as `<path> --json=c -a -n standby /dev/<disk>` (default smartctl on PATH)",
+  )
+  .addOption(
+    new Option(
+      "--smart-interval-ms <ms>",
+      "how often SMART is read; 0: only on demand (default 600000)",
+    ).argParser(integer),
+  )
   .addOption(logLevelOption())
   .action(async (opts: TAgentConfigLayer & { config?: string }) => {
     const { config: configFile, ...flags } = opts;

@@ -1,3 +1,4 @@
+import type { TDiskInventory } from "@mirrorplane/contracts";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { JetStreamBusStatus } from "./clusterlog/jetstream-bus.ts";
 import type { KhugepagedSnapshot } from "./collectors/khugepaged.ts";
@@ -21,6 +22,8 @@ export interface AgentMetrics {
   setKhugepaged(snapshot: KhugepagedSnapshot): void;
   setMemory(snapshot: MemorySnapshot): void;
   setPipeline(read: () => PipelineStats): void;
+  /** The disk inventory after each SMART round. */
+  setDisks(inventory: TDiskInventory): void;
 }
 
 export function createAgentMetrics(labels: { node: string }): AgentMetrics {
@@ -158,9 +161,81 @@ export function createAgentMetrics(labels: { node: string }): AgentMetrics {
   // Registered now so the names exist (at zero) before the cluster-log server starts.
   clusterLogMetrics(registry);
 
+  // SMART per disk (issue 13), as of the last round. Devices without SMART (loop, dm, a VM's
+  // disk) have only `available 0`; the others every value smartctl gave.
+  let disks: TDiskInventory | null = null;
+  const diskGauge = (
+    name: string,
+    help: string,
+    value: (d: TDiskInventory["disks"][number]) => number | null,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["device", "serial", "model"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const d of disks?.disks ?? []) {
+          const v = value(d);
+          if (v !== null)
+            this.set(
+              {
+                device: d.name,
+                serial: d.smart.serial ?? d.serial ?? "",
+                model: d.smart.model ?? d.model ?? "",
+              },
+              v,
+            );
+        }
+      },
+    });
+  const readable = (d: TDiskInventory["disks"][number]) =>
+    d.smart.status === "passed" || d.smart.status === "warning" || d.smart.status === "failing";
+  diskGauge(
+    "mirrorplane_disk_smart_available",
+    "Whether smartctl could read the disk's SMART (1) or not (0: loop/dm/virtual, no smartctl, timeout)",
+    (d) => (d.smart.status === "pending" ? null : readable(d) ? 1 : 0),
+  );
+  diskGauge(
+    "mirrorplane_disk_smart_healthy",
+    "SMART health: 1 passed (warnings included), 0 failing (FAILED verdict, NVMe critical warning, prefail attribute at threshold)",
+    (d) => (readable(d) ? (d.smart.status === "failing" ? 0 : 1) : null),
+  );
+  diskGauge(
+    "mirrorplane_disk_temperature_celsius",
+    "Drive temperature (smartctl temperature.current)",
+    (d) => d.smart.temperatureC,
+  );
+  diskGauge(
+    "mirrorplane_disk_percentage_used",
+    "NVMe percentage of rated endurance used",
+    (d) => d.smart.percentageUsed,
+  );
+  diskGauge(
+    "mirrorplane_disk_media_errors",
+    "NVMe media and data integrity errors",
+    (d) => d.smart.mediaErrors,
+  );
+  diskGauge(
+    "mirrorplane_disk_reallocated_sectors",
+    "ATA attribute 5 Reallocated_Sector_Ct (raw)",
+    (d) => d.smart.reallocatedSectors,
+  );
+  diskGauge(
+    "mirrorplane_disk_pending_sectors",
+    "ATA attribute 197 Current_Pending_Sector (raw)",
+    (d) => d.smart.pendingSectors,
+  );
+  diskGauge("mirrorplane_disk_power_on_hours", "Power-on hours", (d) => d.smart.powerOnHours);
+  diskGauge("mirrorplane_disk_size_bytes", "Disk size from sysfs", (d) => d.sizeBytes);
+
   return {
     registry,
     countEvent: (e) => events.inc({ kind: e.kind, severity: e.severity }),
+    setDisks: (inventory) => {
+      disks = inventory;
+    },
     setKhugepaged: (s) => {
       khugepaged = s;
     },

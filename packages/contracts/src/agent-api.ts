@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ZDiskInventory, ZSmartRefresh } from "./disks.ts";
 import {
   ZActorName,
   ZLogUuid,
@@ -150,6 +151,15 @@ export const agentApi = {
       ZLogUuid.extend({ regionsPerSecond: ZRegionsPerSecond.nullable() }),
       ZResyncProgress,
     ),
+  },
+  disks: {
+    /**
+     * Every whole block device under /sys/block (sysfs read now), the mirror legs on each,
+     * and SMART health as last read (every `--smart-interval-ms`, and on `refreshSmart`).
+     */
+    list: query(ZDiskInventory),
+    /** Reads SMART now (one device or all, bounded concurrency) and answers the inventory. */
+    refreshSmart: mutation(ZSmartRefresh, ZDiskInventory),
   },
   cluster: {
     /** Members, who serves each log, recent membership changes, the order's connection. */

@@ -4,6 +4,7 @@
 // Types come from the schemas (z.infer); neither side writes them again.
 export * from "./agent-api.ts";
 export * from "./client.ts";
+export * from "./disks.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./mirrors.ts";

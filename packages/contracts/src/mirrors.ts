@@ -72,6 +72,13 @@ export const ZResyncLog = z.object({
   /** Why `legs` is null. */
   legsUnknownReason: z.string().nullable().optional(),
   logDevice: ZMirrorLogDevice.nullable().optional(),
+  /**
+   * The mirror target's line as `dmsetup table` prints it after the name (`0 4194304 mirror
+   * userspace 4 …`), when this host's kernel reports it: what a leg replacement rewrites.
+   */
+  table: z.string().nullable().optional(),
+  /** The dm device's uuid (`LVM-…` when LVM made it), when sysfs shows it. */
+  dmUuid: z.string().nullable().optional(),
 });
 export type TResyncLog = z.infer<typeof ZResyncLog>;
 

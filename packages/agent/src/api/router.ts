@@ -101,6 +101,19 @@ export const resyncRouter = createTRPCRouter({
     ),
 });
 
+function diskService(ctx: { services: AgentContext["services"] }) {
+  if (!ctx.services.disks) notImplemented("this agent keeps no disk inventory");
+  return ctx.services.disks;
+}
+
+export const disksRouter = createTRPCRouter({
+  list: agentProcedure.output(api.disks.list.output).query(({ ctx }) => diskService(ctx).list()),
+  refreshSmart: agentProcedure
+    .input(api.disks.refreshSmart.input)
+    .output(api.disks.refreshSmart.output)
+    .mutation(({ ctx, input }) => diskService(ctx).refresh(input.device)),
+});
+
 export const clusterRouter = createTRPCRouter({
   membership: agentProcedure.output(api.cluster.membership.output).query(({ ctx }) => {
     const membership = ctx.services.membership;
@@ -113,6 +126,7 @@ export const clusterRouter = createTRPCRouter({
 
 export const agentRouter = createTRPCRouter({
   cluster: clusterRouter,
+  disks: disksRouter,
   node: nodeRouter,
   khugepaged: khugepagedRouter,
   events: eventsRouter,

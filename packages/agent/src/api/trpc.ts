@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type {
   TClusterMembership,
+  TDiskInventory,
   TEventStatus,
   TNodeInfo,
   TTunableChange,
@@ -29,6 +30,11 @@ export interface AgentServices {
    * whether its NATS connection is up).
    */
   membership?(): ClusterMembership;
+  /** The node's disks with SMART (issue 13): sysfs now, SMART as last read / read now. */
+  disks?: {
+    list(): Promise<TDiskInventory>;
+    refresh(device?: string): Promise<TDiskInventory>;
+  };
   /** Operator resync control over this node's cluster-log replica (issue 5). */
   resync?: Pick<
     ResyncController,

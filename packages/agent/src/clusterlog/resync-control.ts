@@ -197,6 +197,8 @@ export class ResyncController {
         logDevice: kernel?.logDevice
           ? { ...kernel.logDevice, health: kernel.logDevice.health ?? ctrLogDevice?.health ?? null }
           : ctrLogDevice,
+        table: kernel?.table ?? null,
+        dmUuid: kernel?.dmUuid ?? null,
       };
     });
   }

@@ -53,6 +53,13 @@ export const ZAgentConfig = z
     retentionIntervalMs: z.number().int().min(1000).max(86_400_000),
     /** Whether `/metrics` needs the bearer token like the API (Prometheus: `authorization`). */
     metricsRequireToken: z.boolean(),
+    /**
+     * smartmontools' smartctl (a path, or a name on PATH): the disk inventory runs
+     * `<smartctl> --json=c -a -n standby /dev/<disk>` for SMART health.
+     */
+    smartctl: z.string().min(1),
+    /** How often SMART is read (each disk, a few at a time); 0: only when asked through the API. */
+    smartIntervalMs: z.number().int().min(0).max(86_400_000),
     /** Mirror legs on this host, so failures name their mirror and regions (file only). */
     mirrors: z.array(ZMirrorConfig),
     /**
@@ -88,6 +95,8 @@ export const defaults = {
   sampleDownsampleSeconds: 300,
   retentionIntervalMs: 3_600_000,
   metricsRequireToken: true,
+  smartctl: "smartctl",
+  smartIntervalMs: 600_000,
   mirrors: [],
 } satisfies Partial<TAgentConfig>;
 
@@ -105,12 +114,15 @@ const envNames: Record<string, keyof TAgentConfigLayer> = {
   MIRRORPLANE_LOG_LEVEL: "logLevel",
   MIRRORPLANE_AGENT_SPOOL_MAX_BYTES: "spoolMaxBytes",
   MIRRORPLANE_SAMPLE_RETENTION_DAYS: "sampleRetentionDays",
+  MIRRORPLANE_SMARTCTL: "smartctl",
+  MIRRORPLANE_SMART_INTERVAL_MS: "smartIntervalMs",
 };
 const numericKeys = new Set<keyof TAgentConfigLayer>([
   "port",
   "sampleIntervalMs",
   "spoolMaxBytes",
   "sampleRetentionDays",
+  "smartIntervalMs",
 ]);
 
 export function envLayer(env: NodeJS.ProcessEnv): TAgentConfigLayer {

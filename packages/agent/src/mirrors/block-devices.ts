@@ -81,3 +81,17 @@ export async function resolveBlockDevices(
   for (const mm of new Set(numbers)) resolved.set(mm, await resolveBlockDevice(root, mm));
   return resolved;
 }
+
+/** Every dm device under `<root>/sys/block` by its dm name: kernel name and dm uuid. */
+export async function dmDevicesByName(
+  root: string,
+): Promise<Map<string, { name: string; uuid: string | null }>> {
+  const out = new Map<string, { name: string; uuid: string | null }>();
+  const block = join(root, "sys/block");
+  for (const name of await list(block, /^dm-\d+$/)) {
+    const dmName = await readLine(join(block, name, "dm/name"));
+    if (dmName !== null)
+      out.set(dmName, { name, uuid: await readLine(join(block, name, "dm/uuid")) });
+  }
+  return out;
+}

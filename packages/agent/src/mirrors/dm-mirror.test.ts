@@ -20,6 +20,8 @@ describe("dmsetup table --target mirror", () => {
           { device: "253:4", offset: 0 },
         ],
         features: ["handle_errors"],
+        // What `dmsetup reload --table` takes back.
+        text: `0 4194304 mirror userspace 4 ${DB_UUID} clustered-disk 253:2 1024 2 253:3 0 253:4 0 1 handle_errors`,
       },
       {
         name: "vg_shared-lv_web",
@@ -36,6 +38,7 @@ describe("dmsetup table --target mirror", () => {
           { device: "253:8", offset: 0 },
         ],
         features: ["handle_errors"],
+        text: `0 1048576 mirror userspace 5 ${WEB_UUID} integrated_flush clustered-core 1024 nosync 3 253:6 0 253:7 0 253:8 0 1 handle_errors`,
       },
       {
         name: "vg_local-lv_scratch",
@@ -51,6 +54,7 @@ describe("dmsetup table --target mirror", () => {
           { device: "8:49", offset: 384 },
         ],
         features: [],
+        text: "0 204800 mirror core 2 1024 nosync 2 8:33 384 8:49 384",
       },
     ]);
   });

@@ -30,6 +30,8 @@ export interface MirrorTableLine {
   readonly integratedFlush: boolean;
   readonly legs: readonly { readonly device: string; readonly offset: number }[];
   readonly features: readonly string[];
+  /** The line as dmsetup printed it after `<name>: ` (what `dmsetup reload --table` takes). */
+  readonly text: string;
 }
 
 export interface MirrorStatusLine {
@@ -55,7 +57,7 @@ function int(token: string | undefined): number | null {
 }
 
 /** `name: <start> <len> mirror …` → [name, fields]; null for any other line. */
-function mirrorLine(line: string): { name: string; fields: string[] } | null {
+function mirrorLine(line: string): { name: string; fields: string[]; text: string } | null {
   const colon = line.indexOf(": ");
   if (colon <= 0) return null;
   const fields = line
@@ -63,7 +65,7 @@ function mirrorLine(line: string): { name: string; fields: string[] } | null {
     .trim()
     .split(/\s+/);
   if (fields[2] !== "mirror" || int(fields[0]) === null || int(fields[1]) === null) return null;
-  return { name: line.slice(0, colon), fields };
+  return { name: line.slice(0, colon), fields, text: fields.join(" ") };
 }
 
 /** The log part of a table line: type, uuid, device and region size. */
@@ -131,6 +133,7 @@ export function parseMirrorTable(output: string): MirrorTableLine[] {
       ...log,
       legs,
       features: f.slice(at + 1, at + 1 + featureCount),
+      text: parsed.text,
     });
   }
   return found;

@@ -1,5 +1,10 @@
 import { execFile } from "node:child_process";
-import { type BlockDevice, isMajorMinor, resolveBlockDevices } from "./block-devices.ts";
+import {
+  type BlockDevice,
+  dmDevicesByName,
+  isMajorMinor,
+  resolveBlockDevices,
+} from "./block-devices.ts";
 import { type MirrorTableLine, parseMirrorStatus, parseMirrorTable } from "./dm-mirror.ts";
 import {
   type MirrorInfo,
@@ -66,6 +71,7 @@ export async function mirrorInventory(
     ...(t.logDevice ? [t.logDevice] : []),
   ]);
   const resolved = await resolveBlockDevices(root, numbers);
+  const dmDevices = tables.length > 0 ? await dmDevicesByName(root) : new Map();
   return tables.map((t: MirrorTableLine): MirrorInfo => {
     const status = statuses.get(`${t.name}@${t.start}`);
     // Both list the legs in table order; a status from another table load (a reload
@@ -94,6 +100,8 @@ export async function mirrorInventory(
         // from ours, spec §2.15); no status line, or no answer (COM_FAILURE): unknown.
         health: status?.logHealth ?? null,
       },
+      table: t.text,
+      dmUuid: dmDevices.get(t.name)?.uuid ?? null,
     };
   });
 }

@@ -44,6 +44,10 @@ export interface MirrorInfo {
    * the devices, so nothing is concluded from them (mirror-health.ts).
    */
   readonly healthKnown: boolean;
+  /** The target line `dmsetup table` printed (after the name); absent for simulated kernels. */
+  readonly table?: string | null;
+  /** The dm device's uuid from sysfs (`LVM-…` for LVM), when found. */
+  readonly dmUuid?: string | null;
 }
 
 export interface MirrorInventoryResult {
