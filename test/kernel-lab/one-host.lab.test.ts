@@ -121,6 +121,19 @@ describe("one host: the host agent (`run`) with its API", () => {
     expect(r.inventory.legs.map((l) => l.health)).toEqual(["A", "A"]);
   });
 
+  it("a throttled resync holds its limit within ±20 % at 5, 2 and 1 regions/s idle and under reads; lifted, the rest at full speed, legs identical", async () => {
+    const { vm, exit } = await runVm({ name: "throttle", script: "guest throttle" });
+    passed(vm, exit);
+    const r = vm.result<{
+      phases: { name: string; limit: number; rate: number; ratio: number }[];
+    }>();
+    expect(r.phases.map((p) => p.limit)).toEqual([5, 2, 1, 5]);
+    for (const p of r.phases) {
+      expect(p.ratio, `${p.name}: ${p.rate.toFixed(2)}/s`).toBeGreaterThanOrEqual(0.8);
+      expect(p.ratio, `${p.name}: ${p.rate.toFixed(2)}/s`).toBeLessThanOrEqual(1.2);
+    }
+  });
+
   describe("a leg that fails under load", () => {
     let pg: TestPostgres;
     beforeAll(async () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type ConnectionOptions, credsAuthenticator } from "@nats-io/transport-node";
@@ -17,7 +18,7 @@ import {
   startConnectorTransport,
 } from "./connector-transport.ts";
 import { createClusterBusFromOptions } from "./create-cluster-bus.ts";
-import { dmsetupSuspendResume } from "./dmsetup.ts";
+import { dmsetupSuspendResume, mirrorBlockDevices, readDirect } from "./dmsetup.ts";
 import { type TClusterLogFlags, ZClusterLogFlags } from "./flags.ts";
 import { type Handoff, takeHandoff, writeHandoff } from "./handoff.ts";
 import { JetStreamBus } from "./jetstream-bus.ts";
@@ -27,6 +28,7 @@ import { HintRearmer } from "./rearm.ts";
 import { ClusterLogServer } from "./server.ts";
 import type { TcpAuth } from "./stream-transport.ts";
 import { readTokenFile } from "./tcp-auth.ts";
+import { ResyncWaker } from "./wake.ts";
 
 // `mirrorplane-agent clusterlog`: only the cluster-log server, in the foreground
 // (CLUSTERLOG-SERVER.md). Without `--nats` the order is in-process and the node is the only
@@ -67,8 +69,42 @@ export interface RunningClusterLog {
   readonly rearmer: HintRearmer;
   /** Whether re-arming runs dmsetup. */
   readonly rearmWithDmsetup: boolean;
+  /** Wakes this host's idle mirrors when resync work is given back (null: no kernel here). */
+  readonly waker: ResyncWaker | null;
   /** First call drains and stops. */
   stop(): Promise<void>;
+}
+
+/**
+ * Reads one block of each of this host's mirror devices on a log (wake.ts), the devices
+ * found with dmsetup once and again only after a read failed (a removed or reloaded device).
+ */
+function wakeMirrorDevices(): (uuid: string) => Promise<void> {
+  const devicesOf = new Map<string, string[]>();
+  return async (uuid) => {
+    let devices = devicesOf.get(uuid);
+    if (!devices) {
+      devices = await mirrorBlockDevices(uuid);
+      devicesOf.set(uuid, devices);
+    }
+    try {
+      await Promise.all(devices.map((device) => readDirect(device, directReadBytes(device))));
+    } catch (error) {
+      devicesOf.delete(uuid);
+      throw error;
+    }
+  };
+}
+
+/** A direct read's size: 4 KiB, or the device's logical block size where that is larger. */
+function directReadBytes(device: string): number {
+  try {
+    const name = device.replace(/^\/dev\//, "");
+    const lbs = Number(readFileSync(`/sys/block/${name}/queue/logical_block_size`, "utf8"));
+    return Number.isInteger(lbs) && lbs > 4096 ? lbs : 4096;
+  } catch {
+    return 4096;
+  }
 }
 
 /** Parses `M:m=<path>` overrides. */
@@ -413,6 +449,10 @@ export async function startClusterLogCommand(
         },
   });
   rearmer.start();
+  // With the kernel served here, an idle mirror is woken when a throttle window or a
+  // release gives resync work back (wake.ts).
+  const waker = useDmsetup ? new ResyncWaker({ server, log, wake: wakeMirrorDevices() }) : null;
+  waker?.start();
   let tcpPort: number | null = null;
   try {
     await server.listenUnix(resolve(flags.socket));
@@ -423,6 +463,7 @@ export async function startClusterLogCommand(
     }
   } catch (error) {
     rearmer.stop();
+    waker?.stop();
     connector?.close();
     await server.stop();
     throw error;
@@ -436,9 +477,11 @@ export async function startClusterLogCommand(
     connector,
     rearmer,
     rearmWithDmsetup: useDmsetup,
+    waker,
     stop: () => {
       stopping ??= (async () => {
         rearmer.stop();
+        waker?.stop();
         // One host's clean restart hands its state over (handoff.ts); a cluster member
         // leaves, and its logs live on in the cluster.
         const lockPath = !flags.nats && connector ? (claim?.lock?.path ?? null) : null;

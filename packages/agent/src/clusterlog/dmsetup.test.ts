@@ -3,7 +3,13 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DmsetupError, dmsetupSuspendResume, parseMirrorTables } from "./dmsetup.ts";
+import {
+  DmsetupError,
+  dmsetupSuspendResume,
+  mirrorBlockDevices,
+  parseMirrorTables,
+  readDirect,
+} from "./dmsetup.ts";
 
 // `dmsetup table --target mirror` as LVM2 leaves it on a clustered-mirror host: a disk-log
 // mirror, a core-log one, a local (non-cluster) mirror and another target type.
@@ -48,7 +54,7 @@ describe("dmsetup suspend + resume", () => {
     await writeFile(
       fake,
       `#!/bin/sh\necho "$*" >> "${dir}/calls"\n` +
-        `case "$1" in table) cat "${dir}/tables";; suspend) [ -e "${dir}/fail-suspend" ] && { echo "device busy" >&2; exit 1; }; true;; esac\n`,
+        `case "$1" in table) cat "${dir}/tables";; info) printf '  6 vg0-lin\\n 12 vg0-data\\n  7 vg0-scratch\\n 13 vg1-local\\n';; suspend) [ -e "${dir}/fail-suspend" ] && { echo "device busy" >&2; exit 1; }; true;; esac\n`,
     );
     await chmod(fake, 0o755);
   });
@@ -79,6 +85,47 @@ describe("dmsetup suspend + resume", () => {
   it("names the log when no mirror on this host carries it", async () => {
     await expect(dmsetupSuspendResume("LVM-nope", { binary: fake })).rejects.toThrow(
       /no mirror device on this host has the userspace log LVM-nope/,
+    );
+  });
+});
+
+describe("waking a mirror: its block devices and one direct read", () => {
+  let dir = "";
+  let fake = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "mp-dmsetup-wake-"));
+    fake = join(dir, "dmsetup");
+    await writeFile(join(dir, "tables"), TABLES);
+    // dmsetup info -c pads its columns: the minor right-aligned, then the name.
+    await writeFile(
+      fake,
+      `#!/bin/sh\necho "$*" >> "${dir}/calls"\n` +
+        `case "$1" in table) cat "${dir}/tables";; info) printf '  6 vg0-lin\\n 12 vg0-data\\n  7 vg0-scratch\\n';; esac\n`,
+    );
+    await chmod(fake, 0o755);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("finds /dev/dm-<minor> of the mirror that carries the log, by its name", async () => {
+    await writeFile(join(dir, "calls"), "");
+    expect(await mirrorBlockDevices("LVM-3fJ0abc", { binary: fake })).toEqual(["/dev/dm-12"]);
+    expect(await mirrorBlockDevices("LVM-9Kq1core", { binary: fake })).toEqual(["/dev/dm-7"]);
+    expect((await readFile(join(dir, "calls"), "utf8")).trim().split("\n")[1]).toBe(
+      "info -c --noheadings --separator   -o minor,name",
+    );
+    await expect(mirrorBlockDevices("LVM-nope", { binary: fake })).rejects.toThrow(
+      /no mirror device on this host has the userspace log LVM-nope/,
+    );
+  });
+
+  it("reads one block with O_DIRECT (a real file here), and says why it could not", async () => {
+    const file = join(dir, "leg");
+    await writeFile(file, Buffer.alloc(8192, 7));
+    await expect(readDirect(file, 4096)).resolves.toBeUndefined();
+    await expect(readDirect(join(dir, "no-such-device"), 4096)).rejects.toThrow(
+      /iflag=direct failed: .*No such file or directory/,
     );
   });
 });

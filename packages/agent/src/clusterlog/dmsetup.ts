@@ -89,3 +89,56 @@ export async function dmsetupSuspendResume(
   }
   return devices;
 }
+
+/**
+ * The block devices (`/dev/dm-N`) of the mirrors on this host whose userspace log is
+ * `logUuid`, for reading them (wake.ts). The dm device's kernel name is `dm-<minor>`, which
+ * devtmpfs creates whether or not udev runs.
+ */
+export async function mirrorBlockDevices(
+  logUuid: string,
+  options: DmsetupOptions = {},
+): Promise<string[]> {
+  const tables = parseMirrorTables(await run(["table", "--target", "mirror"], options));
+  const names = new Set(tables.filter((t) => t.logUuid === logUuid).map((t) => t.device));
+  if (names.size === 0) {
+    throw new DmsetupError(`no mirror device on this host has the userspace log ${logUuid}`);
+  }
+  const info = await run(
+    ["info", "-c", "--noheadings", "--separator", " ", "-o", "minor,name"],
+    options,
+  );
+  const devices: string[] = [];
+  for (const line of info.split("\n")) {
+    // The minor first (columns may be padded): the rest of the line is the name.
+    const m = /^\s*(\d+)\s+(.*?)\s*$/.exec(line);
+    if (m && names.has(m[2]!)) devices.push(`/dev/dm-${m[1]}`);
+  }
+  return devices;
+}
+
+/**
+ * One direct read of the first `bytes` of each device: a bio through the mirror's map,
+ * which (with a userspace log, whose `in_sync` cannot answer without blocking) queues every
+ * read on the mirror's worker and so wakes it. `dd` because O_DIRECT needs an aligned
+ * buffer, which Node cannot allocate.
+ */
+export function readDirect(
+  device: string,
+  bytes: number,
+  options: { binary?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  const binary = options.binary ?? "dd";
+  return new Promise((resolve, reject) => {
+    execFile(
+      binary,
+      [`if=${device}`, "of=/dev/null", `bs=${bytes}`, "count=1", "iflag=direct", "status=none"],
+      { timeout: options.timeoutMs ?? 30_000, encoding: "utf8" },
+      (error, _stdout, stderr) => {
+        if (!error) return resolve();
+        const detail = (stderr || error.message).trim().split("\n").slice(-1).join("");
+        reject(new DmsetupError(`${binary} if=${device} iflag=direct failed: ${detail}`));
+      },
+    );
+  });
+}
