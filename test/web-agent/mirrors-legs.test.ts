@@ -158,7 +158,14 @@ describe("mirror legs and blast radius (real Postgres, real agent APIs, simulate
       },
     ]);
     expect(n1!.legs![1]!.blastRadius).toEqual([]);
-    expect(n2).toEqual({ nodeId: "n2", legs: null, reason: "this agent does not report legs" });
+    expect(n2).toEqual({
+      nodeId: "n2",
+      legs: null,
+      reason: "this agent does not report legs",
+      // No table line either: a leg replacement cannot be built for this node.
+      table: null,
+      dmUuid: null,
+    });
   });
 
   it("blast radius of a device: last healthy leg, source of out-of-sync regions, nothing", async () => {

@@ -26,6 +26,9 @@ export interface THolderView {
   nodeId: string;
   legs: TLegView[] | null;
   reason: string | null;
+  /** The mirror target's table line on that node and its dm uuid (leg replacement). */
+  table?: string | null;
+  dmUuid?: string | null;
 }
 
 export interface TMirrorView {

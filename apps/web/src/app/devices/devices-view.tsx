@@ -9,6 +9,7 @@ import { shortDevice } from "~/lib/bytes";
 import { errorMessage } from "~/lib/errors";
 import { formatRange } from "~/lib/format";
 import { useTRPC } from "~/trpc/react";
+import { DisksPanel } from "./disks-table";
 
 export function DevicesView() {
   const trpc = useTRPC();
@@ -24,6 +25,7 @@ export function DevicesView() {
   const s = summary.data;
   return (
     <>
+      <DisksPanel />
       <div className="panel">
         <h2>Sources each agent found</h2>
         <table data-testid="sources-table">

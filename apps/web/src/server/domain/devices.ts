@@ -1,4 +1,4 @@
-import { deviceEventKinds, memoryEventKinds } from "@mirrorplane/contracts";
+import { AppError, deviceEventKinds, memoryEventKinds } from "@mirrorplane/contracts";
 import { trpcErrorCode } from "~/lib/errors";
 import {
   blastRadiusCaveats,
@@ -7,8 +7,9 @@ import {
   nodeBlastRadius,
 } from "../blast-radius";
 import { eventSelect, serializeEvent } from "../event-rows";
+import { freshness } from "../freshness";
 import type { ContextInner } from "../trpc";
-import { collect, mirrorView } from "./fleet";
+import { agentCall, collect, mirrorView } from "./fleet";
 
 // Every memory and device event, recoveries included (the time axis counts only the errors).
 const memoryKinds = [...memoryEventKinds];
@@ -103,4 +104,74 @@ export async function devicesSummary(ctx: ContextInner, input: { days?: number }
     memory: memory.map(serializeEvent),
     probes,
   };
+}
+
+/**
+ * Each node's disks with SMART (issue 13), asked live of its agent: sysfs as of now, SMART
+ * as of its last read, with the freshness of that read against the agent's SMART interval.
+ * A node that does not answer, or an agent without the inventory, says so in a sentence.
+ */
+export async function diskInventory(ctx: ContextInner, input: { nodeId?: string | undefined }) {
+  const nodes = await ctx.db.node.findMany({
+    where: input.nodeId ? { id: input.nodeId } : {},
+    orderBy: { id: "asc" },
+    select: { id: true, apiUrl: true, lastSeenAt: true, sampleIntervalMs: true },
+  });
+  const now = ctx.now();
+  return {
+    nodes: await Promise.all(
+      nodes.map(async (n) => {
+        const nodeFreshness = freshness(n.lastSeenAt, n.sampleIntervalMs, now);
+        const unread = { nodeId: n.id, nodeFreshness, inventory: null };
+        if (nodeFreshness === "unknown")
+          return {
+            ...unread,
+            error: "its agent has not reported for three intervals: its disks are not known now",
+          };
+        try {
+          const inventory = await ctx.agents.client(n.apiUrl).disks.list.query();
+          const interval = inventory.smartctl.intervalMs;
+          return {
+            nodeId: n.id,
+            nodeFreshness,
+            inventory: {
+              ...inventory,
+              disks: inventory.disks.map((d) => ({
+                ...d,
+                smartFreshness:
+                  d.smart.readAt && interval ? freshness(d.smart.readAt, interval, now) : null,
+              })),
+            },
+            error: null,
+          };
+        } catch (error) {
+          return {
+            ...unread,
+            error:
+              trpcErrorCode(error) === "NOT_IMPLEMENTED"
+                ? "this agent keeps no disk inventory (an agent older than the disk inventory)"
+                : `its agent did not answer: ${(error as Error).message}`,
+          };
+        }
+      }),
+    ),
+  };
+}
+
+/** Reads SMART on one node now (one disk, or all), through its agent. */
+export async function refreshSmart(
+  ctx: ContextInner,
+  input: { nodeId: string; device?: string | undefined },
+) {
+  const node = await ctx.db.node.findUnique({
+    where: { id: input.nodeId },
+    select: { apiUrl: true },
+  });
+  if (!node) throw new AppError("NOT_FOUND", `no node ${input.nodeId}`);
+  const inventory = await agentCall(() =>
+    ctx.agents
+      .client(node.apiUrl)
+      .disks.refreshSmart.mutate(input.device ? { device: input.device } : {}),
+  );
+  return { nodeId: input.nodeId, disks: inventory.disks.length, readAt: inventory.readAt };
 }

@@ -51,7 +51,14 @@ export interface TCollectedMirror
 export type TFleet = Awaited<ReturnType<typeof collect>>;
 
 function holderView(nodeId: string, log: TResyncLog): THolderView {
-  if (log.legs) return { nodeId, legs: log.legs, reason: null };
+  if (log.legs)
+    return {
+      nodeId,
+      legs: log.legs,
+      reason: null,
+      table: log.table ?? null,
+      dmUuid: log.dmUuid ?? null,
+    };
   return {
     nodeId,
     legs: null,

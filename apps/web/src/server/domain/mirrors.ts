@@ -67,6 +67,9 @@ export async function mirrorDetail(ctx: ContextInner, uuid: string) {
     views: m.views.map((v) => ({
       nodeId: v.nodeId,
       reason: v.reason,
+      // What a leg replacement rewrites (null: not reported, e.g. a simulated kernel).
+      table: v.table ?? null,
+      dmUuid: v.dmUuid ?? null,
       legs:
         v.legs?.map((leg) => ({
           ...leg,

@@ -20,6 +20,7 @@ import {
   resyncStateLabel,
 } from "~/lib/protection";
 import { useTRPC } from "~/trpc/react";
+import { ReplaceLeg } from "./replace-leg";
 
 type TRange = { first?: number; last?: number; throttle?: number; outOfSyncOnly?: boolean };
 
@@ -445,6 +446,15 @@ export function MirrorDetail({
                             A resync cannot repair it: replace the device (or clear its errors) and
                             reload the table, then resync.
                           </div>
+                        )}
+                        {!leg.source && leg.health !== "A" && (
+                          <ReplaceLeg
+                            uuid={uuid}
+                            nodeId={v.nodeId}
+                            legIndex={i}
+                            disabledReason={disabledReason}
+                            onPlanResync={() => setRange({ first: 0, last: d.regionCount - 1 })}
+                          />
                         )}
                       </td>
                       <td data-testid="leg-blast-radius">
