@@ -3,20 +3,24 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { usePathname } from "next/navigation";
+import { useState } from "react";
 import { useShallow } from "zustand/react/shallow";
+import { LiveCache } from "~/lib/live-apply";
 import { useLiveStore } from "~/stores/live";
 import { useViewStore } from "~/stores/view";
 import { useTRPC } from "~/trpc/react";
 
 /**
- * Keeps this tab's server state current from the live stream: changes are applied to the
- * react-query cache (node freshness patched in place; event and audit lists, membership
- * and the devices summary refetched when something new arrived). The stream's state is
- * shown in the header.
+ * Keeps this tab's server state current from the live stream (lib/live-apply.ts): node
+ * freshness and reports, mirror sync state and resync runs patched into the react-query
+ * cache where the change carries the values, the queries that show anything else
+ * invalidated. Pages poll only while the stream is down (`useFallbackInterval`). The
+ * stream's state is shown in the header.
  */
 export function LiveBridge() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
+  const [cache] = useState(() => new LiveCache(queryClient, trpc));
   const pathname = usePathname();
   const live = useViewStore((s) => s.live);
   const received = useLiveStore((s) => s.received);
@@ -26,25 +30,7 @@ export function LiveBridge() {
       enabled,
       onData: ({ data }) => {
         received(data.version);
-        if (data.kind === "snapshot") {
-          void queryClient.invalidateQueries({ queryKey: trpc.nodes.list.queryKey() });
-          return;
-        }
-        for (const change of data.changes) {
-          if (change.type === "node") {
-            void queryClient.invalidateQueries({ queryKey: trpc.nodes.list.queryKey() });
-          } else if (change.type === "audit") {
-            void queryClient.invalidateQueries({ queryKey: trpc.audit.list.infiniteQueryKey() });
-          } else {
-            void queryClient.invalidateQueries({
-              predicate: (q) => JSON.stringify(q.queryKey).includes("events"),
-            });
-            // Membership changes and device failures arrive as events too: the nodes page's
-            // membership and the devices page's summary need not wait for their next poll.
-            void queryClient.invalidateQueries({ queryKey: trpc.nodes.membership.queryKey() });
-            void queryClient.invalidateQueries({ queryKey: trpc.devices.summary.queryKey() });
-          }
-        }
+        cache.apply(data);
       },
       onConnectionStateChange: (state) => {
         const set = useLiveStore.getState().setStatus;

@@ -14,7 +14,8 @@ import { defaultRetentionPolicy } from "./retention";
  * starts; the tRPC route handler takes the agent directory and the live hub from it.
  *
  * - the agent directory (one contract client per agent, with the cluster token);
- * - the live hub (server/live/live-hub.ts: polls only while a tab listens);
+ * - the live hub (server/live/live-hub.ts: reads Postgres and asks the agents for their
+ *   mirrors only while a tab listens);
  * - the mirror watch and alert delivery (installed for the overview and the alerts page);
  * - the background jobs (server/live/background.ts: mirror watch, alerting, retention).
  */
@@ -58,7 +59,7 @@ function build(): ServerRuntime {
       ),
     },
   });
-  return { agents, hub: new LiveHub(db()), background };
+  return { agents, hub: new LiveHub({ db: db(), agents }), background };
 }
 
 /** Builds and starts the runtime (once; later calls return the same one). */

@@ -20,11 +20,12 @@ export const useLiveStore = create<LiveState>()((set) => ({
 }));
 
 /**
- * How often a query the live stream already keeps current should poll: not at all while
- * the stream is live (its changes invalidate the query, live-bridge.tsx), `ms` as a fallback
- * while it is connecting, reconnecting or paused.
+ * How often a query the live stream already keeps current should poll: `ms` as a fallback
+ * while the stream is connecting, reconnecting or paused; while it is live not at all (its
+ * changes patch or invalidate the query, lib/live-apply.ts), or `whileLive` for what the
+ * stream does not carry (say so where it is used).
  */
-export function useFallbackInterval(ms: number): number | false {
+export function useFallbackInterval(ms: number, whileLive: number | false = false): number | false {
   const status = useLiveStore((s) => s.status);
-  return status === "live" ? false : ms;
+  return status === "live" ? whileLive : ms;
 }

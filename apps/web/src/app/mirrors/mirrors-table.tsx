@@ -10,6 +10,7 @@ import { errorMessage } from "~/lib/errors";
 import { formatDuration, formatPercent } from "~/lib/eta";
 import { matchesFilter, sortMirrors } from "~/lib/mirror-rows";
 import { formatExposure } from "~/lib/protection";
+import { useFallbackInterval } from "~/stores/live";
 import { type TMirrorSort, useMirrorsView } from "~/stores/mirrors-view";
 import { useTRPC } from "~/trpc/react";
 
@@ -50,7 +51,11 @@ function SortHeader({ column, children }: { column: TMirrorSort; children: React
 
 export function MirrorsTable() {
   const trpc = useTRPC();
-  const list = useQuery({ ...trpc.mirrors.list.queryOptions(), refetchInterval: 2_000 });
+  // Sync state is patched in from the live stream; poll only while it is down.
+  const list = useQuery({
+    ...trpc.mirrors.list.queryOptions(),
+    refetchInterval: useFallbackInterval(2_000),
+  });
   const me = useQuery(trpc.session.me.queryOptions());
   const canOperate = me.data?.role === "operator" || me.data?.role === "admin";
   const { sort, descending, filter, setFilter } = useMirrorsView(

@@ -3,6 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { DateTime } from "~/components/date-time";
 import { errorMessage } from "~/lib/errors";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 
 const changeText = {
@@ -15,7 +16,12 @@ const changeText = {
 /** Cluster membership per agent (nodes.membership): members, who serves, the order, changes. */
 export function Membership() {
   const trpc = useTRPC();
-  const m = useQuery({ ...trpc.nodes.membership.queryOptions(), refetchInterval: 10_000 });
+  // Membership changes arrive as events and node freshness on the live stream, which refetch
+  // this; the order's connection state is not announced by either: 30 s while live.
+  const m = useQuery({
+    ...trpc.nodes.membership.queryOptions(),
+    refetchInterval: useFallbackInterval(10_000, 30_000),
+  });
   if (m.isPending) return null;
   if (m.isError)
     return <p className="error">Cannot read cluster membership: {errorMessage(m.error)}</p>;

@@ -8,6 +8,7 @@ import { errorMessage } from "~/lib/errors";
 import { formatDuration } from "~/lib/eta";
 import { formatAge, formatTimeOfDay, formatUtc } from "~/lib/format";
 import { formatExposure } from "~/lib/protection";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 import { AlertDeliveryPanel, SilenceButton, silenceFor } from "./alert-delivery";
 
@@ -20,7 +21,14 @@ const healthText = {
 
 export function OverviewView() {
   const trpc = useTRPC();
-  const summary = useQuery({ ...trpc.overview.summary.queryOptions(), refetchInterval: 5_000 });
+  // Refetched on the live stream's node, mirror, event and audit changes (mirror percentages
+  // patched in place); polled every 5 s only while it is down. While it is live, every 30 s
+  // still: some alarms turn on the clock alone (30 min without redundancy, a slip sustained
+  // for 2 min, the 24 h event window), with no change to announce them.
+  const summary = useQuery({
+    ...trpc.overview.summary.queryOptions(),
+    refetchInterval: useFallbackInterval(5_000, 30_000),
+  });
   const me = useQuery(trpc.session.me.queryOptions());
   const canOperate = me.data?.role === "operator" || me.data?.role === "admin";
   const alerts = useQuery(trpc.alerts.status.queryOptions());

@@ -34,7 +34,7 @@ describe("live hub and stream (real Postgres)", () => {
     });
 
   it("broadcasts a change set only when something operators see changed", async () => {
-    const hub = new LiveHub(db, 60_000, () => now);
+    const hub = new LiveHub({ db, intervalMs: 60_000, now: () => now });
     const got: LiveMessage[] = [];
     const stop = hub.subscribe((m) => got.push(m));
     await hub.poll();
@@ -59,7 +59,7 @@ describe("live hub and stream (real Postgres)", () => {
   });
 
   it("streams over the tRPC subscription: a snapshot first, then versioned changes", async () => {
-    const hub = new LiveHub(db, 60_000, () => now);
+    const hub = new LiveHub({ db, intervalMs: 60_000, now: () => now });
     const caller = createCaller(
       createContextInner({
         db,

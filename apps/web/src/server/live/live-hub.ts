@@ -1,38 +1,83 @@
+import { createHash } from "node:crypto";
+import type { TResyncProgress } from "@mirrorplane/contracts";
 import type { Db } from "@mirrorplane/db";
+import type { AgentDirectory } from "../agents";
+import { collect, type TCollectedMirror } from "../domain/fleet";
+import { observeTrend } from "../domain/sync-observer";
 import { freshness } from "../freshness";
 import {
   LiveLog,
   type LiveMessage,
+  type LiveMirror,
   type LiveSnapshot,
   type LiveLog as TLiveLog,
 } from "./live-state";
 
+export interface LiveHubOptions {
+  db: Db;
+  /** The agents the mirrors' state is collected from; without it the stream carries none. */
+  agents?: AgentDirectory;
+  /** How often Postgres is read (nodes, latest event and audit ids). */
+  intervalMs?: number;
+  /** How often the agents are asked for their mirrors' sync state. */
+  mirrorsIntervalMs?: number;
+  now?: () => Date;
+}
+
+/** What the stream does not carry about a mirror, as one short digest (see LiveMirror.facts). */
+export function mirrorFacts(m: TCollectedMirror): string {
+  const facts = JSON.stringify([
+    m.holders.map((h) => h.nodeId),
+    m.name,
+    m.logType,
+    m.regionSectors,
+    m.sizeBytes,
+    m.logDevice,
+    m.views,
+  ]);
+  return createHash("sha256").update(facts).digest("base64url").slice(0, 16);
+}
+
 /**
- * One poller per web process, shared by every open tab: it reads the little the live
- * stream carries from Postgres once a second (PERF.md PB7: ≤ 10 UI updates a second per
- * tab) and fans the resulting change sets out. It runs only while someone listens.
+ * One poller per web process, shared by every open tab, running only while someone
+ * listens. Once a second it reads the little the stream carries from Postgres (PERF.md
+ * PB7: ≤ 10 UI updates a second per tab); every `mirrorsIntervalMs` it asks the agents for
+ * their mirrors' sync state (fleet.ts `collect`, plus the latest run of each mirror that is
+ * out of sync, resyncing or just finished one). Each read is diffed against the current
+ * snapshot and only the changes are fanned out. The two reads run independently, so a slow
+ * agent never holds back node, event or audit changes.
  */
 export class LiveHub {
   readonly log: TLiveLog = new LiveLog();
+  readonly #db: Db;
+  readonly #agents: AgentDirectory | undefined;
+  readonly #intervalMs: number;
+  readonly #mirrorsIntervalMs: number;
+  readonly #now: () => Date;
   #listeners = new Set<(m: LiveMessage) => void>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #polling = false;
+  #readingDb: Promise<void> | null = null;
+  #readingMirrors: Promise<void> | null = null;
+  #mirrorsReadAt = Number.NEGATIVE_INFINITY;
 
-  constructor(
-    private readonly db: Db,
-    private readonly intervalMs = 1_000,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
+  constructor(options: LiveHubOptions) {
+    this.#db = options.db;
+    this.#agents = options.agents;
+    this.#intervalMs = options.intervalMs ?? 1_000;
+    this.#mirrorsIntervalMs = options.mirrorsIntervalMs ?? 2_000;
+    this.#now = options.now ?? (() => new Date());
+  }
 
-  async read(): Promise<LiveSnapshot> {
+  /** Nodes, latest event and audit ids, from Postgres. */
+  async read(): Promise<Pick<LiveSnapshot, "nodes" | "latestEventId" | "latestAuditId">> {
     const [nodes, event, auditRow] = await Promise.all([
-      this.db.node.findMany({
+      this.#db.node.findMany({
         select: { id: true, hostname: true, lastSeenAt: true, sampleIntervalMs: true },
       }),
-      this.db.event.findFirst({ orderBy: { id: "desc" }, select: { id: true } }),
-      this.db.auditAction.findFirst({ orderBy: { id: "desc" }, select: { id: true } }),
+      this.#db.event.findFirst({ orderBy: { id: "desc" }, select: { id: true } }),
+      this.#db.auditAction.findFirst({ orderBy: { id: "desc" }, select: { id: true } }),
     ]);
-    const now = this.now();
+    const now = this.#now();
     return {
       nodes: Object.fromEntries(
         nodes.map((n) => [
@@ -49,25 +94,109 @@ export class LiveHub {
     };
   }
 
-  /** Reads once and broadcasts what changed. */
+  /** The mirrors' sync state from the agents (null without an agent directory). */
+  async readMirrors(): Promise<Pick<LiveSnapshot, "mirrors" | "unreachable"> | null> {
+    if (!this.#agents) return null;
+    const at = this.#now();
+    const { mirrors, unreachable } = await collect({
+      db: this.#db,
+      agents: this.#agents,
+      now: () => at,
+    });
+    const previous = this.log.snapshot.mirrors;
+    const entries = await Promise.all(
+      [...mirrors.values()].map(async (m): Promise<[string, LiveMirror]> => {
+        const before = previous[m.uuid];
+        return [
+          m.uuid,
+          {
+            sync: {
+              regionCount: m.regionCount,
+              inSync: m.inSync,
+              resyncId: m.resyncId,
+              // The mirrors list's and the overview's trend store: the hub is one more look.
+              trend: observeTrend(m.uuid, m.inSync, m.regionCount, at.getTime()),
+            },
+            resync: await this.#latestRun(m, before),
+            facts: mirrorFacts(m),
+          },
+        ];
+      }),
+    );
+    entries.sort(([a], [b]) => a.localeCompare(b));
+    return {
+      mirrors: Object.fromEntries(entries),
+      unreachable: unreachable.map((u) => u.nodeId).sort(),
+    };
+  }
+
+  /**
+   * The mirror's latest run. A mirror in sync with nothing running, and nothing running at
+   * the last look either, cannot have a new run: its last answer stands (one call per
+   * mirror that changes, not per mirror).
+   */
+  async #latestRun(
+    m: TCollectedMirror,
+    before: LiveMirror | undefined,
+  ): Promise<TResyncProgress | null> {
+    const settled =
+      before !== undefined &&
+      m.resyncId === null &&
+      m.inSync >= m.regionCount &&
+      before.sync.resyncId === null &&
+      before.sync.inSync >= before.sync.regionCount;
+    if (settled) return before.resync;
+    return m.holders[0]!.client.resync.progress.query({ uuid: m.uuid }).catch(
+      () => before?.resync ?? null,
+    );
+  }
+
+  #publish(part: Partial<LiveSnapshot>): void {
+    const message = this.log.update({ ...this.log.snapshot, ...part });
+    if (message) for (const listener of this.#listeners) listener(message);
+  }
+
+  /** Reads Postgres once and broadcasts what changed (one read at a time). */
+  pollDb(): Promise<void> {
+    this.#readingDb ??= this.read()
+      .then((part) => this.#publish(part))
+      .finally(() => {
+        this.#readingDb = null;
+      });
+    return this.#readingDb;
+  }
+
+  /** Asks the agents once and broadcasts what changed (one round at a time). */
+  pollMirrors(): Promise<void> {
+    this.#mirrorsReadAt = this.#now().getTime();
+    this.#readingMirrors ??= this.readMirrors()
+      .then((part) => {
+        if (part) this.#publish(part);
+      })
+      .finally(() => {
+        this.#readingMirrors = null;
+      });
+    return this.#readingMirrors;
+  }
+
+  /** Both reads (a new stream's first snapshot, tests). */
   async poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
-    try {
-      const message = this.log.update(await this.read());
-      if (message) for (const listener of this.#listeners) listener(message);
-    } finally {
-      this.#polling = false;
-    }
+    await Promise.all([this.pollDb(), this.pollMirrors()]);
+  }
+
+  #tick(): void {
+    const quiet = () => {
+      // Postgres or the agents away: the stream stays open; clients show the last values
+      // with their age (nodes turn unknown when Postgres answers again).
+    };
+    this.pollDb().catch(quiet);
+    if (this.#now().getTime() - this.#mirrorsReadAt >= this.#mirrorsIntervalMs)
+      this.pollMirrors().catch(quiet);
   }
 
   subscribe(listener: (m: LiveMessage) => void): () => void {
     this.#listeners.add(listener);
-    this.#timer ??= setInterval(() => {
-      this.poll().catch(() => {
-        // Postgres away: the stream stays open; clients show the last values with their age.
-      });
-    }, this.intervalMs);
+    this.#timer ??= setInterval(() => this.#tick(), this.#intervalMs);
     return () => {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0 && this.#timer) {

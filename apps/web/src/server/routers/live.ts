@@ -36,9 +36,15 @@ export const liveRouter = createTRPCRouter({
             sent = m.version;
             yield tracked(String(m.version), m);
           }
+          // One abort listener per wait, removed when a message wakes it (they piled up on
+          // the request's signal, one per message: MaxListenersExceededWarning).
           await new Promise<void>((resolve) => {
-            wake = resolve;
-            signal?.addEventListener("abort", () => resolve(), { once: true });
+            const onAbort = () => resolve();
+            wake = () => {
+              signal?.removeEventListener("abort", onAbort);
+              resolve();
+            };
+            signal?.addEventListener("abort", onAbort, { once: true });
           });
           wake = undefined;
         }

@@ -19,6 +19,7 @@ import {
   resyncEtaSeconds,
   resyncStateLabel,
 } from "~/lib/protection";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 import { ReplaceLeg } from "./replace-leg";
 
@@ -38,17 +39,20 @@ export function MirrorDetail({
   const queryClient = useQueryClient();
   const me = useQuery(trpc.session.me.queryOptions());
   const canOperate = me.data?.role === "operator" || me.data?.role === "admin";
+  // Sync state, runs and new events arrive on the live stream (lib/live-apply.ts); these poll
+  // only while it is down. The region map's marked (dirty) regions are not on the stream:
+  // while it is live the map is refetched on each sync change and every 5 s for the marks.
   const detail = useQuery({
     ...trpc.mirrors.detail.queryOptions({ uuid }),
-    refetchInterval: 1_000,
+    refetchInterval: useFallbackInterval(1_000),
   });
   const map = useQuery({
     ...trpc.mirrors.regionMap.queryOptions({ uuid }),
-    refetchInterval: 2_000,
+    refetchInterval: useFallbackInterval(2_000, 5_000),
   });
   const history = useQuery({
     ...trpc.mirrors.history.queryOptions({ uuid }),
-    refetchInterval: 5_000,
+    refetchInterval: useFallbackInterval(5_000),
   });
   const [range, setRange] = useState<TRange | null>(
     initialOutOfSyncOnly ? { outOfSyncOnly: true } : null,
