@@ -105,4 +105,26 @@ test.describe
         .getByTestId("blast-radius")
         .screenshot({ path: "test-results/devices-blast-radius.png" });
     });
+
+    test("the devices page lists each node's disks with SMART health, or says why not", async () => {
+      await page.goto("/devices");
+      const panel = page.getByTestId("disks");
+      // The local agent reads this host's /sys/block and runs the real smartctl on each disk.
+      const rows = panel.getByTestId("disk-row");
+      await expect(rows.first()).toBeVisible({ timeout: 30_000 });
+      const count = await rows.count();
+      for (let i = 0; i < count; i++) {
+        const row = rows.nth(i);
+        // Wait out the agent's first SMART round: every disk ends with a verdict or a reason.
+        await expect(row).not.toHaveAttribute("data-smart", "pending", { timeout: 30_000 });
+        const status = await row.getAttribute("data-smart");
+        expect(["passed", "warning", "failing", "unavailable"]).toContain(status);
+        if (status === "unavailable")
+          await expect(row.getByTestId("disk-smart")).toContainText(/SMART unavailable: \S/);
+      }
+      // The demo's simulated members keep no disk inventory, and say so.
+      const demo = panel.locator('[data-testid="node-disks"][data-node="demo-1"]');
+      await expect(demo).toContainText("this agent reports no disks");
+      await panel.screenshot({ path: "test-results/devices-disks.png" });
+    });
   });

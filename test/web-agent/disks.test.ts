@@ -80,7 +80,10 @@ describe("disks with SMART (real Postgres, real agent API, sysfs fixture, fake s
     const { nodes } = await caller("viewer").devices.disks();
     expect(nodes.map((n) => [n.nodeId, n.error])).toEqual([
       ["storage-1", null],
-      ["storage-2", "this agent keeps no disk inventory (an agent older than the disk inventory)"],
+      [
+        "storage-2",
+        "this agent reports no disks (an agent older than the disk inventory, or a simulated cluster member)",
+      ],
     ]);
     const disks = nodes[0]!.inventory!.disks;
     expect(disks.find((d) => d.name === "nvme1n1")).toMatchObject({

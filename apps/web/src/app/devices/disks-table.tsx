@@ -108,7 +108,7 @@ function NodeDisks({ node, canOperate }: { node: TNodeDisks; canOperate: boolean
             {inv.smartctl.intervalMs === null
               ? "only when asked"
               : `every ${Math.round(inv.smartctl.intervalMs / 60_000)} min`}
-            .{inv.legsUnknownReason ? ` Legs not placed: ${inv.legsUnknownReason}.` : ""}{" "}
+            .{inv.legsUnknownReason ? ` No mirror legs placed: ${inv.legsUnknownReason}.` : ""}{" "}
             <button
               type="button"
               disabled={!canOperate || refresh.isPending}

@@ -149,7 +149,7 @@ export async function diskInventory(ctx: ContextInner, input: { nodeId?: string 
             ...unread,
             error:
               trpcErrorCode(error) === "NOT_IMPLEMENTED"
-                ? "this agent keeps no disk inventory (an agent older than the disk inventory)"
+                ? "this agent reports no disks (an agent older than the disk inventory, or a simulated cluster member)"
                 : `its agent did not answer: ${(error as Error).message}`,
           };
         }
