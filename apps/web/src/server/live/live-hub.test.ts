@@ -93,6 +93,40 @@ describe("live hub and stream (real Postgres)", () => {
     await iterator.return?.();
   });
 
+  it("a stream opened after nobody listened starts from what is there now, not from then", async () => {
+    const hub = new LiveHub({ db, intervalMs: 60_000, now: () => now });
+    const caller = createCaller(
+      createContextInner({
+        db,
+        agents: createAgentDirectory("unused-token-0123456789"),
+        now: () => now,
+        user: { id: "u", username: "vera", role: "viewer" },
+        live: hub,
+      }),
+    );
+    const subscribe = caller.live.stream as unknown as (
+      input: undefined,
+      opts: { signal: AbortSignal },
+    ) => Promise<AsyncIterable<[string, LiveMessage, symbol]>>;
+    const open = async () => {
+      const controller = new AbortController();
+      const iterator = (await subscribe(undefined, { signal: controller.signal }))[
+        Symbol.asyncIterator
+      ]();
+      const first = (await iterator.next()).value[1] as LiveMessage;
+      controller.abort();
+      await iterator.return?.();
+      return first;
+    };
+    const before = await open();
+    expect(before.kind).toBe("snapshot");
+    // The tab closed; meanwhile a node registered.
+    await addNode("n3", now);
+    const after = await open();
+    expect(after).toMatchObject({ kind: "snapshot", version: before.version + 1 });
+    expect(after.kind === "snapshot" && Object.keys(after.snapshot.nodes)).toContain("n3");
+  });
+
   it("refuses the stream to signed-out callers", async () => {
     const caller = createCaller(
       createContextInner({

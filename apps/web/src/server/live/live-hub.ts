@@ -59,6 +59,8 @@ export class LiveHub {
   #readingDb: Promise<void> | null = null;
   #readingMirrors: Promise<void> | null = null;
   #mirrorsReadAt = Number.NEGATIVE_INFINITY;
+  /** The snapshot was last read while nobody listened (or never): older than a tick. */
+  #stale = true;
 
   constructor(options: LiveHubOptions) {
     this.#db = options.db;
@@ -184,6 +186,17 @@ export class LiveHub {
     await Promise.all([this.pollDb(), this.pollMirrors()]);
   }
 
+  /**
+   * Makes the snapshot current before a new stream's first message: after a time with no
+   * listener it is as old as that time, and a tab would be sent old values (and then, as
+   * changes, what it already rendered).
+   */
+  async ready(): Promise<void> {
+    if (!this.#stale) return;
+    await this.poll();
+    if (this.#timer) this.#stale = false;
+  }
+
   #tick(): void {
     const quiet = () => {
       // Postgres or the agents away: the stream stays open; clients show the last values
@@ -202,6 +215,7 @@ export class LiveHub {
       if (this.#listeners.size === 0 && this.#timer) {
         clearInterval(this.#timer);
         this.#timer = undefined;
+        this.#stale = true;
       }
     };
   }

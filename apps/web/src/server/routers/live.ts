@@ -21,7 +21,7 @@ export const liveRouter = createTRPCRouter({
         wake?.();
       });
       try {
-        if (h.log.version === 0) await h.poll();
+        await h.ready();
         const since = input?.lastEventId ? Number(input.lastEventId) : null;
         let sent = -1;
         for (const m of h.log.catchUp(Number.isFinite(since) ? since : null)) {
