@@ -3,8 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentApiServer } from "@mirrorplane/agent";
 import { createDb, type Db } from "@mirrorplane/db";
+import { createIngestPool, type IngestPool } from "@mirrorplane/db/ingest";
 import { createTestDatabase } from "@mirrorplane/db/testing";
 import { SimCluster, SimMirrorInventory } from "@mirrorplane/simulator";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgentDirectory } from "~/server/agents";
 import { LiveHub } from "~/server/live/live-hub";
@@ -12,10 +14,12 @@ import type { LiveChange, LiveMessage } from "~/server/live/live-state";
 import { createCaller } from "~/server/root";
 import { createContextInner } from "~/server/trpc";
 import { ResyncController } from "../../packages/agent/src/clusterlog/resync-control";
+import { EventPipeline } from "../../packages/agent/src/events/pipeline";
 import { startTestAgent } from "./agent-api";
 
 // The live hub's mirror state (issue 13: one live channel instead of polling) from real
-// agent APIs over a simulated cluster (simulated kernels, real leg files) and real Postgres:
+// agent APIs over a simulated cluster (simulated kernels, real leg files; each agent's resync
+// events stored through the agent's own event pipeline) and real Postgres:
 // what an operator's resync, throttle and cancel, and a failing leg, put on the stream.
 
 const token = "live-mirrors-token-0123456789";
@@ -27,11 +31,22 @@ const timings = {
   lazyFlushMs: 80,
 };
 
+async function until(what: string, probe: () => Promise<boolean>) {
+  for (let i = 0; i < 300; i++) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} never happened`);
+}
+
 describe("live hub: mirror sync state from the agents (real agent APIs, real Postgres)", () => {
   let database: { url: string; drop(): Promise<void> };
   let db: Db;
   let cluster: SimCluster;
   const agents: AgentApiServer[] = [];
+  const pipelines: EventPipeline[] = [];
+  const controllers: ResyncController[] = [];
+  let pool: IngestPool;
   const directory = createAgentDirectory(token);
   const operator = () =>
     createCaller(
@@ -55,13 +70,27 @@ describe("live hub: mirror sync state from the agents (real agent APIs, real Pos
     await db.user.create({
       data: { id: "o", name: "otto", username: "otto", email: "otto@users.mirrorplane.invalid" },
     });
+    pool = createIngestPool(database.url);
     const servers = cluster.servers();
     for (const [i, nodeId] of ["n1", "n2"].entries()) {
+      const events = new EventPipeline({
+        pool,
+        nodeId,
+        spoolPath: join(cluster.options.dir, `${nodeId}.spool`),
+        spoolMaxBytes: 1 << 20,
+        log: pino({ level: "silent" }),
+        flushDelayMs: 20,
+      });
+      pipelines.push(events);
       const resync = new ResyncController({
         server: servers[i]!,
         nodeId,
         inventory: new SimMirrorInventory(cluster, servers[i]!.nodeId),
+        events,
       });
+      // Sampling once a second, as the agent runs it: completion, throttle, progress events.
+      resync.start();
+      controllers.push(resync);
       const agent = await startTestAgent(token, { resync });
       agents.push(agent);
       await db.node.create({
@@ -75,9 +104,13 @@ describe("live hub: mirror sync state from the agents (real agent APIs, real Pos
           lastSeenAt: new Date(),
         },
       });
+      await events.start();
     }
   });
   afterAll(async () => {
+    for (const controller of controllers) controller.stop();
+    for (const pipeline of pipelines) await pipeline.stop();
+    await pool.end();
     for (const agent of agents) await agent.close();
     await cluster.close();
     await db.$disconnect();
@@ -105,6 +138,28 @@ describe("live hub: mirror sync state from the agents (real agent APIs, real Pos
       got.length = 0;
       await hub.poll();
       expect(changes().filter(ofMirror)).toEqual([]);
+
+      // A short run that starts and ends between two looks at a mirror in sync before and
+      // after: the agent's resync events name it, so the hub asks for its latest run.
+      const short = await operator().mirrors.startResync({
+        uuid: "LVM-sim-data",
+        first: 0,
+        last: 3,
+      });
+      await until("the short run is done and its events are stored", async () => {
+        const d = await operator().mirrors.detail({ uuid: "LVM-sim-data" });
+        const stored = await db.event.count({ where: { kind: "resync", mirror: "LVM-sim-data" } });
+        return d.progress?.state === "done" && d.inSync === 64 && stored > 0;
+      });
+      got.length = 0;
+      await hub.pollMirrors();
+      expect(changes().filter(ofMirror)).toEqual([
+        {
+          type: "mirror-resync",
+          uuid: "LVM-sim-data",
+          value: expect.objectContaining({ id: short.id, state: "done" }),
+        },
+      ]);
 
       // An operator's resync, throttled to 1 region/s: the mirror is out of sync and the
       // run is on the stream with its values.

@@ -59,6 +59,8 @@ export class LiveHub {
   #readingDb: Promise<void> | null = null;
   #readingMirrors: Promise<void> | null = null;
   #mirrorsReadAt = Number.NEGATIVE_INFINITY;
+  /** The newest resync event the mirrors' rounds have taken into account. */
+  #runEventsSeen: bigint | null = null;
   /** The snapshot was last read while nobody listened (or never): older than a tick. */
   #stale = true;
 
@@ -106,6 +108,7 @@ export class LiveHub {
       now: () => at,
     });
     const previous = this.log.snapshot.mirrors;
+    const touched = await this.#mirrorsWithNewRunEvents();
     const entries = await Promise.all(
       [...mirrors.values()].map(async (m): Promise<[string, LiveMirror]> => {
         const before = previous[m.uuid];
@@ -119,7 +122,7 @@ export class LiveHub {
               // The mirrors list's and the overview's trend store: the hub is one more look.
               trend: observeTrend(m.uuid, m.inSync, m.regionCount, at.getTime()),
             },
-            resync: await this.#latestRun(m, before),
+            resync: await this.#latestRun(m, before, touched),
             facts: mirrorFacts(m),
           },
         ];
@@ -133,16 +136,45 @@ export class LiveHub {
   }
 
   /**
-   * The mirror's latest run. A mirror in sync with nothing running, and nothing running at
-   * the last look either, cannot have a new run: its last answer stands (one call per
-   * mirror that changes, not per mirror).
+   * Mirrors named by resync events (start, throttle, cancel, done…) stored since the last
+   * round: a run can start and end between two looks at a mirror that was and is in sync.
+   * "all" the first time.
+   */
+  async #mirrorsWithNewRunEvents(): Promise<Set<string> | "all"> {
+    const since = this.#runEventsSeen;
+    if (since === null) {
+      const newest = await this.#db.event.findFirst({
+        where: { kind: "resync" },
+        orderBy: { id: "desc" },
+        select: { id: true },
+      });
+      this.#runEventsSeen = newest?.id ?? 0n;
+      return "all";
+    }
+    const rows = await this.#db.event.groupBy({
+      by: ["mirror"],
+      where: { kind: "resync", id: { gt: since } },
+      _max: { id: true },
+    });
+    for (const r of rows)
+      if (r._max.id !== null && r._max.id > this.#runEventsSeen!) this.#runEventsSeen = r._max.id;
+    return new Set(rows.flatMap((r) => (r.mirror ? [r.mirror] : [])));
+  }
+
+  /**
+   * The mirror's latest run. A mirror in sync with nothing running, nothing running at the
+   * last look either and no resync event since cannot have a new run: its last answer
+   * stands (one call per mirror that changes, not per mirror).
    */
   async #latestRun(
     m: TCollectedMirror,
     before: LiveMirror | undefined,
+    touched: Set<string> | "all",
   ): Promise<TResyncProgress | null> {
     const settled =
       before !== undefined &&
+      touched !== "all" &&
+      !touched.has(m.uuid) &&
       m.resyncId === null &&
       m.inSync >= m.regionCount &&
       before.sync.resyncId === null &&
