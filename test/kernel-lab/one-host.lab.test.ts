@@ -134,6 +134,21 @@ describe("one host: the host agent (`run`) with its API", () => {
     }
   });
 
+  it("a failed leg replaced with the dashboard's guided commands: the spare is the one candidate, the held writes complete without error, the new leg is alive and identical after the resync", async () => {
+    const { vm, exit } = await runVm({ name: "leg-replace", script: "guest leg-replace" });
+    passed(vm, exit);
+    const r = vm.result<{
+      candidates: { disk: string; excluded: string | null }[];
+      commands: string[];
+      fio: { errors: number };
+      identical: boolean;
+    }>();
+    expect(r.candidates.filter((c) => c.excluded === null)).toHaveLength(1);
+    expect(r.commands[1]).toMatch(/^dmsetup suspend --noflush /);
+    expect(r.fio.errors).toBe(0);
+    expect(r.identical).toBe(true);
+  });
+
   describe("a leg that fails under load", () => {
     let pg: TestPostgres;
     beforeAll(async () => {

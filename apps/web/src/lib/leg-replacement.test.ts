@@ -49,10 +49,10 @@ describe("a mirror table with one leg replaced", () => {
     expect(parseMirrorTarget(DB).features).toEqual(["1", "handle_errors"]);
   });
 
-  it("dmsetup commands: reload into the inactive slot, then suspend and resume, quoted", () => {
+  it("dmsetup commands: reload into the inactive slot, then suspend (noflush: held writes are requeued, not failed) and resume, quoted", () => {
     expect(dmsetupCommands("mp_scratch", "0 8 mirror core 1 1024 2 7:0 0 8:16 0")).toEqual([
       "dmsetup reload mp_scratch --table '0 8 mirror core 1 1024 2 7:0 0 8:16 0'",
-      "dmsetup suspend mp_scratch",
+      "dmsetup suspend --noflush mp_scratch",
       "dmsetup resume mp_scratch",
     ]);
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);

@@ -171,12 +171,18 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** dmsetup's three steps: the new table into the inactive slot, then the swap. */
+/**
+ * dmsetup's three steps: the new table into the inactive slot, then the swap. The suspend
+ * is `--noflush`, as LVM's repair does it: with `handle_errors` dm-raid1 holds the writes
+ * that failed on the dead leg, and a plain suspend completes every held write with an I/O
+ * error (`hold_bio` while suspending), where `--noflush` requeues them for the new table
+ * (found in the kernel lab, `guest leg-replace`: without it the writer saw the errors).
+ */
 export function dmsetupCommands(name: string, table: string): string[] {
   const n = shellQuote(name);
   return [
     `dmsetup reload ${n} --table ${shellQuote(table)}`,
-    `dmsetup suspend ${n}`,
+    `dmsetup suspend --noflush ${n}`,
     `dmsetup resume ${n}`,
   ];
 }
