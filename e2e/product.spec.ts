@@ -34,6 +34,18 @@ test.describe
       expect(body.events).toHaveLength(body.count);
     });
 
+    test("the events list and the khugepaged values are in the pages' HTML (server-side prefetch)", async () => {
+      // Their first screen comes with the page, not after JavaScript, hydration and a fetch
+      // (issue 13: LCP). The list with the address's filters, as the browser then keeps it.
+      const events = await page.goto("/events?window=all&unacked=1");
+      const html = await events!.text();
+      expect(html).toContain('data-testid="event-row"');
+      expect(html).toMatch(/data-testid="events-count"[^>]*>\d+\+? events</);
+      await expect(page.getByTestId("event-row").first()).toBeVisible();
+      const khugepaged = await page.goto(`/khugepaged?node=${encodeURIComponent(nodeId())}`);
+      expect(await khugepaged!.text()).toContain('data-testid="tunable-pages_to_scan"');
+    });
+
     test("a memory failure written to the kernel log becomes an event an operator acknowledges", async () => {
       // As root, a write to /dev/kmsg is a real kernel log record; the agent follows /dev/kmsg.
       const pfn = (0x7e000000 + Math.floor(Math.random() * 0xffffff)).toString(16);

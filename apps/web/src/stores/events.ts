@@ -1,29 +1,13 @@
 import { create } from "zustand";
+import { defaultEventFilters, type TEventFilters } from "~/lib/event-filter";
 
 /** The events view's filters (UI state only; the rows live in the query cache). */
-export interface EventFiltersState {
-  windowMs: number | null;
-  nodeId: string;
-  kind: string;
-  severity: string[];
-  device: string;
-  mirror: string;
-  text: string;
-  unacknowledgedOnly: boolean;
-  set(patch: Partial<Omit<EventFiltersState, "set" | "reset">>): void;
+export interface EventFiltersState extends TEventFilters {
+  set(patch: Partial<TEventFilters>): void;
   reset(): void;
 }
 
-const initial = {
-  windowMs: 7 * 86_400_000,
-  nodeId: "",
-  kind: "",
-  severity: [] as string[],
-  device: "",
-  mirror: "",
-  text: "",
-  unacknowledgedOnly: false,
-};
+const initial = defaultEventFilters;
 
 export const useEventFilters = create<EventFiltersState>()((set) => ({
   ...initial,

@@ -1,4 +1,5 @@
 import { create } from "zustand";
+import { defaultChartWindowMs } from "~/lib/khugepaged-charts";
 
 /** UI state only (STYLE.md §8): what the operator is looking at, never server data. */
 export interface ViewState {
@@ -12,7 +13,7 @@ export interface ViewState {
 
 export const useViewStore = create<ViewState>()((set) => ({
   selectedNodeId: null,
-  windowMs: 15 * 60_000,
+  windowMs: defaultChartWindowMs,
   live: true,
   selectNode: (selectedNodeId) => set({ selectedNodeId }),
   setWindow: (windowMs) => set({ windowMs }),

@@ -1,6 +1,7 @@
 import "server-only";
 import {
   dehydrate,
+  type FetchInfiniteQueryOptions,
   type FetchQueryOptions,
   HydrationBoundary,
   QueryClient,
@@ -49,21 +50,36 @@ export const trpcServer = createTRPCOptionsProxy({
   queryClient,
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: any procedure's query options
+type TAnyQuery = FetchQueryOptions<any, any, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: any procedure's infinite query options
+type TAnyInfiniteQuery = FetchInfiniteQueryOptions<any, any, any, any, any>;
+
 /**
- * Runs the queries; never throws (a refused or failed query is fetched again by the browser
- * and reported there). A slow one is not waited for past `budgetMs`: the page then renders
- * without it, as it did before.
+ * Runs the queries (`queryOptions`, or `infiniteQueryOptions` for a list's first page);
+ * never throws (a refused or failed query is fetched again by the browser and reported
+ * there). A slow one is not waited for past `budgetMs`: the page then renders without it,
+ * as it did before.
  */
 export async function prefetch(
-  // biome-ignore lint/suspicious/noExplicitAny: any procedure's query options
-  queries: FetchQueryOptions<any, any, any, any>[],
+  queries: Array<TAnyQuery | TAnyInfiniteQuery>,
   budgetMs = 1_000,
 ): Promise<void> {
-  const all = Promise.allSettled(queries.map((q) => queryClient().prefetchQuery(q)));
+  const all = Promise.allSettled(
+    queries.map((q) =>
+      // An infinite query (a list's first page) is cached as pages, as the browser's is.
+      "initialPageParam" in q
+        ? queryClient().prefetchInfiniteQuery(q as TAnyInfiniteQuery)
+        : queryClient().prefetchQuery(q as TAnyQuery),
+    ),
+  );
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([all, new Promise((r) => (timer = setTimeout(r, budgetMs)))]);
   clearTimeout(timer);
 }
+
+/** This request's query client: what was prefetched (e.g. to choose what to prefetch next). */
+export const serverQueries = () => queryClient();
 
 /** Hands what was prefetched to the browser's query cache. */
 export function Hydrate({ children }: { children: ReactNode }) {

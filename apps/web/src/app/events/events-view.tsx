@@ -2,17 +2,23 @@
 
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useEffect, useMemo, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useShallow } from "zustand/react/shallow";
 import { DateTime } from "~/components/date-time";
 import { errorMessage } from "~/lib/errors";
+import {
+  defaultEventFilters,
+  eventListInput,
+  eventPageSize,
+  eventSeverities as severities,
+  type TEventFilters,
+} from "~/lib/event-filter";
 import { formatRange, formatUtc } from "~/lib/format";
 import { useEventFilters } from "~/stores/events";
 import { useTRPC } from "~/trpc/react";
 import { AckButton } from "./ack-button";
 import { Incidents } from "./incidents";
 
-const severities = ["critical", "error", "warning", "notice", "info", "debug"] as const;
 const windows = [
   { label: "1 h", ms: 3_600_000 },
   { label: "24 h", ms: 86_400_000 },
@@ -21,6 +27,8 @@ const windows = [
 ];
 
 export interface TEventsInitial {
+  /** When the page was rendered: the start of its window is counted from it. */
+  windowStart: number;
   device: string;
   kind: string;
   nodeId: string;
@@ -81,11 +89,32 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
   useEffect(() => {
     resetFilters();
     if (initial) {
-      const { windowMs, ...rest } = initial;
+      const { windowMs, windowStart: _, ...rest } = initial;
       setFilters({ ...rest, ...(windowMs !== undefined ? { windowMs } : {}) });
     }
     setArrived(true);
   }, [initial, setFilters, resetFilters]);
+  // …and until they have, the page shows them as they will be (the server rendered the list
+  // with them, and the browser's first render must ask for the same list).
+  const shown: TEventFilters = arrived
+    ? f
+    : {
+        ...defaultEventFilters,
+        ...(initial
+          ? {
+              device: initial.device,
+              kind: initial.kind,
+              nodeId: initial.nodeId,
+              mirror: initial.mirror,
+              ...(initial.text !== undefined ? { text: initial.text } : {}),
+              ...(initial.severity ? { severity: initial.severity } : {}),
+              ...(initial.unacknowledgedOnly !== undefined
+                ? { unacknowledgedOnly: initial.unacknowledgedOnly }
+                : {}),
+              ...(initial.windowMs !== undefined ? { windowMs: initial.windowMs } : {}),
+            }
+          : {}),
+      };
   // …and every change is written back, so the address is the view.
   const query = filterQuery(f);
   useEffect(() => {
@@ -99,24 +128,18 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
   const me = useQuery(trpc.session.me.queryOptions());
   const canAck = me.data?.role === "operator" || me.data?.role === "admin";
   const facets = useQuery(trpc.events.facets.queryOptions());
-  // The window's start is fixed when the filter changes, so pages share one query key.
-  const from = useMemo(
-    () => (f.windowMs === null ? undefined : new Date(Date.now() - f.windowMs)),
-    [f.windowMs],
-  );
-  const filter = {
-    ...(from ? { from } : {}),
-    ...(f.nodeId ? { nodeId: f.nodeId } : {}),
-    ...(f.kind ? { kind: f.kind } : {}),
-    ...(f.severity.length ? { severity: f.severity as (typeof severities)[number][] } : {}),
-    ...(f.device ? { device: f.device } : {}),
-    ...(f.mirror ? { mirror: f.mirror } : {}),
-    ...(f.text ? { text: f.text } : {}),
-    ...(f.unacknowledgedOnly ? { acknowledged: false } : {}),
-  };
+  // The window's start is fixed when the window changes (first: the server's render time),
+  // so every page of the list shares one query key.
+  const [windowStart, setWindowStart] = useState(() => ({
+    windowMs: shown.windowMs,
+    at: initial?.windowStart ?? Date.now(),
+  }));
+  if (windowStart.windowMs !== shown.windowMs)
+    setWindowStart({ windowMs: shown.windowMs, at: Date.now() });
+  const filter = eventListInput(shown, windowStart.at);
   const events = useInfiniteQuery(
     trpc.events.list.infiniteQueryOptions(
-      { ...filter, limit: 200 },
+      { ...filter, limit: eventPageSize },
       { getNextPageParam: (last) => last.nextCursor ?? undefined },
     ),
   );
@@ -147,6 +170,8 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
     getScrollElement: () => scrollRef.current,
     estimateSize: () => 36,
     overscan: 10,
+    // Before the list is measured (and in the server's render): about a screen of rows.
+    initialRect: { width: 1000, height: 540 },
   });
   const items = virtualizer.getVirtualItems();
   const lastIndex = items.at(-1)?.index ?? 0;
@@ -171,7 +196,7 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
             <button
               key={w.label}
               type="button"
-              aria-pressed={f.windowMs === w.ms}
+              aria-pressed={shown.windowMs === w.ms}
               onClick={() => f.set({ windowMs: w.ms })}
             >
               {w.label}
@@ -180,7 +205,7 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
         </span>
         <select
           aria-label="node"
-          value={f.nodeId}
+          value={shown.nodeId}
           onChange={(e) => f.set({ nodeId: e.target.value })}
         >
           <option value="">all nodes</option>
@@ -188,7 +213,11 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
             <option key={n}>{n}</option>
           ))}
         </select>
-        <select aria-label="kind" value={f.kind} onChange={(e) => f.set({ kind: e.target.value })}>
+        <select
+          aria-label="kind"
+          value={shown.kind}
+          onChange={(e) => f.set({ kind: e.target.value })}
+        >
           <option value="">all kinds</option>
           {facets.data?.kinds.map((k) => (
             <option key={k}>{k}</option>
@@ -196,7 +225,7 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
         </select>
         <select
           aria-label="device"
-          value={f.device}
+          value={shown.device}
           onChange={(e) => f.set({ device: e.target.value })}
         >
           <option value="">all devices</option>
@@ -206,7 +235,7 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
         </select>
         <select
           aria-label="mirror"
-          value={f.mirror}
+          value={shown.mirror}
           onChange={(e) => f.set({ mirror: e.target.value })}
         >
           <option value="">all mirrors</option>
@@ -219,12 +248,12 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
             <button
               key={s}
               type="button"
-              aria-pressed={f.severity.includes(s)}
+              aria-pressed={shown.severity.includes(s)}
               onClick={() =>
                 f.set({
-                  severity: f.severity.includes(s)
-                    ? f.severity.filter((x) => x !== s)
-                    : [...f.severity, s],
+                  severity: shown.severity.includes(s)
+                    ? shown.severity.filter((x) => x !== s)
+                    : [...shown.severity, s],
                 })
               }
             >
@@ -235,13 +264,13 @@ export function EventsView({ initial }: { initial?: TEventsInitial }) {
         <input
           aria-label="search messages"
           placeholder="search messages"
-          value={f.text}
+          value={shown.text}
           onChange={(e) => f.set({ text: e.target.value })}
         />
         <label>
           <input
             type="checkbox"
-            checked={f.unacknowledgedOnly}
+            checked={shown.unacknowledgedOnly}
             onChange={(e) => f.set({ unacknowledgedOnly: e.target.checked })}
           />{" "}
           unacknowledged only

@@ -1,3 +1,4 @@
+import { defaultEventFilters, eventListInput, eventPageSize } from "~/lib/event-filter";
 import { Hydrate, prefetch, trpcServer } from "~/trpc/server";
 import { EventsView, type TEventsInitial } from "./events-view";
 
@@ -19,6 +20,8 @@ export default async function EventsPage({
   const q = await searchParams;
   // Every filter is in the URL (written back as it changes): links and reloads keep them.
   const initial: TEventsInitial = {
+    // The window's start, fixed here: the browser's list query is the one prefetched below.
+    windowStart: Date.now(),
     device: q.device ?? "",
     kind: q.kind ?? "",
     nodeId: q.node ?? "",
@@ -28,10 +31,18 @@ export default async function EventsPage({
     unacknowledgedOnly: q.unacked === "1",
     ...(q.window !== undefined && q.window in windowMs ? { windowMs: windowMs[q.window]! } : {}),
   };
-  // (The list itself is keyed by a window start taken in the browser: fetched there.)
+  const { windowStart, ...filters } = initial;
   await prefetch([
     trpcServer.events.facets.queryOptions(),
     trpcServer.events.incidents.queryOptions({ days: 7, gapMinutes: 10, limit: 20 }),
+    // The list's first page (its LCP element): the same input the view builds.
+    trpcServer.events.list.infiniteQueryOptions(
+      {
+        ...eventListInput({ ...defaultEventFilters, ...filters }, windowStart),
+        limit: eventPageSize,
+      },
+      { getNextPageParam: (last) => last.nextCursor ?? undefined },
+    ),
   ]);
   return (
     <Hydrate>

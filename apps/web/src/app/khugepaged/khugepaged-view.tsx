@@ -7,20 +7,11 @@ import { SeriesChart } from "~/components/series-chart";
 import { TimelineChart } from "~/components/timeline-chart";
 import { errorMessage } from "~/lib/errors";
 import { formatNumber } from "~/lib/format";
+import { chartedSeries } from "~/lib/khugepaged-charts";
+import { useFallbackInterval } from "~/stores/live";
 import { useViewStore } from "~/stores/view";
 import { useTRPC } from "~/trpc/react";
 import { kernelChoices, PerSizeEditor, TunableEditor } from "./tunable-editor";
-
-const chartedSeries = [
-  "khugepaged.pages_collapsed",
-  "khugepaged.full_scans",
-  "vmstat.thp_collapse_alloc",
-  "vmstat.thp_collapse_alloc_failed",
-  "vmstat.thp_fault_alloc",
-  "vmstat.thp_fault_fallback",
-  "vmstat.nr_anon_transparent_hugepages",
-  "vmstat.thp_split_page",
-];
 
 const tunableHelp: Record<string, string> = {
   pages_to_scan: "pages scanned per pass (≥ 1)",
@@ -65,7 +56,10 @@ export function KhugepagedView({ initialNodeId }: { initialNodeId: string | null
     if (!selectedNodeId && nodeId) selectNode(nodeId);
   }, [selectedNodeId, nodeId, selectNode]);
 
-  const refetchInterval = live ? 5_000 : false;
+  // Each report of the node (its samples stored) arrives on the live stream and refetches
+  // these (lib/live-apply.ts); they poll only while it is down, and not at all when paused.
+  const fallback = useFallbackInterval(5_000);
+  const refetchInterval = live ? fallback : false;
   const current = useQuery({
     ...trpc.khugepaged.current.queryOptions({ nodeId: nodeId ?? "" }),
     enabled: nodeId !== null,
