@@ -1,26 +1,17 @@
 "use client";
 
-import {
-  CartesianGrid,
-  Line,
-  LineChart,
-  ResponsiveContainer,
-  Tooltip,
-  XAxis,
-  YAxis,
-} from "recharts";
-import { chartGrid, timeAxisProps, timeTooltipProps } from "./chart-style";
+import dynamic from "next/dynamic";
+
+// recharts (~390 KB of JavaScript) is loaded after the page is shown, not before its first
+// paint (issue 13: LCP): the panel and its title are rendered at once, the plot when ready.
+const SeriesPlot = dynamic(() => import("./series-plot").then((m) => m.SeriesPlot), {
+  ssr: false,
+});
 
 export interface ChartPoint {
   t: number;
   v: number;
 }
-
-const timeFormat = new Intl.DateTimeFormat("en-GB", {
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
 
 /** One down-sampled series (the server sends about one point per pixel). */
 export function SeriesChart({
@@ -42,28 +33,7 @@ export function SeriesChart({
         </span>
       </h2>
       <div style={{ width: "100%", height: 180 }}>
-        <ResponsiveContainer>
-          <LineChart data={points} margin={{ top: 4, right: 8, bottom: 0, left: 0 }}>
-            <CartesianGrid {...chartGrid} />
-            <XAxis {...timeAxisProps(timeFormat)} />
-            <YAxis
-              stroke="#8b9bb0"
-              fontSize={11}
-              width={64}
-              allowDecimals={false}
-              domain={["auto", "auto"]}
-            />
-            <Tooltip {...timeTooltipProps(timeFormat)} />
-            <Line
-              type="stepAfter"
-              dataKey="v"
-              name={title}
-              stroke={color}
-              dot={false}
-              isAnimationActive={false}
-            />
-          </LineChart>
-        </ResponsiveContainer>
+        <SeriesPlot title={title} points={points} color={color} />
       </div>
     </div>
   );

@@ -1,21 +1,13 @@
 "use client";
 
+import dynamic from "next/dynamic";
 import { useEffect, useRef } from "react";
-import {
-  Bar,
-  CartesianGrid,
-  ComposedChart,
-  Legend,
-  Line,
-  ResponsiveContainer,
-  Tooltip,
-  XAxis,
-  YAxis,
-} from "recharts";
 import type { TTimelinePoint } from "../server/timeline";
-import { chartGrid, timeAxisProps, timeTooltipProps } from "./chart-style";
 
-const timeFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
+// recharts is loaded after the page is shown (see series-chart.tsx).
+const TimelinePlot = dynamic(() => import("./timeline-plot").then((m) => m.TimelinePlot), {
+  ssr: false,
+});
 
 /** One bucket of the shared time axis, as `khugepaged.timeline` sends it (type only). */
 export type TimelinePoint = TTimelinePoint;
@@ -70,89 +62,7 @@ export function TimelineChart({
         regions/s
       </p>
       <div ref={box} style={{ width: "100%", height: 240 }}>
-        <ResponsiveContainer>
-          <ComposedChart data={points} margin={{ top: 4, right: 8, bottom: 0, left: 0 }}>
-            <CartesianGrid {...chartGrid} />
-            <XAxis {...timeAxisProps(timeFormat)} />
-            <YAxis
-              yAxisId="activity"
-              stroke="#8b9bb0"
-              fontSize={11}
-              width={56}
-              allowDecimals={false}
-            />
-            <YAxis
-              yAxisId="events"
-              orientation="right"
-              stroke="#8b9bb0"
-              fontSize={11}
-              width={40}
-              allowDecimals={false}
-            />
-            <YAxis
-              yAxisId="rate"
-              orientation="right"
-              stroke="#39c5cf"
-              fontSize={11}
-              width={48}
-              unit="/s"
-            />
-            <Tooltip {...timeTooltipProps(timeFormat)} />
-            <Legend />
-            <Line
-              yAxisId="activity"
-              type="stepAfter"
-              dataKey="collapsed"
-              name="pages collapsed / bucket"
-              stroke="#3fb950"
-              dot={false}
-              isAnimationActive={false}
-              connectNulls
-            />
-            <Line
-              yAxisId="activity"
-              type="stepAfter"
-              dataKey="faults"
-              name="THP faults / bucket"
-              stroke="#a371f7"
-              dot={false}
-              isAnimationActive={false}
-              connectNulls
-            />
-            <Bar
-              yAxisId="events"
-              dataKey="memory"
-              name="memory errors"
-              fill="#f85149"
-              isAnimationActive={false}
-            />
-            <Bar
-              yAxisId="events"
-              dataKey="device"
-              name="device errors"
-              fill="#d29922"
-              isAnimationActive={false}
-            />
-            <Bar
-              yAxisId="events"
-              dataKey="resync"
-              name="resync events"
-              fill="#4fa3ff"
-              isAnimationActive={false}
-            />
-            <Line
-              yAxisId="rate"
-              type="stepAfter"
-              dataKey="resyncRate"
-              name="resync rate (regions/s)"
-              stroke="#39c5cf"
-              strokeWidth={2}
-              dot={false}
-              isAnimationActive={false}
-              className="resync-rate-line"
-            />
-          </ComposedChart>
-        </ResponsiveContainer>
+        <TimelinePlot points={points} />
       </div>
     </div>
   );
