@@ -21,9 +21,13 @@ const port = 3117;
 const base = `http://127.0.0.1:${port}`;
 await rm(dataDir, { recursive: true, force: true });
 
+// Its own process group (npx → tsx → start.ts → Postgres, agent, demo, nats-server), stopped
+// as a whole at the end, as Playwright's webServer is: a SIGTERM to npx alone left the
+// demo's nats-server running after every run.
 const product: ChildProcess = spawn("npx", ["tsx", "scripts/start.ts"], {
   cwd: root,
   stdio: "ignore",
+  detached: true,
   env: {
     ...process.env,
     MIRRORPLANE_DATA_DIR: dataDir,
@@ -188,7 +192,17 @@ console.log(
 );
 
 await browser.close();
-product.kill("SIGTERM");
-await new Promise((r) => product.once("exit", r));
+const group = -product.pid!;
+const groupAlive = () => {
+  try {
+    process.kill(group, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+process.kill(group, "SIGTERM");
+for (let i = 0; i < 200 && groupAlive(); i++) await new Promise((r) => setTimeout(r, 100));
+if (groupAlive()) process.kill(group, "SIGKILL");
 await rm(dataDir, { recursive: true, force: true });
 process.exit(0);
