@@ -116,10 +116,13 @@ export class ClusterState {
    * resyncs the whole mirror after any suspend and resume of its only member; the kernel's
    * own `core` log keeps its bits across a suspend. Safe because nothing writes a log
    * nobody has resumed, and clean implies in sync (`clearRegion`), so a resume may start
-   * from them exactly as from a disk — but only the same table's (node, luid): a new table
-   * (a swap, lvconvert) may have new legs, and a core log then resyncs everything, as the
-   * kernel's does. Dropped by the next master resume, by a DTR of the instance, and never
-   * kept after a failure.
+   * from them exactly as from a disk — wholly only for the same table's (node, luid). Any
+   * other table (another member resuming first after all suspended together, a swap,
+   * lvconvert) starts from its own `sync`/`nosync` but keeps every region these bits have
+   * out of sync, and the operator resync: a `nosync` table never calls in sync what the
+   * cluster had out of sync (a default table resyncs everything, as the kernel's core log
+   * does). Dropped by the next master resume, by a DTR of the instance, and never kept
+   * after a failure.
    */
   readonly retained = new Map<string, RetainedBits>();
   nextIoId = 1;

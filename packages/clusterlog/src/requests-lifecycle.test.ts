@@ -337,6 +337,46 @@ describe("[REC] a core log keeps its bits across a suspend of its last member", 
     expect(h.log.state.retained.size).toBe(0);
   });
 
+  it("every member suspends, another node resumes first: a nosync table keeps the cluster's out-of-sync regions and its resync", () => {
+    // Two members of a nosync core log; an operator resync makes regions 1–2 out of sync;
+    // both kernels are suspended together (each agent re-arming its own), B last, and A's
+    // resume comes first. Its table's `nosync` must not call regions 1–2 in sync without a
+    // copy (it did: the group started over from the table's arguments).
+    const NOSYNC = "4096 clustered-core 1024 nosync";
+    const h = new Harness();
+    h.up(A, NOSYNC);
+    h.up(B, NOSYNC);
+    h.log.apply({
+      kind: "resync",
+      resync: { action: "start", uuid: U, id: "r1", first: 1, last: 2 },
+    });
+    expect(h.syncCount(A)).toBe(2);
+    h.presuspend(A);
+    h.postsuspend(A);
+    h.presuspend(B);
+    h.postsuspend(B);
+    expect(h.log.state.groups.has(U)).toBe(false);
+    h.resume(A);
+    expect(h.syncCount(A)).toBe(2);
+    expect([h.inSync(A, 1), h.inSync(A, 2)]).toEqual([0, 0]);
+    expect(h.log.state.groups.get(U)?.resync?.id).toBe("r1");
+    h.resume(B);
+    expect(h.syncCount(B)).toBe(2);
+  });
+
+  it("a new nosync table after the last member's suspend still resyncs what the cluster had out of sync", () => {
+    const h = new Harness();
+    h.up(A, "4096 clustered-core 1024 nosync");
+    h.setRegionSync(A, 3, false); // a leg failed a write
+    h.ctr(A, "4096 clustered-core 1024 nosync", { luid: L2 }); // the replacement table
+    h.presuspend(A);
+    h.postsuspend(A);
+    h.resume(A, L2);
+    // The new table says its legs are in sync, except where the cluster knew they are not.
+    expect(h.syncCount(A, L2)).toBe(3);
+    expect(h.inSync(A, 3, L2)).toBe(0);
+  });
+
   it("nothing is retained after a DTR or after a failure", () => {
     const dtr = new Harness();
     dtr.up(A, CORE);

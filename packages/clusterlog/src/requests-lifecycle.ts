@@ -216,12 +216,27 @@ function masterResume(state: ClusterState, inst: LogInstance, waiter: PendingRep
     // and `nosync` say how a new table starts, and this is no new table.
     const retained = state.retained.get(inst.uuid);
     state.retained.delete(inst.uuid);
-    const usable =
-      retained?.node === inst.node &&
-      retained.luid === inst.luid &&
-      retained.cleanBits.size === inst.config.regionCount;
-    loadBits(group, usable ? retained.cleanBits : initialCleanBits(inst.config, null));
-    if (usable) group.resync = retained.resync;
+    const sameSize = retained !== undefined && retained.cleanBits.size === inst.config.regionCount;
+    if (sameSize && retained.node === inst.node && retained.luid === inst.luid) {
+      loadBits(group, retained.cleanBits);
+    } else {
+      // Another table's suspend left the cluster's bits: the last member to suspend was
+      // another node (the members suspended together, e.g. each agent re-arming its own
+      // kernel), or this node's table was replaced. Its `sync`/`nosync` says how a new
+      // table starts, but never calls in sync what the cluster had out of sync: with
+      // `nosync` a concurrent suspend of every member once called an operator resync's
+      // whole range in sync without a copy (found by the live-stream web-agent test once
+      // idle kernels were woken for resync work).
+      const cleanBits = initialCleanBits(inst.config, null);
+      if (sameSize) {
+        const kept = retained.cleanBits;
+        for (let r = kept.findNextZero(0); r < kept.size; r = kept.findNextZero(r + 1)) {
+          cleanBits.clear(r);
+        }
+      }
+      loadBits(group, cleanBits);
+    }
+    if (sameSize) group.resync = retained.resync;
     disarmOnResume(group);
     noteFullSync(state, group);
     return SUCCESS;
