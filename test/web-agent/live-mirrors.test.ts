@@ -64,7 +64,18 @@ describe("live hub: mirror sync state from the agents (real agent APIs, real Pos
       nodes: 2,
       timings,
     });
-    await cluster.addMirror({ name: "data", regions: 64, regionBytes: 4096, sync: "nosync" });
+    // A core log: both agents may re-arm their kernels at once (a suspend of every member),
+    // and a `nosync` *disk* log re-formed by a resume ignores its disk bits as the kernel's
+    // dm-log does (spec P32), so a run would vanish mid-test; a core log keeps the
+    // cluster's bits (requests-lifecycle.ts masterResume). That hazard is noted in
+    // docs/KERNEL-BRIDGE.md, not tested here: this test is about the live stream.
+    await cluster.addMirror({
+      name: "data",
+      regions: 64,
+      regionBytes: 4096,
+      sync: "nosync",
+      disk: false,
+    });
     database = await createTestDatabase(inject("pgAdminUrl"), "live-mirrors");
     db = createDb(database.url, { poolSize: 2 });
     await db.user.create({

@@ -231,6 +231,22 @@ describe("resync control through the agent API", () => {
     expect(c.violations).toEqual([]);
   });
 
+  it("an idle mirror's throttled resync goes on window after window: each allowance wakes every kernel", async () => {
+    // No writer: a kernel told "no work" once its window was spent sleeps until something
+    // wakes its worker (dm-raid1 asks only on I/O, a recovery ending, a resume). Each agent
+    // wakes its own when an allowance arrives (wake.ts); without that this run stalls
+    // after the first window, as it did on the real kernel (kernel lab, guest throttle).
+    const { c, caller, load } = await setup({ regions: 64, recoveryDelayMs: 0 });
+    await load.stop();
+    await caller.resync.start({ uuid: UUID, first: 0, last: 23, throttle: 10 });
+    await until(
+      "an idle throttled resync done",
+      async () => (await caller.resync.progress({ uuid: UUID }))!.state === "done",
+    );
+    expect(await c.legsIdentical("m")).toBe(true);
+    expect(c.violations).toEqual([]);
+  });
+
   it("unknown mirror and bad range are NOT_FOUND / BAD_REQUEST", async () => {
     const { caller, load } = await setup();
     await expect(caller.resync.start({ uuid: "LVM-none" })).rejects.toMatchObject({

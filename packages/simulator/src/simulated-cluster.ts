@@ -7,6 +7,7 @@ import { InProcessOrder } from "@mirrorplane/agent/clusterlog/in-process-bus";
 import { FileLogDevices } from "@mirrorplane/agent/clusterlog/log-devices";
 import { HintRearmer } from "@mirrorplane/agent/clusterlog/rearm";
 import { ClusterLogServer } from "@mirrorplane/agent/clusterlog/server";
+import { ResyncWaker } from "@mirrorplane/agent/clusterlog/wake";
 import type { ClusterLogOptions } from "@mirrorplane/clusterlog";
 import { type Logger, pino } from "pino";
 import { type SimKernelHost, SimMirror, type SimMirrorOptions } from "./kernel/dm-raid1.ts";
@@ -65,6 +66,7 @@ interface Agent {
   readonly bus: ClusterBus;
   readonly socketPath: string;
   readonly rearmer: HintRearmer;
+  readonly waker: ResyncWaker;
 }
 
 /** A Unix-socket relay the test can cut: the "process" boundary of an agent. */
@@ -175,7 +177,22 @@ export class SimCluster {
       },
     });
     rearmer.start();
-    this.agents.set(node, { server, bus, socketPath, rearmer });
+    // …and wakes its idle kernel when resync work is given back (wake.ts): on a real host a
+    // direct read of the mirror device, here a read of the simulated mirror.
+    const waker = new ResyncWaker({
+      server,
+      log: this.log.child({ node }),
+      wake: async (uuid) => {
+        const host = this.hosts.get(node);
+        const mirrors = [...this.mirrors.values()]
+          .flat()
+          .filter((m) => m.host === host && m.options.uuid === uuid);
+        if (mirrors.length === 0) throw new Error(`no mirror ${uuid} on node ${node}`);
+        await Promise.all(mirrors.map((m) => m.read(0, 0, 512)));
+      },
+    });
+    waker.start();
+    this.agents.set(node, { server, bus, socketPath, rearmer, waker });
   }
 
   /** Live replicas, lowest node first. */
@@ -270,6 +287,7 @@ export class SimCluster {
     if (!agent) return;
     this.agents.delete(node);
     agent.rearmer.stop();
+    agent.waker.stop();
     await this.#relays.get(node)!.cut();
     const abortable = agent.bus as ClusterBus & { abort?: () => Promise<void> };
     if (this.options.busFor && abortable.abort) await abortable.abort().catch(() => {});
@@ -324,7 +342,10 @@ export class SimCluster {
     for (const host of this.hosts.values()) host.client.close();
     for (const list of this.mirrors.values()) for (const m of list) await m.stop();
     for (const relay of this.#relays.values()) await relay.cut();
-    for (const agent of this.agents.values()) agent.rearmer.stop();
+    for (const agent of this.agents.values()) {
+      agent.rearmer.stop();
+      agent.waker.stop();
+    }
     for (const agent of this.agents.values()) await agent.server.stop({ drainTimeoutMs: 200 });
     this.agents.clear();
     await rm(this.options.dir, { recursive: true, force: true });

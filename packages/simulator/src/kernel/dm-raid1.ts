@@ -272,6 +272,27 @@ export class SimMirror {
     });
   }
 
+  /**
+   * A read of `length` bytes at `offset` in `region`, as dm-raid1 over a userspace log
+   * serves it: `mirror_map` cannot ask IN_SYNC without blocking, so every read is queued on
+   * the worker and wakes it (do_mirror runs recovery first), which asks IN_SYNC and reads
+   * the default mirror, leg 0. The agent's resync wake relies on this (agent wake.ts).
+   */
+  async read(region: number, offset: number, length: number): Promise<Uint8Array> {
+    if (region < 0 || region >= this.regionCount) throw new Error("bad region");
+    if (offset + length > this.options.regionBytes) {
+      throw new Error("a read must stay inside its region");
+    }
+    if (this.#state === "new" || this.#state === "stopped") {
+      throw new Error(`mirror ${this.options.name} is not active`);
+    }
+    this.#wake();
+    if (this.#state === "active") await this.#request(DM_ULOG_IN_SYNC, encodeU64(region), 8);
+    const buffer = new Uint8Array(length);
+    await this.#legs[0]!.read(buffer, 0, length, region * this.options.regionBytes + offset);
+    return buffer;
+  }
+
   /** GET_SYNC_COUNT, as `dmsetup status` asks it. */
   async status(): Promise<{ inSync: number; total: number; recovering: number | null }> {
     await this.#refreshSyncCount();
