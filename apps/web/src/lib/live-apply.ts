@@ -170,6 +170,8 @@ export class LiveCache {
       t.audit.list.pathKey(),
       t.khugepaged.pathKey(),
       t.devices.summary.queryKey(),
+      t.devices.mirrorLegs.queryKey(),
+      t.devices.disks.queryKey(),
     ])
       this.#invalidate(key);
   }
@@ -268,6 +270,8 @@ export class LiveCache {
         this.#invalidate(t.overview.summary.queryKey());
         this.#invalidate(t.nodes.membership.queryKey());
         this.#invalidate(t.devices.summary.queryKey());
+        // A disk's SMART turning bad arrives as a device_failure event.
+        this.#invalidate(t.devices.disks.queryKey());
         return;
       case "audit":
         this.#invalidate(t.audit.list.pathKey());
@@ -296,5 +300,6 @@ export class LiveCache {
     this.#invalidate(t.mirrors.blastRadius.queryKey());
     this.#invalidate(t.overview.summary.queryKey());
     this.#invalidate(t.devices.summary.queryKey());
+    this.#invalidate(t.devices.mirrorLegs.queryKey());
   }
 }

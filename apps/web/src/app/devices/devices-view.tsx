@@ -8,6 +8,7 @@ import { LegHealthChar } from "~/components/leg-health";
 import { shortDevice } from "~/lib/bytes";
 import { errorMessage } from "~/lib/errors";
 import { formatRange } from "~/lib/format";
+import { useFallbackInterval } from "~/stores/live";
 import { useTRPC } from "~/trpc/react";
 import { DisksPanel } from "./disks-table";
 
@@ -15,9 +16,13 @@ export function DevicesView() {
   const trpc = useTRPC();
   const summary = useQuery({
     ...trpc.devices.summary.queryOptions({ days: 7 }),
-    refetchInterval: 5_000,
+    // The live stream refetches it on new events and leg changes; polling only while it is down.
+    refetchInterval: useFallbackInterval(5_000),
   });
-  const legs = useQuery({ ...trpc.devices.mirrorLegs.queryOptions(), refetchInterval: 5_000 });
+  const legs = useQuery({
+    ...trpc.devices.mirrorLegs.queryOptions(),
+    refetchInterval: useFallbackInterval(5_000),
+  });
   const legDevice = (nodeId: string | null, device: string) =>
     legs.data?.devices.find((d) => d.nodeId === nodeId && d.device === device) ?? null;
   if (summary.isPending) return <p className="muted">Loading…</p>;
