@@ -1,19 +1,19 @@
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import {
-  Agent,
   agentQuery,
   check,
   createMirror,
   deviceNumber,
   fioAsync,
   guestMain,
+  HOST_AGENT,
   makeLoopLeg,
   mirrorStatus,
   Results,
   say,
   sh,
   sleep,
+  startHostAgent,
   step,
   WORK,
   waitFor,
@@ -30,8 +30,7 @@ import {
 // way LVM's repair does (suspend --noflush, a table without it, resume), the held writes
 // complete, and the writer saw no I/O error.
 
-const PORT = 7460;
-const TOKEN = "lab-agent-token-0123456789";
+const { port: PORT, token: TOKEN } = HOST_AGENT;
 const SIZE_MIB = 64;
 const UUID = "lab-leg-failure";
 
@@ -52,38 +51,21 @@ guestMain(async () => {
   const leg1dev = sh("losetup", ["-f", "--show", leg1file]).trim();
   const leg1 = { file: leg1file, device: leg1dev, number: deviceNumber(leg1dev) };
   const sizeSectors = SIZE_MIB * 2048;
-  const config = `${WORK}/agent.json`;
   const legName = (d: string) => d.replace("/dev/", "");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      nodeId: "lab-1",
-      root: "/",
-      dataDir: `${WORK}/agent`,
-      host: "127.0.0.1",
-      port: PORT,
-      databaseUrl,
-      kmsg: true,
-      kmsgPollMs: 200,
-      mirrors: [
-        {
-          name: "mir",
-          regionSectors: 512,
-          sizeSectors,
-          legs: [{ device: legName(leg0.device) }, { device: legName(leg1.device) }],
-        },
-      ],
-      clusterLog: { socket: `${WORK}/clusterlog.sock`, connector: "on", nodeId: 1 },
-      // The leg health characters are read at each sample (mirror-health.ts).
-      sampleIntervalMs: 1000,
-    }),
-  );
-  const agent = await Agent.start({
-    label: "agent",
-    command: "run",
-    args: ["--config", config],
-    env: { MIRRORPLANE_AGENT_TOKEN: TOKEN },
-    ready: /agent API listening/,
+  const agent = await startHostAgent({
+    databaseUrl,
+    kmsg: true,
+    kmsgPollMs: 200,
+    mirrors: [
+      {
+        name: "mir",
+        regionSectors: 512,
+        sizeSectors,
+        legs: [{ device: legName(leg0.device) }, { device: legName(leg1.device) }],
+      },
+    ],
+    // The leg health characters are read at each sample (mirror-health.ts).
+    sampleIntervalMs: 1000,
   });
   const dev = createMirror({
     name: "mir",

@@ -1,5 +1,4 @@
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import {
   dmsetupCommands,
   replaceLegInTable,
@@ -7,13 +6,13 @@ import {
   replacementState,
 } from "../../../apps/web/src/lib/leg-replacement.ts";
 import {
-  Agent,
   agentMutation,
   agentQuery,
   check,
   createMirror,
   fioAsync,
   guestMain,
+  HOST_AGENT,
   identical,
   makeLoopLeg,
   mirrorStatus,
@@ -21,6 +20,7 @@ import {
   say,
   sh,
   sleep,
+  startHostAgent,
   step,
   WORK,
   waitFor,
@@ -36,8 +36,7 @@ import {
 // fail. Then the inventory says the new leg is alive, the resync the
 // dialog offers (the whole mirror) copies the data onto it, and the legs are identical.
 
-const PORT = 7460;
-const TOKEN = "lab-agent-token-0123456789";
+const { port: PORT, token: TOKEN } = HOST_AGENT;
 const SIZE_MIB = 64;
 const REGION_SECTORS = 512;
 const UUID = "lab-leg-replace";
@@ -69,31 +68,7 @@ guestMain(async () => {
   const leg1 = sh("losetup", ["-f", "--show", leg1file]).trim();
   // The replacement disk: empty (zeros), so "identical" after the resync is a real check.
   const spare = makeLoopLeg("spare", SIZE_MIB, "zero");
-  const config = `${WORK}/agent.json`;
-  writeFileSync(
-    config,
-    JSON.stringify({
-      nodeId: "lab-1",
-      root: "/",
-      dataDir: `${WORK}/agent`,
-      host: "127.0.0.1",
-      port: PORT,
-      clusterLog: {
-        socket: `${WORK}/clusterlog.sock`,
-        connector: "on",
-        rearm: "auto",
-        nodeId: 1,
-      },
-    }),
-  );
-  const agent = await Agent.start({
-    label: "agent",
-    command: "run",
-    args: ["--config", config],
-    env: { MIRRORPLANE_AGENT_TOKEN: TOKEN },
-    ready: /agent API listening/,
-  });
-  await agent.waitForLog(/netlink connector: serving/, 10_000);
+  const agent = await startHostAgent({ clusterLog: { rearm: "auto" } });
   const dev = createMirror({
     name: "mir",
     uuid: UUID,

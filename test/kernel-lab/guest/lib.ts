@@ -548,6 +548,46 @@ function trpcResult<T>(path: string, status: number, text: string): T {
   return body.result.data!.json as T;
 }
 
+/** The host agent's API port and token in the guest programs that run `run`. */
+export const HOST_AGENT = { port: 7460, token: "lab-agent-token-0123456789" } as const;
+
+/**
+ * The host agent as a storage host runs it (`run`: the API, the cluster-log server in its
+ * process serving the connector), node lab-1, its config in `$WORK/agent.json`; `config`
+ * adds to or overrides that config (`clusterLog` is merged). Resolves once it serves the
+ * kernel.
+ */
+export async function startHostAgent(config: Record<string, unknown> = {}): Promise<Agent> {
+  const { clusterLog, ...rest } = config as { clusterLog?: Record<string, unknown> };
+  const file = `${WORK}/agent.json`;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      nodeId: "lab-1",
+      root: "/",
+      dataDir: `${WORK}/agent`,
+      host: "127.0.0.1",
+      port: HOST_AGENT.port,
+      ...rest,
+      clusterLog: {
+        socket: `${WORK}/clusterlog.sock`,
+        connector: "on",
+        nodeId: 1,
+        ...clusterLog,
+      },
+    }),
+  );
+  const agent = await Agent.start({
+    label: "agent",
+    command: "run",
+    args: ["--config", file],
+    env: { MIRRORPLANE_AGENT_TOKEN: HOST_AGENT.token },
+    ready: /agent API listening/,
+  });
+  await agent.waitForLog(/netlink connector: serving/, 10_000);
+  return agent;
+}
+
 /** A tRPC query on the agent's API (superjson envelope), from inside the guest. */
 export async function agentQuery<T>(
   port: number,

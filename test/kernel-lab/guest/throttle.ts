@@ -1,12 +1,11 @@
-import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
-  Agent,
   agentMutation,
   agentQuery,
   check,
   createMirror,
   guestMain,
+  HOST_AGENT,
   identical,
   makeLoopLeg,
   mirrorStatus,
@@ -14,8 +13,8 @@ import {
   say,
   sh,
   sleep,
+  startHostAgent,
   step,
-  WORK,
   waitFor,
   waitInSync,
 } from "./lib.ts";
@@ -36,8 +35,7 @@ const { values } = parseArgs({
   },
 });
 
-const PORT = 7460;
-const TOKEN = "lab-agent-token-0123456789";
+const { port: PORT, token: TOKEN } = HOST_AGENT;
 const SIZE_MIB = 64;
 const REGION_SECTORS = 128; // 64 KiB: 1,024 regions
 const UUID = "lab-throttle-mirror";
@@ -64,31 +62,7 @@ guestMain(async () => {
   const phaseSeconds = Number(values["phase-seconds"]);
   const leg0 = makeLoopLeg("leg0", SIZE_MIB, "random");
   const leg1 = makeLoopLeg("leg1", SIZE_MIB, "zero");
-  const config = `${WORK}/agent.json`;
-  writeFileSync(
-    config,
-    JSON.stringify({
-      nodeId: "lab-1",
-      root: "/",
-      dataDir: `${WORK}/agent`,
-      host: "127.0.0.1",
-      port: PORT,
-      clusterLog: {
-        socket: `${WORK}/clusterlog.sock`,
-        connector: "on",
-        rearm: "auto",
-        nodeId: 1,
-      },
-    }),
-  );
-  const agent = await Agent.start({
-    label: "agent",
-    command: "run",
-    args: ["--config", config],
-    env: { MIRRORPLANE_AGENT_TOKEN: TOKEN },
-    ready: /agent API listening/,
-  });
-  await agent.waitForLog(/netlink connector: serving/, 10_000);
+  const agent = await startHostAgent({ clusterLog: { rearm: "auto" } });
   const dev = createMirror({
     name: "mir",
     uuid: UUID,
