@@ -6,12 +6,8 @@ import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
 import { blastRadiusCaveats } from "~/server/blast-radius";
-import {
-  diffSnapshots,
-  emptySnapshot,
-  type LiveMirror,
-  type LiveSnapshot,
-} from "~/server/live/live-state";
+import { diffSnapshots, emptySnapshot, type LiveSnapshot } from "~/server/live/live-state";
+import { liveMirror as live, liveRun as run } from "~/server/live/live-test-fixtures";
 import type { AppRouter } from "~/server/root";
 import { LiveCache } from "./live-apply";
 
@@ -20,38 +16,6 @@ import { LiveCache } from "./live-apply";
 // (Nothing is fetched: the queries have no observer, as on a page that does not show them.)
 
 type TOutputs = inferRouterOutputs<AppRouter>;
-
-const run = (p: Partial<TResyncProgress> = {}): TResyncProgress => ({
-  uuid: "m1",
-  id: "r1",
-  state: "running",
-  first: 0,
-  last: 99,
-  total: 100,
-  inSync: 40,
-  percent: 40,
-  rate: 10,
-  etaSeconds: 6,
-  recoveringNode: 1,
-  recoveringRegion: 40,
-  throttle: null,
-  startedAt: 1_000,
-  endedAt: null,
-  logInSync: 40,
-  regionCount: 100,
-  ...p,
-});
-
-const live = (inSync: number, resync: TResyncProgress | null, facts = "f"): LiveMirror => ({
-  sync: {
-    regionCount: 100,
-    inSync,
-    resyncId: resync?.state === "running" ? resync.id : null,
-    trend: inSync === 100 ? "in-sync" : "recovering",
-  },
-  resync,
-  facts,
-});
 
 function listRow(uuid: string, inSync: number): TOutputs["mirrors"]["list"]["mirrors"][number] {
   return {

@@ -1,13 +1,12 @@
-import type { TResyncProgress } from "@mirrorplane/contracts";
 import { describe, expect, it } from "vitest";
 import {
   applyChanges,
   diffSnapshots,
   emptySnapshot,
   LiveLog,
-  type LiveMirror,
   type LiveSnapshot,
 } from "./live-state";
+import { liveMirror as mirror, liveRun as run } from "./live-test-fixtures";
 
 const node = (freshness: "fresh" | "late" | "unknown", lastSeenAt = 1) => ({
   hostname: "h",
@@ -16,38 +15,6 @@ const node = (freshness: "fresh" | "late" | "unknown", lastSeenAt = 1) => ({
 });
 
 const snapshot = (s: Partial<LiveSnapshot>): LiveSnapshot => ({ ...emptySnapshot, ...s });
-
-const run = (p: Partial<TResyncProgress> = {}): TResyncProgress => ({
-  uuid: "m1",
-  id: "r1",
-  state: "running",
-  first: 0,
-  last: 99,
-  total: 100,
-  inSync: 40,
-  percent: 40,
-  rate: 10,
-  etaSeconds: 6,
-  recoveringNode: 1,
-  recoveringRegion: 40,
-  throttle: null,
-  startedAt: 1_000,
-  endedAt: null,
-  logInSync: 40,
-  regionCount: 100,
-  ...p,
-});
-
-const mirror = (inSync: number, resync: TResyncProgress | null, facts = "f1"): LiveMirror => ({
-  sync: {
-    regionCount: 100,
-    inSync,
-    resyncId: resync?.state === "running" ? resync.id : null,
-    trend: inSync === 100 ? "in-sync" : "recovering",
-  },
-  resync,
-  facts,
-});
 
 describe("live stream model", () => {
   it("reports changes, not snapshots: a heartbeat is a report, not a node change", () => {
